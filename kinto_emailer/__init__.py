@@ -1,0 +1,64 @@
+"""Kinto plugin that sends emails when records and collections change."""
+
+import importlib
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+
+from kinto.core.events import ACTIONS, ResourceChanged
+
+from .config import EmailerSettings, read_settings
+from .delivery import Delivery
+from .listener import build_notification
+from .schema import validate_metadata
+
+
+__version__ = importlib.metadata.version("kinto-emailer")
+__all__ = ("build_notification", "includeme")
+
+logger = logging.getLogger(__name__)
+
+#: Packages whose review events are emailed when installed (kinto-signer and its successor).
+REVIEW_EVENT_MODULES = ("kinto_signer.events", "kinto_remote_settings.signer.events")
+REVIEW_EVENTS = ("ReviewRequested", "ReviewApproved", "ReviewRejected")
+
+
+@dataclass
+class Emailer:
+    settings: EmailerSettings
+    delivery: Delivery
+
+
+def _review_events():
+    for module_name in REVIEW_EVENT_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        yield from (getattr(module, name) for name in REVIEW_EVENTS if hasattr(module, name))
+
+
+def includeme(config):
+    settings = config.get_settings()
+    emailer_settings = read_settings(settings)
+    config.registry.emailer = Emailer(emailer_settings, Delivery(emailer_settings, settings))
+
+    config.add_api_capability(
+        "emailer",
+        description="Send emails when records and collections change.",
+        url="https://github.com/Kinto/kinto-emailer",
+        version=__version__,
+    )
+
+    config.add_subscriber(
+        validate_metadata,
+        ResourceChanged,
+        for_resources=("bucket", "collection"),
+        for_actions=(ACTIONS.CREATE, ACTIONS.UPDATE),
+    )
+    # Built inside the transaction: storage is readable, and a rollback discards them.
+    config.add_subscriber(
+        build_notification, ResourceChanged, for_resources=("record", "collection")
+    )
+    for event_class in _review_events():
+        config.add_subscriber(build_notification, event_class)

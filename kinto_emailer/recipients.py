@@ -1,0 +1,98 @@
+"""Recipient entries: email addresses in their usual forms, and group URIs to expand."""
+
+import email.utils
+import re
+
+
+# Deliberately permissive (any domain name, no deliverability check): deployments store
+# addresses such as ``alice@localhost``, which stricter validators refuse.
+_ADDR_SPEC = re.compile(
+    r"^[^\s@<>()\[\]\\,;:\"]+@[^\W_](?:[\w-]*[^\W_])?(?:\.[^\W_](?:[\w-]*[^\W_])?)*$"
+)
+_NAMED = re.compile(r"^(?P<name>[^<>\r\n]*?)\s*<(?P<addr>[^<>]*)>$")
+GROUP_URI = re.compile(r"^/buckets/(?P<bucket_id>[^/\s]+)/groups/(?P<group_id>[^/\s]+)$")
+
+
+def is_group_uri(entry):
+    return isinstance(entry, str) and entry.startswith("/buckets/")
+
+
+def is_email(address):
+    return bool(_ADDR_SPEC.match(address))
+
+
+def parse_address(entry):
+    """Return ``(display name, address)`` for a valid entry, else ``None``.
+
+    Accepts ``alice@example.com``, ``Alice <alice@example.com>`` and ``<alice@example.com>``.
+    """
+    if not isinstance(entry, str) or any(c in entry for c in "\r\n\0"):
+        return None
+    entry = entry.strip()
+    named = _NAMED.match(entry)
+    if named:
+        name, address = named.group("name").strip().strip('"'), named.group("addr").strip()
+    else:
+        name, address = "", entry
+    return (name, address) if is_email(address) else None
+
+
+def format_address(entry):
+    parsed = parse_address(entry)
+    return email.utils.formataddr(parsed) if parsed else None
+
+
+def invalid_entries(entries, bucket_id, render_uri=lambda uri: uri):
+    """Return ``(bad addresses, group URIs of another bucket)`` for a hook's entries.
+
+    ``render_uri`` resolves placeholders that the bucket part of a group URI may hold.
+    """
+    bad, foreign = [], []
+    for entry in entries:
+        if is_group_uri(entry):
+            match = GROUP_URI.match(render_uri(entry))
+            if not match:
+                bad.append(entry)
+            elif match.group("bucket_id") != bucket_id:
+                foreign.append(entry)
+        elif parse_address(entry) is None:
+            bad.append(entry)
+    return bad, foreign
+
+
+def member_address(principal):
+    """The address of a group member like ``ldap:alice@example.com``, or ``None``."""
+    if not isinstance(principal, str):
+        return None
+    address = principal.split(":", 1)[1] if ":" in principal else principal
+    return address if is_email(address) else None
+
+
+def expand(entries, bucket_id, read_group):
+    """Turn rendered entries into unique ``To:`` addresses, in their order of appearance.
+
+    ``read_group(bucket_id, group_id)`` returns the group's data or ``None``; only groups
+    of ``bucket_id`` are read, and a missing group contributes nobody.
+    """
+    addresses, seen = [], set()
+
+    def add(formatted, address):
+        if address.lower() not in seen:
+            seen.add(address.lower())
+            addresses.append(formatted)
+
+    for entry in entries:
+        if is_group_uri(entry):
+            match = GROUP_URI.match(entry)
+            if not match or match.group("bucket_id") != bucket_id:
+                continue
+            group = read_group(bucket_id, match.group("group_id")) or {}
+            for member in group.get("members", []):
+                address = member_address(member)
+                if address:
+                    add(address, address)
+        else:
+            parsed = parse_address(entry)
+            if parsed:
+                add(email.utils.formataddr(parsed), parsed[1])
+    return addresses

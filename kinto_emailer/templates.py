@@ -1,0 +1,168 @@
+"""Placeholder parsing, checking and rendering for hook subjects and bodies.
+
+Templates use Python's ``{name}`` syntax with ``{{``/``}}`` escapes, but only a small part
+of it: a placeholder is a name optionally followed by ``[key]`` look-ups. Attribute access,
+conversions and format specs are refused, so a template can neither reach into Python
+objects nor ask for huge strings.
+"""
+
+import json
+import re
+import string
+
+
+#: Placeholders every change has.
+RESOURCE_PLACEHOLDERS = (
+    "bucket_id",
+    "collection_id",
+    "record_id",
+    "id",
+    "user_id",
+    "resource_name",
+    "uri",
+    "action",
+    "timestamp",
+    "root_url",
+    "client_address",
+    "user_agent",
+    "event",
+)
+#: Fields that review events add; accepted everywhere, rendered as written when absent.
+EVENT_PLACEHOLDERS = ("comment", "changes_count", "changes_size_bytes")
+#: Placeholders that take ``[key]`` look-ups.
+LOOKUP_PLACEHOLDERS = ("new", "old", "settings")
+EXPOSED_SETTINGS = ("project_name", "project_version", "url")
+
+MAX_SUBJECT_LENGTH = 998
+MAX_BODY_LENGTH = 1024 * 1024
+
+_FIELD = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<keys>(\[[^\[\]]*\])*)$")
+_KEY = re.compile(r"\[([^\[\]]*)\]")
+_formatter = string.Formatter()
+
+
+class TemplateError(ValueError):
+    """A template that can't be used: the message says which placeholder and why."""
+
+
+def parse(template):
+    """Split a template into literal text and ``(name, keys, source)`` placeholders."""
+    try:
+        parts = list(_formatter.parse(template))
+    except ValueError as e:
+        raise TemplateError(f"{e} (write {{{{ and }}}} for literal braces)")
+    pieces = []
+    for literal, field, spec, conversion in parts:
+        if literal:
+            pieces.append(literal)
+        if field is None:
+            continue
+        source = "{" + field + (f"!{conversion}" if conversion else "")
+        source += (f":{spec}" if spec else "") + "}"
+        if conversion:
+            raise TemplateError(f'Conversion is not allowed in placeholder "{source}"')
+        if spec:
+            raise TemplateError(f'Format spec is not allowed in placeholder "{source}"')
+        match = _FIELD.match(field)
+        if not match:
+            raise TemplateError(
+                f'Invalid placeholder "{source}": use a name, optionally followed by [key]'
+            )
+        keys = tuple(_KEY.findall(match.group("keys")))
+        pieces.append((match.group("name"), keys, source))
+    return pieces
+
+
+def check(template, field_name, strict=True):
+    """Raise ``TemplateError`` unless every placeholder of ``template`` can be rendered.
+
+    With ``strict=False`` (a hook for a plugin's own event), unknown names are accepted:
+    such events may carry fields of their own.
+    """
+    try:
+        pieces = parse(template)
+    except TemplateError as e:
+        raise TemplateError(f'Invalid "{field_name}": {e}')
+    for piece in pieces:
+        if isinstance(piece, str):
+            continue
+        name, keys, source = piece
+        if name in LOOKUP_PLACEHOLDERS:
+            if not keys:
+                raise TemplateError(
+                    f'Invalid placeholder "{source}" in "{field_name}": '
+                    f"{name} needs a key, such as {{{name}[...]}}"
+                )
+            if name == "settings" and (len(keys) > 1 or keys[0] not in EXPOSED_SETTINGS):
+                raise TemplateError(
+                    f'Invalid placeholder "{source}" in "{field_name}": '
+                    f"settings available are {', '.join(EXPOSED_SETTINGS)}"
+                )
+            continue
+        known = name in RESOURCE_PLACEHOLDERS or name in EVENT_PLACEHOLDERS
+        if keys and known:
+            raise TemplateError(
+                f'Invalid placeholder "{source}" in "{field_name}": {name} takes no [key]'
+            )
+        if strict and not known:
+            available = ", ".join(
+                RESOURCE_PLACEHOLDERS
+                + EVENT_PLACEHOLDERS
+                + tuple(f"{n}[...]" for n in LOOKUP_PLACEHOLDERS)
+            )
+            raise TemplateError(
+                f'Invalid placeholder "{source}" in "{field_name}"; available: {available}'
+            )
+
+
+def _as_text(value):
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+_MISSING = object()
+
+
+def _lookup(context, name, keys):
+    if name not in context:
+        return _MISSING
+    value = context[name]
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            # A field the object doesn't have reads as empty; anything else as written.
+            return "" if name in ("new", "old") else _MISSING
+        value = value[key]
+    if name in LOOKUP_PLACEHOLDERS and not keys:
+        return _MISSING
+    return value
+
+
+def render(template, context, limit=MAX_BODY_LENGTH):
+    """Render a checked template; unknown or absent placeholders render as written.
+
+    Never raises on a template that ``parse`` accepts, and never returns more than
+    ``limit`` characters.
+    """
+    out = []
+    size = 0
+    for piece in parse(template):
+        if isinstance(piece, str):
+            text = piece
+        else:
+            name, keys, source = piece
+            value = _lookup(context, name, keys)
+            text = source if value is _MISSING else _as_text(value)
+        out.append(text)
+        size += len(text)
+        if size >= limit:
+            break
+    return "".join(out)[:limit]
+
+
+def render_subject(template, context):
+    """One header line: line breaks folded to spaces, at most 998 characters."""
+    rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
+    return " ".join(rendered.splitlines())[:MAX_SUBJECT_LENGTH]

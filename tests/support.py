@@ -1,0 +1,139 @@
+"""Shared test helpers: a real SMTP server on loopback and the real Kinto app."""
+
+import email
+import email.policy
+import socket
+import threading
+import time
+import unittest
+
+import kinto
+from aiosmtpd.controller import Controller
+from kinto.core.testing import BaseWebTest, get_user_headers
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Inbox:
+    """What an SMTP server received; tests wait on it instead of sleeping."""
+
+    def __init__(self):
+        self.messages = []
+        self.condition = threading.Condition()
+        # Replies to give to the next DATA commands, e.g. ["451 try later"]; then "250 OK".
+        self.scripted_replies = []
+        self.delay = 0.0
+
+    async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            time.sleep(self.delay)
+        with self.condition:
+            if self.scripted_replies:
+                return self.scripted_replies.pop(0)
+            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            message.envelope_from = envelope.mail_from
+            message.envelope_to = list(envelope.rcpt_tos)
+            self.messages.append(message)
+            self.condition.notify_all()
+        return "250 Message accepted for delivery"
+
+    def clear(self):
+        with self.condition:
+            self.messages.clear()
+            self.scripted_replies.clear()
+            self.delay = 0.0
+
+    def wait_for(self, count, timeout=10):
+        """Wait until ``count`` messages arrived; returns them all."""
+        with self.condition:
+            self.condition.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
+            return list(self.messages)
+
+
+class SMTPServer:
+    def __init__(self, port=None):
+        self.inbox = Inbox()
+        self.port = port or free_port()
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+
+    def start(self):
+        self.controller.start()
+        return self
+
+    def stop(self):
+        self.controller.stop()
+
+
+_shared_server = None
+
+
+def shared_smtp_server():
+    """One SMTP server for the whole test session, started on first use."""
+    global _shared_server
+    if _shared_server is None:
+        _shared_server = SMTPServer().start()
+    return _shared_server
+
+
+class EmailerWebTest(BaseWebTest, unittest.TestCase):
+    """The real Kinto app with the plugin, mailing a real SMTP server on loopback."""
+
+    entry_point = kinto.main
+    api_prefix = "v1"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.smtp = shared_smtp_server()
+        super().setUpClass()
+
+    @classmethod
+    def get_app_settings(cls, extras=None):
+        settings = {**super().get_app_settings(), **kinto.DEFAULT_SETTINGS}
+        settings["includes"] = "kinto_emailer"
+        settings["multiauth.policies"] = "basicauth"
+        settings["mail.host"] = "127.0.0.1"
+        settings["mail.port"] = str(shared_smtp_server().port)
+        settings["mail.default_sender"] = "kinto@example.com"
+        settings.update(cls.extra_settings())
+        settings.update(extras or {})
+        return settings
+
+    @classmethod
+    def extra_settings(cls):
+        return {}
+
+    def setUp(self):
+        super().setUp()
+        self.headers = {**self.headers, **get_user_headers("alice")}
+        self.inbox = self.smtp.inbox
+        self.inbox.clear()
+
+    def tearDown(self):
+        super().tearDown()
+        self.inbox.clear()
+
+    def create_bucket(self, bucket_id="b", data=None):
+        self.app.put_json(f"/buckets/{bucket_id}", {"data": data or {}}, headers=self.headers)
+
+    def create_collection(self, bucket_id="b", collection_id="c", data=None, status=201):
+        return self.app.put_json(
+            f"/buckets/{bucket_id}/collections/{collection_id}",
+            {"data": data or {}},
+            headers=self.headers,
+            status=status,
+        )
+
+    def hooked(self, *hooks):
+        return {"kinto-emailer": {"hooks": list(hooks)}}
+
+    def create_record(self, bucket_id="b", collection_id="c", data=None, status=201):
+        return self.app.post_json(
+            f"/buckets/{bucket_id}/collections/{collection_id}/records",
+            {"data": data or {}},
+            headers=self.headers,
+            status=status,
+        )
