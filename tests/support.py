@@ -116,6 +116,10 @@ class EmailerWebTest(BaseWebTest, unittest.TestCase):
         super().tearDown()
         self.inbox.clear()
 
+    def drain(self, timeout=10):
+        """Wait until the plugin has delivered everything handed to it."""
+        assert self.app.app.registry.emailer.delivery.drain(timeout=timeout)
+
     def create_bucket(self, bucket_id="b", data=None):
         self.app.put_json(f"/buckets/{bucket_id}", {"data": data or {}}, headers=self.headers)
 
