@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass
 
 from kinto.core.events import ACTIONS, ResourceChanged
+from pyramid.events import NewRequest
 
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
@@ -62,3 +63,9 @@ def includeme(config):
     )
     for event_class in _review_events():
         config.add_subscriber(build_notification, event_class)
+
+    if emailer_settings.queue_processor:
+        # Emails may wait in the Maildir since a crash: deliver them without waiting for a
+        # write. On the first request, so that nothing starts before a pre-forking server forks.
+        delivery = config.registry.emailer.delivery
+        config.add_subscriber(lambda event: delivery.start(), NewRequest)

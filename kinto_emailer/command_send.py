@@ -18,7 +18,8 @@ BODY = "If you can read this, the mail settings of this Kinto server work."
 
 
 def _fail(message):
-    print(f"kinto-send-email: {message}", file=sys.stderr)
+    # One line: configparser and SMTP errors span several.
+    print(f"kinto-send-email: {' '.join(message.split())}", file=sys.stderr)
     return 1
 
 

@@ -1,15 +1,17 @@
-"""How emails leave the process: SMTP, a Maildir queue, or debug files.
+"""How emails leave the process: the delivery worker, a Maildir queue, or debug files.
 
 Called only after the transaction has committed, so nothing here joins a transaction.
 """
 
 import logging
 from dataclasses import dataclass, field
-from email.header import Header
 
-from pyramid_mailer.mailer import DebugMailer, Mailer
+from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
-from repoze.sendmail.maildir import Maildir
+
+from . import maildir, mime
+from .transport import SMTPTransport
+from .worker import Worker
 
 
 logger = logging.getLogger(__name__)
@@ -27,66 +29,95 @@ class Envelope:
     def message_id(self):
         return self.message.extra_headers.get("Message-ID", "")
 
-
-def to_mime(message, default_sender):
-    message.sender = message.sender or default_sender
-    return message.to_message()
-
-
-def write_to_maildir(path, message, default_sender):
-    """Put a message in a Maildir's ``new/``, readable by repoze.sendmail's ``qp``."""
-    mime = to_mime(message, default_sender)
-    mime["X-Actually-From"] = Header(message.sender, "utf-8")
-    mime["X-Actually-To"] = Header(",".join(message.send_to), "utf-8")
-    # Written to tmp/ then renamed: a reader never sees half a message.
-    Maildir(path, create=True).add(mime).commit()
+    def describe(self):
+        message = self.message
+        return f"email {self.message_id} {message.subject!r} to {', '.join(message.recipients)}"
 
 
 class Delivery:
-    """Sends messages with the configured transport; every failure is logged, none raised."""
+    """Hands emails to the worker, the Maildir or the debug mailer; never raises on a write.
 
-    def __init__(self, emailer_settings, settings):
+    - debug mailer: ``.eml`` files, written at once;
+    - ``mail.queue_path``: the Maildir, written at once; delivered by this process's worker
+      with ``kinto_emailer.queue_processor``, else by an external queue processor;
+    - otherwise: the in-memory queue of the worker, which speaks SMTP.
+    """
+
+    def __init__(self, emailer_settings, settings=None):
         self.settings = emailer_settings
+        self.transport = SMTPTransport(emailer_settings)
+        self.debug_mailer = None
+        self.worker = None
         if emailer_settings.debug_directory:
-            self.mailer = DebugMailer(emailer_settings.debug_directory)
-        else:
-            mail_settings = {k: v for k, v in settings.items() if k.startswith("mail.")}
-            mail_settings.pop("mail.queue_path", None)
-            self.mailer = Mailer.from_settings(mail_settings)
+            self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
+        elif not emailer_settings.queue_path or emailer_settings.queue_processor:
+            self.worker = Worker(emailer_settings, self.transport, self.render)
+        if not emailer_settings.tls_verify:
+            logger.warning(
+                "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
+                "is not checked, anyone on the way can read and change emails."
+            )
+
+    def render(self, message):
+        return mime.render(message, self.settings.default_sender)
+
+    def start(self):
+        """Start the worker in this process, if it has one and it is not running yet."""
+        if self.worker is not None:
+            self.worker.ensure_started()
 
     def send_now(self, message):
         """Send one message synchronously; raises what the transport raises."""
-        message.sender = message.sender or self.settings.default_sender
-        self.mailer.send_immediately(message)
+        if self.debug_mailer:
+            message.sender = message.sender or self.settings.default_sender
+            self.debug_mailer.send_immediately(message)
+        else:
+            self.transport.send_one(self.render(message))
 
     def drain(self, timeout=None):
-        """Wait until every email handed over so far has left; True when none is pending.
+        """Wait until every email handed over so far was delivered or given up.
 
-        Sending is synchronous here, so nothing is ever pending.
+        Returns False when ``timeout`` seconds passed first. The public way for tests and
+        scripts to wait for the worker.
         """
-        return True
+        return True if self.worker is None else self.worker.drain(timeout)
+
+    def stop(self, timeout=None):
+        """Deliver what the worker holds within ``timeout`` (``shutdown_timeout``), then stop."""
+        return True if self.worker is None else self.worker.stop(timeout)
 
     def deliver(self, envelopes):
+        if self.debug_mailer or self.settings.queue_path:
+            self._store(envelopes)
+            if self.worker is not None:
+                self.worker.wake()
+            return
+        for envelope in self.worker.submit(envelopes):
+            logger.error(
+                "Queue full (kinto_emailer.queue_size = %d): dropped %s from hook %s",
+                self.settings.queue_size,
+                envelope.describe(),
+                envelope.location,
+            )
+
+    def _store(self, envelopes):
         for envelope in envelopes:
             try:
-                if self.settings.queue_path:
-                    write_to_maildir(
-                        self.settings.queue_path, envelope.message, self.settings.default_sender
-                    )
-                else:
+                if self.debug_mailer:
                     self.send_now(envelope.message)
+                else:
+                    maildir.write(self.settings.queue_path, self.render(envelope.message))
             except Exception as e:
                 logger.error(
-                    "Could not send email %s from hook %s to %d recipient(s): %s",
-                    envelope.message_id,
+                    "Could not store %s from hook %s: %s",
+                    envelope.describe(),
                     envelope.location,
-                    len(envelope.message.send_to),
                     e,
                 )
             else:
                 logger.info(
-                    "Sent email %s from hook %s to %d recipient(s)",
+                    "Stored email %s from hook %s for %d recipient(s)",
                     envelope.message_id,
                     envelope.location,
-                    len(envelope.message.send_to),
+                    len(envelope.message.recipients),
                 )

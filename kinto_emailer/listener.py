@@ -1,6 +1,7 @@
 """From events to messages, and their hand-off once the transaction has committed."""
 
 import logging
+import threading
 from email.utils import make_msgid
 
 import transaction
@@ -14,6 +15,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SUBJECT = "New message"
 OUTBOX_KEY = "kinto_emailer.outbox"
+TIMED_OUT_KEY = "kinto_emailer.timed_out_hooks"
 
 
 def event_name(event):
@@ -74,18 +76,23 @@ def object_context(event, impacted, base):
     return context
 
 
-def compose(hook, context, finder, settings):
+def compose(hook, context, finder, settings, where=""):
     """One email for a hook, or ``None`` when nobody is left to receive it."""
     bucket_id = context["bucket_id"]
+    entries = hook.get("recipients")
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        # Validation refuses these; storage may hold metadata saved before it existed.
+        logger.warning("Hook %s: recipients must be a list of strings", where)
+        entries = [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
     entries = [
         templates.render(entry, context) if recipients.is_group_uri(entry) else entry
-        for entry in hook.get("recipients", [])
-        if isinstance(entry, str)
+        for entry in entries
     ]
     to = recipients.expand(entries, bucket_id, finder.group)
     if len(to) > settings.max_expanded_recipients:
         logger.warning(
-            "%d recipients dropped: kinto_emailer.max_expanded_recipients is %d",
+            "Hook %s: %d recipients dropped: kinto_emailer.max_expanded_recipients is %d",
+            where,
             len(to) - settings.max_expanded_recipients,
             settings.max_expanded_recipients,
         )
@@ -107,6 +114,8 @@ def collect_envelopes(event, emailer):
     settings = emailer.settings
     finder = selection.HookFinder(event.request.registry.storage)
     base = request_context(event, settings)
+    # Hooks whose patterns ran out of time sit out the rest of the request.
+    timed_out = event.request.bound_data.setdefault(TIMED_OUT_KEY, set())
     envelopes = []
     for impacted in event.impacted_objects:
         context = object_context(event, impacted, base)
@@ -117,11 +126,11 @@ def collect_envelopes(event, emailer):
                 collection = impacted.get("old") or {}
         hooks, location = finder.hooks(context["bucket_id"], context["collection_id"], collection)
         for index, hook in selection.matching_hooks(
-            hooks, context, settings.regex_timeout, location
+            hooks, context, settings.regex_timeout, location, timed_out
         ):
             where = f"{location}#{index}"
             try:
-                message = compose(hook, context, finder, settings)
+                message = compose(hook, context, finder, settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the email", where)
@@ -173,6 +182,31 @@ def _active_transaction():
     return current if current.status == transaction._transaction.Status.ACTIVE else None
 
 
+def collect_after_commit(event, emailer):
+    """``collect_envelopes`` for an event notified once its transaction has committed.
+
+    On PostgreSQL, storage can't be read in a committed transaction (zope.sqlalchemy refuses
+    to join it): the reads run in a thread of their own, in a transaction that is discarded.
+    """
+    outcome = {}
+
+    def read():
+        transaction.begin()
+        try:
+            outcome["envelopes"] = collect_envelopes(event, emailer)
+        except Exception as e:
+            outcome["error"] = e
+        finally:
+            transaction.abort()
+
+    reader = threading.Thread(target=read, name="kinto-emailer-after-commit")
+    reader.start()
+    reader.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["envelopes"]
+
+
 def build_notification(event):
     """Build the emails an event asks for and send them once its transaction commits.
 
@@ -186,7 +220,10 @@ def build_notification(event):
         return
     outbox.seen_events.append(event)
     try:
-        envelopes = collect_envelopes(event, emailer)
+        if _active_transaction() is None:
+            envelopes = collect_after_commit(event, emailer)
+        else:
+            envelopes = collect_envelopes(event, emailer)
     except Exception:
         logger.exception("Could not build emails for %r", event)
         return

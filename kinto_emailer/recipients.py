@@ -17,8 +17,22 @@ def is_group_uri(entry):
     return isinstance(entry, str) and entry.startswith("/buckets/")
 
 
+def ascii_address(address):
+    """The address with its domain in IDNA, or ``None``: SMTP and headers need ASCII.
+
+    A non-ASCII local part would need SMTPUTF8, which pyramid_mailer doesn't speak.
+    """
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        return None
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
 def is_email(address):
-    return bool(_ADDR_SPEC.match(address))
+    return bool(_ADDR_SPEC.match(address)) and ascii_address(address) is not None
 
 
 def parse_address(entry):
@@ -34,7 +48,7 @@ def parse_address(entry):
         name, address = named.group("name").strip().strip('"'), named.group("addr").strip()
     else:
         name, address = "", entry
-    return (name, address) if is_email(address) else None
+    return (name, ascii_address(address)) if is_email(address) else None
 
 
 def format_address(entry):
@@ -65,7 +79,7 @@ def member_address(principal):
     if not isinstance(principal, str):
         return None
     address = principal.split(":", 1)[1] if ":" in principal else principal
-    return address if is_email(address) else None
+    return ascii_address(address) if is_email(address) else None
 
 
 def expand(entries, bucket_id, read_group):

@@ -7,6 +7,15 @@ from kinto.core.errors import raise_invalid
 from . import recipients, selection, templates
 
 
+class Text(colander.String):
+    """A string, and only a string: colander would drop ``null``, ``0`` or ``false``."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is not colander.null and not isinstance(cstruct, str):
+            raise colander.Invalid(node, f'"{node.name}" must be a string')
+        return super().deserialize(node, cstruct)
+
+
 def _no_line_break(node, value):
     if any(c in value for c in "\r\n"):
         raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
@@ -23,13 +32,15 @@ def _filter_validator(node, value):
 
 
 class Filter(colander.SchemaNode):
-    schema_type = colander.String
+    schema_type = Text
     missing = colander.drop
-    validator = _filter_validator
+
+    def validator(self, node, value):
+        _filter_validator(node, value)
 
 
 class Recipients(colander.SequenceSchema):
-    recipient = colander.SchemaNode(colander.String())
+    recipient = colander.SchemaNode(Text(), validator=_no_line_break)
 
     def validator(self, node, value):
         if not value:
@@ -66,12 +77,10 @@ class Hook(colander.MappingSchema):
     id = Filter()
     event = Filter()
     subject = colander.SchemaNode(
-        colander.String(allow_empty=True), missing=colander.drop, validator=_no_line_break
+        Text(allow_empty=True), missing=colander.drop, validator=_no_line_break
     )
-    sender = colander.SchemaNode(colander.String(), missing=colander.drop)
-    template = colander.SchemaNode(
-        colander.String(allow_empty=True), missing_msg='Missing "template"'
-    )
+    sender = colander.SchemaNode(Text(), missing=colander.drop)
+    template = colander.SchemaNode(Text(allow_empty=True), missing_msg='Missing "template"')
     recipients = Recipients(missing_msg='Missing "recipients"')
 
     def validator(self, node, hook):

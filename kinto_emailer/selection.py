@@ -1,9 +1,18 @@
 """Which hooks apply to a change: the collection's hooks, else its bucket's, then filters."""
 
+import functools
 import logging
+import re
+import time
 
 import regex
 from kinto.core.storage.exceptions import ObjectNotFoundError
+
+
+try:
+    from re import _parser as re_parser
+except ImportError:  # Python 3.10
+    import sre_parse as re_parser
 
 
 logger = logging.getLogger(__name__)
@@ -20,10 +29,51 @@ def is_pattern(value):
     return isinstance(value, str) and value.startswith("^")
 
 
+#: ``regex`` unrolls the minimum count of repeats when compiling: ``a{100000000}`` would take
+#: gigabytes. A filter matches ids, so a thousand unrolled items is plenty.
+MAX_PATTERN_SIZE = 1000
+_REPEATS = {re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, getattr(re_parser, "POSSESSIVE_REPEAT", 0)}
+
+
+class PatternError(regex.error):
+    """A ``^`` filter that can't be used; the message says why."""
+
+
+def _children(value):
+    if isinstance(value, re_parser.SubPattern):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _children(item)
+
+
+def _unrolled_size(pattern):
+    size = 0
+    for op, av in pattern:
+        if op in _REPEATS:
+            low, _high, item = av
+            size += max(low, 1) * _unrolled_size(item)
+        else:
+            size += 1 + sum(_unrolled_size(child) for child in _children(av))
+        if size > MAX_PATTERN_SIZE:
+            break
+    return size
+
+
+@functools.lru_cache(maxsize=256)
 def compile_pattern(value):
-    """Compile a ``^`` filter; raises ``regex.error`` with the reason when it is invalid."""
-    # The ``regex`` module speaks ``re`` syntax and can stop a match that runs too long.
-    return regex.compile(value, flags=regex.VERSION0)
+    """Compile a ``^`` filter; raises ``PatternError`` with the reason when it is invalid."""
+    try:
+        # Python's own parser: ``re`` syntax, ``re``'s messages, and the size of the pattern.
+        size = _unrolled_size(re_parser.parse(value))
+        if size > MAX_PATTERN_SIZE:
+            raise PatternError(f"too large once repeats are unrolled (over {MAX_PATTERN_SIZE})")
+        # The ``regex`` module speaks ``re`` syntax and can stop a match that runs too long.
+        return regex.compile(value, flags=regex.VERSION0, cache_pattern=False)
+    except (re.error, regex.error, OverflowError) as e:
+        raise PatternError(str(e)) from None
+    except RecursionError:
+        raise PatternError("too deeply nested") from None
 
 
 def _read(storage, resource_name, parent_id, object_id):
@@ -75,20 +125,22 @@ def _hooks_of(metadata):
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
 
 
-def _value_matches(expected, value, timeout):
+def _value_matches(expected, value, deadline):
     if not isinstance(expected, str):
         return False
     if is_pattern(expected):
+        pattern = compile_pattern(expected)
         # Matched from the start of the value, as ``re.match`` does.
-        return compile_pattern(expected).match(value, timeout=timeout) is not None
+        return pattern.match(value, timeout=max(deadline - time.monotonic(), 1e-6)) is not None
     return expected == value
 
 
 def hook_matches(hook, context, timeout):
     """Whether every filter of ``hook`` accepts the change described by ``context``.
 
-    Raises ``TimeoutError`` when a regular expression runs longer than ``timeout``.
+    Raises ``TimeoutError`` when its regular expressions together run longer than ``timeout``.
     """
+    deadline = time.monotonic() + timeout
     for name in FILTERS:
         if name not in hook:
             continue
@@ -97,27 +149,39 @@ def hook_matches(hook, context, timeout):
             # A filter on a field the change doesn't have (record_id on a collection).
             return False
         candidates = KINTO_EVENTS if name == "event" and value == KINTO_EVENT else (value,)
-        if not any(_value_matches(hook[name], str(c), timeout) for c in candidates):
+        if not any(_value_matches(hook[name], str(c), deadline) for c in candidates):
             return False
     return True
 
 
-def matching_hooks(hooks, context, timeout, location):
-    """Yield ``(index, hook)`` for each hook whose filters accept the change."""
+def matching_hooks(hooks, context, timeout, location, timed_out=None):
+    """Yield ``(index, hook)`` for each hook whose filters accept the change.
+
+    A hook whose expressions ran out of time is added to ``timed_out`` (its location) and
+    skipped from then on: shared by all the objects of a request, it keeps a catastrophic
+    pattern to one ``timeout`` per hook, however many objects the request changes.
+    """
+    timed_out = set() if timed_out is None else timed_out
     for index, hook in enumerate(hooks):
+        where = f"{location}#{index}"
+        if where in timed_out:
+            continue
         try:
             matched = hook_matches(hook, context, timeout)
         except TimeoutError:
+            timed_out.add(where)
             logger.warning(
-                "Hook %s#%s: a regular expression ran longer than %ss; treated as no match",
-                location,
-                index,
+                "Hook %s: its regular expressions ran longer than %ss; treated as no match",
+                where,
                 timeout,
             )
             continue
-        except regex.error as e:
+        except PatternError as e:
             # Metadata saved before validation existed may hold a broken pattern.
-            logger.warning("Hook %s#%s: invalid regular expression (%s)", location, index, e)
+            logger.warning("Hook %s: invalid regular expression (%s)", where, e)
+            continue
+        except Exception:
+            logger.exception("Hook %s: could not apply its filters", where)
             continue
         if matched:
             yield index, hook

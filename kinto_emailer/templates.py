@@ -34,6 +34,7 @@ LOOKUP_PLACEHOLDERS = ("new", "old", "settings")
 EXPOSED_SETTINGS = ("project_name", "project_version", "url")
 
 MAX_SUBJECT_LENGTH = 998
+#: In bytes of UTF-8.
 MAX_BODY_LENGTH = 1024 * 1024
 
 _FIELD = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<keys>(\[[^\[\]]*\])*)$")
@@ -131,20 +132,28 @@ def _lookup(context, name, keys):
         return _MISSING
     value = context[name]
     for key in keys:
-        if not isinstance(value, dict) or key not in value:
+        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]  # {new[tags][0]}
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
             # A field the object doesn't have reads as empty; anything else as written.
             return "" if name in ("new", "old") else _MISSING
-        value = value[key]
     if name in LOOKUP_PLACEHOLDERS and not keys:
         return _MISSING
     return value
+
+
+def _clip(text, limit):
+    # Lone surrogates (JSON allows "\ud800") can't be encoded: they become "?".
+    return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
 def render(template, context, limit=MAX_BODY_LENGTH):
     """Render a checked template; unknown or absent placeholders render as written.
 
     Never raises on a template that ``parse`` accepts, and never returns more than
-    ``limit`` characters.
+    ``limit`` bytes of UTF-8.
     """
     out = []
     size = 0
@@ -159,7 +168,7 @@ def render(template, context, limit=MAX_BODY_LENGTH):
         size += len(text)
         if size >= limit:
             break
-    return "".join(out)[:limit]
+    return _clip("".join(out)[:limit], limit)
 
 
 def render_subject(template, context):

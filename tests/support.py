@@ -2,12 +2,15 @@
 
 import email
 import email.policy
+import os
 import socket
 import threading
 import time
 import unittest
+import uuid
 
 import kinto
+import psycopg2
 from aiosmtpd.controller import Controller
 from kinto.core.testing import BaseWebTest, get_user_headers
 
@@ -141,3 +144,66 @@ class EmailerWebTest(BaseWebTest, unittest.TestCase):
             headers=self.headers,
             status=status,
         )
+
+
+#: Server for the ``postgresql`` and ``functional`` tests; each test run makes its own databases.
+POSTGRESQL_URL = os.environ.get(
+    "KINTO_EMAILER_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432"
+)
+
+
+def _admin_connection():
+    connection = psycopg2.connect(f"{POSTGRESQL_URL}/postgres", connect_timeout=3)
+    connection.autocommit = True  # CREATE and DROP DATABASE refuse to run in a transaction.
+    return connection
+
+
+def postgresql_unreachable():
+    """Why the PostgreSQL server can't be used, in one line; ``None`` when it answers."""
+    try:
+        _admin_connection().close()
+    except psycopg2.Error as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return f"PostgreSQL at {POSTGRESQL_URL} is not reachable ({reason})"
+    return None
+
+
+class TemporaryDatabase:
+    """A database with a unique name, dropped on exit even when connections remain open."""
+
+    def __init__(self, prefix="kinto_emailer_test"):
+        self.name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.url = f"{POSTGRESQL_URL}/{self.name}"
+
+    def _run(self, sql):
+        connection = _admin_connection()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    def create(self):
+        self._run(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def drop(self):
+        # FORCE: pools of apps and servers under test may still hold connections.
+        self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+    def __enter__(self):
+        return self.create()
+
+    def __exit__(self, *exc_info):
+        self.drop()
+
+
+def postgresql_settings(url):
+    """Kinto settings that store data and permissions in the PostgreSQL database ``url``."""
+    return {
+        "storage_backend": "kinto.core.storage.postgresql",
+        "storage_url": url,
+        "permission_backend": "kinto.core.permission.postgresql",
+        "permission_url": url,
+        "cache_backend": "kinto.core.cache.memory",
+    }

@@ -1,0 +1,129 @@
+"""The SMTP conversation: connecting with verified TLS, sending, and what a failure means."""
+
+import logging
+import smtplib
+import ssl
+
+
+logger = logging.getLogger(__name__)
+
+
+class TemporaryFailure(Exception):
+    """Worth trying again later: the server is down, busy, or answered 4xx."""
+
+
+class PermanentFailure(Exception):
+    """Trying again would fail the same way: a 5xx reply, or a certificate we don't trust."""
+
+
+def tls_context(settings):
+    """The system's trust store, plus ``kinto_emailer.tls_ca_file``; host names checked."""
+    context = ssl.create_default_context()
+    if settings.tls_ca_file:
+        context.load_verify_locations(cafile=settings.tls_ca_file)
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _reply_failure(code, reason):
+    kind = TemporaryFailure if 400 <= code < 500 else PermanentFailure
+    return kind(f"{code} {reason}")
+
+
+def classify(error):
+    """Turn whatever smtplib or the socket raised into a temporary or a permanent failure."""
+    if isinstance(error, TemporaryFailure | PermanentFailure):
+        return error
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in error.recipients.values()]
+        reasons = "; ".join(
+            f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in error.recipients.items()
+        )
+        temporary = any(400 <= code < 500 for code in codes)
+        return (TemporaryFailure if temporary else PermanentFailure)(reasons)
+    if isinstance(error, smtplib.SMTPResponseException):
+        return _reply_failure(error.smtp_code, _text(error.smtp_error))
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return PermanentFailure(f"TLS certificate refused: {error.verify_message or error}")
+    if isinstance(error, smtplib.SMTPServerDisconnected):
+        return TemporaryFailure(str(error) or type(error).__name__)
+    # Before OSError, its base class: STARTTLS or AUTH not offered won't change by itself.
+    if isinstance(error, smtplib.SMTPException):
+        return PermanentFailure(str(error) or type(error).__name__)
+    if isinstance(error, OSError | EOFError):  # Refused, reset, timed out, name not found.
+        return TemporaryFailure(str(error) or type(error).__name__)
+    return PermanentFailure(f"{type(error).__name__}: {error}")
+
+
+def _text(reply):
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+class SMTPConnection:
+    """One open SMTP session, reused for a burst of emails."""
+
+    def __init__(self, settings, context):
+        self.settings = settings
+        self.sent = 0
+        if settings.smtp_ssl:
+            self.smtp = smtplib.SMTP_SSL(
+                settings.smtp_host,
+                settings.smtp_port,
+                timeout=settings.smtp_timeout,
+                context=context,
+            )
+        else:
+            self.smtp = smtplib.SMTP(
+                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout
+            )
+        try:
+            self.smtp.set_debuglevel(settings.smtp_debug)
+            if settings.smtp_tls:
+                self.smtp.starttls(context=context)
+            if settings.smtp_username:
+                self.smtp.login(settings.smtp_username, settings.smtp_password or "")
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, outgoing):
+        """Send; returns ``{recipient: (code, reply)}`` for the recipients that were refused.
+
+        Raises when the server refuses the message or every recipient.
+        """
+        refused = self.smtp.sendmail(outgoing.sender, outgoing.recipients, outgoing.data)
+        self.sent += 1
+        return {rcpt: (code, _text(reply)) for rcpt, (code, reply) in refused.items()}
+
+    def close(self):
+        try:
+            self.smtp.quit()
+        except Exception:  # Already gone: closing is all that is left to do.
+            self.smtp.close()
+
+
+class SMTPTransport:
+    """Opens connections to the configured mail server."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.context = tls_context(settings)
+
+    @property
+    def address(self):
+        return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    def connect(self):
+        return SMTPConnection(self.settings, self.context)
+
+    def send_one(self, outgoing):
+        """Send one email on a connection of its own; raises what smtplib raises."""
+        connection = self.connect()
+        try:
+            refused = connection.send(outgoing)
+        finally:
+            connection.close()
+        if refused:
+            raise smtplib.SMTPRecipientsRefused(refused)

@@ -1,0 +1,140 @@
+"""A real ``kinto start`` process on PostgreSQL, with its log in a file."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from tests.support import free_port
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# The venv's own ``kinto``, next to the interpreter that runs the tests.
+KINTO = Path(sys.executable).parent / "kinto"
+
+INI_TEMPLATE = """\
+[app:main]
+use = egg:kinto
+kinto.storage_backend = kinto.core.storage.postgresql
+kinto.storage_url = {database_url}
+kinto.permission_backend = kinto.core.permission.postgresql
+kinto.permission_url = {database_url}
+kinto.cache_backend = kinto.core.cache.postgresql
+kinto.cache_url = {database_url}
+# The failing plugin comes after kinto_emailer: it raises once the emails are built.
+kinto.includes = kinto_emailer tests.failing_plugin kinto_signer
+kinto.userid_hmac_secret = functional-tests
+multiauth.policies = basicauth
+kinto.bucket_create_principals = system.Authenticated
+kinto.signer.resources = /buckets/staging -> /buckets/preview -> /buckets/production
+kinto.signer.ecdsa.private_key = {private_key}
+kinto.signer.ecdsa.public_key = {public_key}
+mail.host = 127.0.0.1
+mail.port = {smtp_port}
+mail.default_sender = kinto@example.com
+
+[server:main]
+use = egg:waitress#main
+host = 127.0.0.1
+port = %(http_port)s
+threads = 8
+
+[loggers]
+keys = root, kinto_emailer
+
+[handlers]
+keys = console
+
+[formatters]
+keys = plain
+
+[logger_root]
+level = WARNING
+handlers = console
+
+[logger_kinto_emailer]
+level = INFO
+handlers =
+qualname = kinto_emailer
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+formatter = plain
+
+[formatter_plain]
+format = %(asctime)s %(levelname)s [%(name)s] %(message)s
+"""
+
+
+class KintoServer:
+    def __init__(self, directory, database_url, smtp_port, private_key, public_key):
+        self.directory = Path(directory)
+        self.ini = self.directory / "kinto.ini"
+        self.log_path = self.directory / "kinto.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.process = None
+        self.ini.write_text(
+            INI_TEMPLATE.format(
+                database_url=database_url,
+                smtp_port=smtp_port,
+                private_key=private_key,
+                public_key=public_key,
+            )
+        )
+        # The subprocess imports tests.failing_plugin from the repository root.
+        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+
+    def log(self):
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def migrate(self):
+        result = subprocess.run(
+            [str(KINTO), "migrate", "--ini", str(self.ini)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"kinto migrate failed:\n{result.stdout}{result.stderr}")
+
+    def start(self, timeout=30):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"kinto start exited with {self.process.returncode}:\n{self.log()}"
+                )
+            try:
+                if requests.get(f"{self.url}/__heartbeat__", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"kinto did not answer within {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout=10):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)

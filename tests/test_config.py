@@ -1,0 +1,152 @@
+"""config.py and includeme: every setting read once, bad ones stop start-up by name."""
+
+import kinto
+import pytest
+from kinto.core.testing import get_user_headers
+from pyramid import testing
+from pyramid.exceptions import ConfigurationError
+from webtest import TestApp
+
+import kinto_emailer
+from kinto_emailer.config import DEFAULT_SENDER, read_settings
+
+
+@pytest.fixture
+def config_with():
+    """Run ``includeme`` on a bare Pyramid configurator with the given settings."""
+    configs = []
+
+    def include(settings):
+        config = testing.setUp(settings=settings)
+        configs.append(config)
+        kinto_emailer.includeme(config)
+        return config
+
+    yield include
+    for _ in configs:
+        testing.tearDown()
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "mail.port",
+            "twenty-five",
+            "Setting 'mail.port' must be a whole number, got 'twenty-five'.",
+        ),
+        ("mail.debug", "yes", "Setting 'mail.debug' must be a whole number, got 'yes'."),
+        ("mail.tls", "maybe", "Setting 'mail.tls' must be true or false, got 'maybe'."),
+        ("mail.ssl", "2", "Setting 'mail.ssl' must be true or false, got '2'."),
+        (
+            "mail.debug_mailer",
+            "sometimes",
+            "Setting 'mail.debug_mailer' must be true or false, got 'sometimes'.",
+        ),
+        (
+            "kinto_emailer.max_hooks",
+            "many",
+            "Setting 'kinto_emailer.max_hooks' must be a number, got 'many'.",
+        ),
+        (
+            "kinto_emailer.max_recipients",
+            "0",
+            "Setting 'kinto_emailer.max_recipients' must be greater than zero, got '0'.",
+        ),
+        (
+            "kinto_emailer.regex_timeout",
+            "-1",
+            "Setting 'kinto_emailer.regex_timeout' must be greater than zero, got '-1'.",
+        ),
+    ],
+)
+def test_includeme_refuses_a_bad_setting_naming_its_key(config_with, key, value, message):
+    with pytest.raises(ConfigurationError) as error:
+        config_with({key: value})
+    assert str(error.value) == message
+
+
+def test_includeme_refuses_tls_together_with_ssl(config_with):
+    with pytest.raises(ConfigurationError) as error:
+        config_with({"mail.tls": "true", "mail.ssl": "true"})
+    assert str(error.value) == (
+        "Settings 'mail.tls' and 'mail.ssl' exclude each other: "
+        "use 'mail.ssl' for SMTPS (port 465) or 'mail.tls' for STARTTLS."
+    )
+
+
+def test_the_application_does_not_start_with_a_bad_setting():
+    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer", "mail.port": "smtp"}
+    settings["storage_backend"] = "kinto.core.storage.memory"
+    settings["permission_backend"] = "kinto.core.permission.memory"
+    settings["cache_backend"] = "kinto.core.cache.memory"
+    with pytest.raises(ConfigurationError, match="'mail.port'"):
+        kinto.main({}, **settings)
+
+
+def test_read_settings_defaults():
+    settings = read_settings({})
+    assert settings.default_sender == DEFAULT_SENDER == "kinto@localhost"
+    assert settings.queue_path is None
+    assert settings.debug_directory is None
+    assert settings.max_hooks == 50
+    assert settings.regex_timeout == 0.1
+
+
+def test_read_settings_reads_the_pyramid_mailer_names(tmp_path):
+    settings = read_settings(
+        {
+            "mail.default_sender": "Kinto <kinto@example.com>",
+            "mail.queue_path": str(tmp_path),
+            "mail.port": "2525",
+            "mail.tls": "true",
+        }
+    )
+    assert settings.default_sender == "Kinto <kinto@example.com>"
+    assert settings.queue_path == str(tmp_path)
+
+
+def test_debug_mailer_writes_under_mail_by_default():
+    assert read_settings({"mail.debug_mailer": "true"}).debug_directory == "./mail"
+
+
+def test_debug_mailer_honours_top_level_directory(tmp_path):
+    settings = read_settings(
+        {"mail.debug_mailer": "true", "mail.top_level_directory": str(tmp_path)}
+    )
+    assert settings.debug_directory == str(tmp_path)
+
+
+def test_debug_mailer_false_sends_for_real():
+    assert read_settings({"mail.debug_mailer": "false"}).debug_directory is None
+
+
+def test_only_three_settings_are_exposed_to_templates():
+    settings = read_settings(
+        {
+            "project_name": "kinto",
+            "project_version": "26",
+            "url": "https://kinto.example.com",
+            "mail.password": "secret",
+            "userid_hmac_secret": "secret",
+        }
+    )
+    assert settings.exposed_settings == {
+        "project_name": "kinto",
+        "project_version": "26",
+        "url": "https://kinto.example.com",
+    }
+
+
+def test_includeme_subscribes_the_emailer_to_a_real_app():
+    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer"}
+    settings["storage_backend"] = "kinto.core.storage.memory"
+    settings["permission_backend"] = "kinto.core.permission.memory"
+    settings["cache_backend"] = "kinto.core.cache.memory"
+    settings["multiauth.policies"] = "basicauth"
+    settings["mail.default_sender"] = "team@example.com"
+    app = TestApp(kinto.main({}, **settings))
+    emailer = app.app.registry.emailer
+    assert emailer.settings.default_sender == "team@example.com"
+    capability = app.get("/v1/", headers=get_user_headers("alice")).json["capabilities"]["emailer"]
+    assert capability["version"] == kinto_emailer.__version__

@@ -1,0 +1,246 @@
+"""delivery.py and worker.py through the real app: off the request path, retried, bounded."""
+
+import logging
+import threading
+import time
+
+from tests.support import EmailerWebTest, Inbox, SMTPServer, free_port
+
+
+RECIPIENT = "alice@example.com"
+FAST_RETRIES = {
+    "kinto_emailer.retry_base_delay": "0.02",
+    "kinto_emailer.retry_max_delay": "0.2",
+}
+
+
+def record_hook(**fields):
+    return {
+        "resource_name": "record",
+        "subject": "{action} record {id}",
+        "template": "Record {id}",
+        "recipients": [RECIPIENT],
+        **fields,
+    }
+
+
+class CountingInbox(Inbox):
+    """An inbox that also counts SMTP sessions (one EHLO each)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sessions = 0
+        self.raw = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.raw.append(envelope.content)
+        return await super().handle_DATA(server, session, envelope)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
+
+
+class LogWatcher(logging.Handler):
+    """Lets a test wait for a log line instead of sleeping."""
+
+    def __init__(self, needle):
+        super().__init__()
+        self.needle = needle
+        self.seen = threading.Event()
+
+    def emit(self, record):
+        if self.needle in record.getMessage():
+            self.seen.set()
+
+    def __enter__(self):
+        logging.getLogger("kinto_emailer").addHandler(self)
+        return self
+
+    def __exit__(self, *exc_info):
+        logging.getLogger("kinto_emailer").removeHandler(self)
+
+
+class OwnServerTest(EmailerWebTest):
+    """The app mails a server of its own, so a test can slow it down, stop or script it."""
+
+    port = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        super().setUpClass()
+
+    @classmethod
+    def get_app_settings(cls, extras=None):
+        settings = super().get_app_settings(extras)
+        settings["mail.port"] = str(cls.port)
+        settings.update(FAST_RETRIES)
+        settings.update(cls.more_settings())
+        return settings
+
+    @classmethod
+    def more_settings(cls):
+        return {}
+
+    def setUp(self):
+        super().setUp()
+        self.server = SMTPServer(self.port)
+        self.server.inbox = CountingInbox()
+        self.server.controller.handler = self.server.inbox
+        self.inbox = self.server.inbox
+        self.create_bucket()
+        self.create_collection(data=self.hooked(record_hook()))
+
+    def start_server(self):
+        self.server.start()
+        self.addCleanup(self.server.stop)
+
+    def batch_create(self, count):
+        requests = [
+            {"method": "POST", "path": "/buckets/b/collections/c/records", "body": {"data": {}}}
+            for _ in range(count)
+        ]
+        response = self.app.post_json("/batch", {"requests": requests}, headers=self.headers)
+        assert all(r["status"] == 201 for r in response.json["responses"])
+
+
+class SlowServerTest(OwnServerTest):
+    def test_a_slow_server_does_not_slow_the_write(self):
+        self.start_server()
+        self.inbox.delay = 0.2
+        started = time.monotonic()
+        for _ in range(5):
+            self.create_record()
+        elapsed = time.monotonic() - started
+        # Sending inside the request would take 5 x 0.2 s; generous margin for slow machines.
+        assert elapsed < 0.5, elapsed
+        self.drain()
+        assert len(self.inbox.messages) == 5
+
+    def test_a_burst_reuses_one_smtp_connection(self):
+        self.start_server()
+        self.batch_create(20)
+        self.drain()
+        assert len(self.inbox.messages) == 20
+        assert self.inbox.sessions == 1
+
+
+class ServerDownThenUpTest(OwnServerTest):
+    def test_an_email_written_while_the_server_is_down_arrives_once_it_is_up(self):
+        with LogWatcher("trying again") as watcher:
+            self.create_record()
+            assert watcher.seen.wait(10)
+        self.start_server()
+        self.drain()
+        assert len(self.inbox.messages) == 1
+        assert self.inbox.messages[0].envelope_to == [RECIPIENT]
+
+
+class TemporaryRefusalTest(OwnServerTest):
+    def test_two_451_replies_then_success_deliver_once(self):
+        self.start_server()
+        self.inbox.scripted_replies = ["451 4.3.0 try later", "451 4.3.0 try later"]
+        with self.assertLogs("kinto_emailer", level="WARNING") as logs:
+            rid = self.create_record().json["data"]["id"]
+            self.drain()
+        assert [m["Subject"] for m in self.inbox.messages] == [f"create record {rid}"]
+        retries = [line for line in logs.output if "451" in line and "trying again" in line]
+        assert len(retries) == 2, logs.output
+
+    def test_a_server_that_never_accepts_is_given_up_after_the_last_attempt(self):
+        self.start_server()
+        self.inbox.scripted_replies = ["451 4.3.0 try later"] * 8
+        with self.assertLogs("kinto_emailer", level="ERROR") as logs:
+            self.create_record()
+            self.drain()
+        assert self.inbox.messages == []
+        assert "Gave up" in logs.output[-1] and "after 8 attempt(s)" in logs.output[-1]
+        assert RECIPIENT in logs.output[-1]
+
+
+class PermanentRefusalTest(OwnServerTest):
+    def test_a_5xx_reply_is_logged_with_recipients_and_reason_and_not_retried(self):
+        self.start_server()
+        # Were it retried, the second try would be accepted and arrive.
+        self.inbox.scripted_replies = ["550 5.1.1 mailbox unavailable"]
+        with self.assertLogs("kinto_emailer", level="ERROR") as logs:
+            self.create_record()
+            self.drain()
+        assert self.inbox.messages == []
+        assert "550 5.1.1 mailbox unavailable" in logs.output[-1]
+        assert RECIPIENT in logs.output[-1]
+
+
+class FullQueueTest(OwnServerTest):
+    @classmethod
+    def more_settings(cls):
+        return {"kinto_emailer.queue_size": "1"}
+
+    def test_a_full_queue_drops_emails_with_a_log_and_never_fails_the_write(self):
+        self.start_server()
+        self.inbox.delay = 0.2
+        with self.assertLogs("kinto_emailer", level="ERROR") as logs:
+            self.batch_create(3)  # Raises unless all three writes answer 201.
+        dropped = [line for line in logs.output if "Queue full" in line]
+        assert len(dropped) == 2
+        assert all(RECIPIENT in line and "create record" in line for line in dropped)
+        self.drain()
+        assert len(self.inbox.messages) == 1
+
+
+class DrainTest(OwnServerTest):
+    def test_drain_answers_false_when_emails_are_still_waiting(self):
+        self.create_record()
+        assert self.app.app.registry.emailer.delivery.drain(timeout=0.05) is False
+        self.start_server()
+        self.drain()
+        assert len(self.inbox.messages) == 1
+
+
+class ShutdownTest(OwnServerTest):
+    @classmethod
+    def more_settings(cls):
+        # Longer than the test: only stop() can make these emails leave now.
+        return {"kinto_emailer.retry_base_delay": "60", "kinto_emailer.retry_max_delay": "60"}
+
+    def test_stopping_delivers_what_is_held_and_logs_what_it_could_not(self):
+        delivery = self.app.app.registry.emailer.delivery
+        with LogWatcher("trying again") as watcher:
+            self.create_record()
+            assert watcher.seen.wait(10)
+        self.batch_create(2)
+        self.start_server()
+        with self.assertLogs("kinto_emailer", level="INFO"):
+            assert delivery.stop(timeout=5)
+        assert len(self.inbox.messages) == 3
+
+
+class ShutdownWithServerDownTest(OwnServerTest):
+    def test_what_cannot_be_delivered_at_shutdown_is_logged_with_its_recipients(self):
+        delivery = self.app.app.registry.emailer.delivery
+        with self.assertLogs("kinto_emailer", level="ERROR") as logs:
+            self.create_record()
+            assert delivery.stop(timeout=0.5)
+        not_delivered = [line for line in logs.output if "Not delivered at shutdown" in line]
+        assert len(not_delivered) == 1 and RECIPIENT in not_delivered[0]
+
+
+class BigGroupTest(OwnServerTest):
+    def test_every_member_of_a_200_member_group_receives_the_email(self):
+        self.start_server()
+        members = [f"ldap:member{i:03}@example.com" for i in range(200)]
+        self.app.put_json(
+            "/buckets/b/groups/everyone", {"data": {"members": members}}, headers=self.headers
+        )
+        hook = record_hook(recipients=["/buckets/b/groups/everyone"])
+        self.create_collection("b", "big", self.hooked(hook))
+        self.create_record(collection_id="big")
+        self.drain()
+        [message] = self.inbox.messages
+        expected = [m.split(":", 1)[1] for m in members]
+        assert sorted(message.envelope_to) == expected
+        assert sorted(a.addr_spec for a in message["To"].addresses) == expected
+        # Folded: aiosmtpd answers "500 Line too long" past 998 characters anyway.
+        assert max(len(line) for line in self.inbox.raw[0].splitlines()) <= 78

@@ -1,0 +1,120 @@
+"""transport.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
+
+import email
+import email.policy
+import smtplib
+import socket
+import time
+
+import pytest
+from pyramid_mailer.message import Message
+
+from kinto_emailer.config import read_settings
+from kinto_emailer.mime import render
+from kinto_emailer.transport import PermanentFailure, SMTPTransport, TemporaryFailure, classify
+from tests.support import SMTPServer, free_port
+
+
+def transport(port, **extra):
+    return SMTPTransport(read_settings({"mail.host": "127.0.0.1", "mail.port": port, **extra}))
+
+
+def message(**fields):
+    defaults = {"subject": "Hi", "sender": "k@example.com", "recipients": ["a@example.com"]}
+    return Message(**{**defaults, "body": "Hello", **fields})
+
+
+@pytest.fixture
+def smtp():
+    server = SMTPServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    "error, kind",
+    [
+        (ConnectionRefusedError(111, "Connection refused"), TemporaryFailure),
+        (ConnectionResetError(104, "Connection reset by peer"), TemporaryFailure),
+        (socket.timeout("timed out"), TemporaryFailure),
+        (smtplib.SMTPServerDisconnected("Connection unexpectedly closed"), TemporaryFailure),
+        (smtplib.SMTPDataError(451, b"try later"), TemporaryFailure),
+        (smtplib.SMTPSenderRefused(421, b"closing", "k@example.com"), TemporaryFailure),
+        (smtplib.SMTPDataError(554, b"refused by policy"), PermanentFailure),
+        (smtplib.SMTPAuthenticationError(535, b"bad credentials"), PermanentFailure),
+        (smtplib.SMTPRecipientsRefused({"a@x": (550, b"no such user")}), PermanentFailure),
+        (smtplib.SMTPRecipientsRefused({"a@x": (450, b"greylisted")}), TemporaryFailure),
+        (smtplib.SMTPNotSupportedError("STARTTLS extension not supported"), PermanentFailure),
+    ],
+)
+def test_failures_are_temporary_or_permanent(error, kind):
+    assert isinstance(classify(error), kind)
+
+
+def test_send_one_delivers_through_a_real_server(smtp):
+    transport(smtp.port).send_one(render(message(), "kinto@example.com"))
+    [arrived] = smtp.inbox.wait_for(1)
+    assert arrived["Subject"] == "Hi" and arrived.envelope_to == ["a@example.com"]
+
+
+def test_a_closed_port_is_a_temporary_failure():
+    with pytest.raises(OSError) as error:
+        transport(free_port()).connect()
+    assert isinstance(classify(error.value), TemporaryFailure)
+
+
+def test_smtp_timeout_bounds_a_server_that_never_greets():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # Connections complete in the kernel; no greeting ever comes.
+        started = time.monotonic()
+        with pytest.raises(OSError) as error:
+            transport(silent.getsockname()[1], **{"kinto_emailer.smtp_timeout": "0.3"}).connect()
+    assert time.monotonic() - started < 3
+    assert isinstance(classify(error.value), TemporaryFailure)
+
+
+def test_one_connection_carries_several_emails(smtp):
+    connection = transport(smtp.port).connect()
+    for index in range(3):
+        connection.send(render(message(subject=f"n{index}"), "k@example.com"))
+    connection.close()
+    assert [m["Subject"] for m in smtp.inbox.wait_for(3)] == ["n0", "n1", "n2"]
+
+
+def parsed(outgoing):
+    return email.message_from_bytes(outgoing.data, policy=email.policy.default)
+
+
+def test_a_200_address_to_header_is_folded_and_keeps_every_address():
+    recipients = [f"user{i}@example.com" for i in range(200)]
+    outgoing = render(message(recipients=recipients), "k@example.com")
+    assert max(len(line) for line in outgoing.data.splitlines()) <= 78
+    assert [a.addr_spec for a in parsed(outgoing)["To"].addresses] == recipients
+    assert outgoing.recipients == recipients
+
+
+def test_display_names_are_encoded_one_address_at_a_time():
+    recipients = ["Zoé <zoe@example.com>", '"Doe, John" <john@example.com>', "bob@example.com"]
+    outgoing = render(message(recipients=recipients, sender="Équipe <k@example.com>"), "x@y.z")
+    headers = parsed(outgoing)
+    assert [(a.display_name, a.addr_spec) for a in headers["To"].addresses] == [
+        ("Zoé", "zoe@example.com"),
+        ("Doe, John", "john@example.com"),
+        ("", "bob@example.com"),
+    ]
+    assert headers["From"].addresses[0].display_name == "Équipe"
+    assert outgoing.sender == "k@example.com"
+    assert outgoing.recipients == ["zoe@example.com", "john@example.com", "bob@example.com"]
+
+
+@pytest.mark.parametrize("subject", ["é" * 500, "x" * 2000, "word " * 400])
+def test_long_subjects_are_folded_and_read_back_whole(subject):
+    outgoing = render(message(subject=subject), "k@example.com")
+    assert max(len(line) for line in outgoing.data.splitlines()) <= 78
+    assert parsed(outgoing)["Subject"].strip() == subject.strip()
+
+
+def test_an_empty_body_is_sent_empty():
+    outgoing = render(message(body=""), "k@example.com")
+    assert parsed(outgoing).get_content() == ""
