@@ -174,4 +174,5 @@ def render(template, context, limit=MAX_BODY_LENGTH):
 def render_subject(template, context):
     """One header line: line breaks folded to spaces, at most 998 characters."""
     rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
-    return " ".join(rendered.splitlines())[:MAX_SUBJECT_LENGTH]
+    # Runs of blanks collapse too: a header line of only blanks can't be folded for SMTP.
+    return " ".join(rendered.split())[:MAX_SUBJECT_LENGTH]
