@@ -4,6 +4,10 @@ import logging
 import threading
 import time
 
+import pytest
+from pyramid.exceptions import ConfigurationError
+
+from kinto_emailer.config import read_settings
 from tests.support import EmailerWebTest, Inbox, SMTPServer, free_port
 
 
@@ -244,3 +248,51 @@ class BigGroupTest(OwnServerTest):
         assert sorted(a.addr_spec for a in message["To"].addresses) == expected
         # Folded: aiosmtpd answers "500 Line too long" past 998 characters anyway.
         assert max(len(line) for line in self.inbox.raw[0].splitlines()) <= 78
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (
+            {"kinto_emailer.queue_processor": "true"},
+            "Setting 'kinto_emailer.queue_processor' needs 'mail.queue_path': "
+            "set the Maildir to deliver from, or remove 'kinto_emailer.queue_processor'.",
+        ),
+        (
+            {"kinto_emailer.tls_ca_file": "/nowhere/ca.pem"},
+            "Setting 'kinto_emailer.tls_ca_file' must name a readable PEM file, "
+            "got '/nowhere/ca.pem'.",
+        ),
+        (
+            {"kinto_emailer.tls_verify": "perhaps"},
+            "Setting 'kinto_emailer.tls_verify' must be true or false, got 'perhaps'.",
+        ),
+        (
+            {"kinto_emailer.queue_size": "0"},
+            "Setting 'kinto_emailer.queue_size' must be greater than zero, got '0'.",
+        ),
+        (
+            {"kinto_emailer.retry_max_delay": "soon"},
+            "Setting 'kinto_emailer.retry_max_delay' must be a number, got 'soon'.",
+        ),
+    ],
+)
+def test_a_bad_delivery_setting_stops_start_up_naming_its_key(settings, message):
+    with pytest.raises(ConfigurationError) as error:
+        read_settings(settings)
+    assert str(error.value) == message
+
+
+def test_delivery_settings_have_the_documented_defaults():
+    settings = read_settings({})
+    assert (settings.queue_size, settings.retry_max_attempts, settings.retry_max_delay) == (
+        10000,
+        8,
+        300,
+    )
+    assert (settings.shutdown_timeout, settings.smtp_timeout, settings.tls_verify) == (
+        10,
+        10,
+        True,
+    )
+    assert settings.retry_base_delay == 1 and settings.queue_processor is False

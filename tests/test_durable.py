@@ -152,7 +152,9 @@ class KintoProcess:
 
     def start(self):
         log = open(self.log_path, "a")
-        self.process = subprocess.Popen([KINTO, "start", "--ini", self.ini], stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [KINTO, "start", "--ini", self.ini], stdout=log, stderr=log
+        )
         wait_until(self.answers, what=f"kinto on port {self.port}")
         return self
 
