@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.events import NewRequest
 
+from . import health
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .listener import build_notification
@@ -43,6 +44,7 @@ def includeme(config):
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
     config.registry.emailer = Emailer(emailer_settings, Delivery(emailer_settings, settings))
+    metrics = health.setup(config, config.registry.emailer.delivery)
 
     config.add_api_capability(
         "emailer",
@@ -58,11 +60,10 @@ def includeme(config):
         for_actions=(ACTIONS.CREATE, ACTIONS.UPDATE),
     )
     # Built inside the transaction: storage is readable, and a rollback discards them.
-    config.add_subscriber(
-        build_notification, ResourceChanged, for_resources=("record", "collection")
-    )
+    timed_build = metrics.timed(build_notification)
+    config.add_subscriber(timed_build, ResourceChanged, for_resources=("record", "collection"))
     for event_class in _review_events():
-        config.add_subscriber(build_notification, event_class)
+        config.add_subscriber(timed_build, event_class)
 
     if emailer_settings.queue_processor:
         # Emails may wait in the Maildir since a crash: deliver them without waiting for a

@@ -38,6 +38,7 @@ class EmailerSettings:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 300.0
     shutdown_timeout: float = 10.0
+    max_digest_items: int = 500
 
 
 def _positive(settings, key, default, convert=int):
@@ -129,4 +130,5 @@ def read_settings(settings) -> EmailerSettings:
         retry_base_delay=_positive(settings, "kinto_emailer.retry_base_delay", "1", float),
         retry_max_delay=_positive(settings, "kinto_emailer.retry_max_delay", "300", float),
         shutdown_timeout=_positive(settings, "kinto_emailer.shutdown_timeout", "10", float),
+        max_digest_items=_positive(settings, "kinto_emailer.max_digest_items", "500"),
     )

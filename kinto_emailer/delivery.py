@@ -4,12 +4,14 @@ Called only after the transaction has committed, so nothing here joins a transac
 """
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
 from . import maildir, mime
+from .report import DROPPED, FAILED, QUEUED, SENT, Report
 from .transport import SMTPTransport
 from .worker import Worker
 
@@ -29,9 +31,10 @@ class Envelope:
     def message_id(self):
         return self.message.extra_headers.get("Message-ID", "")
 
-    def describe(self):
+    @property
+    def recipients(self):
         message = self.message
-        return f"email {self.message_id} {message.subject!r} to {', '.join(message.recipients)}"
+        return [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
 
 
 class Delivery:
@@ -48,10 +51,11 @@ class Delivery:
         self.transport = SMTPTransport(emailer_settings)
         self.debug_mailer = None
         self.worker = None
+        self.report = Report()
         if emailer_settings.debug_directory:
             self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
         elif not emailer_settings.queue_path or emailer_settings.queue_processor:
-            self.worker = Worker(emailer_settings, self.transport, self.render)
+            self.worker = Worker(emailer_settings, self.transport, self.render, self.report)
         if not emailer_settings.tls_verify:
             logger.warning(
                 "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
@@ -92,32 +96,28 @@ class Delivery:
             if self.worker is not None:
                 self.worker.wake()
             return
-        for envelope in self.worker.submit(envelopes):
-            logger.error(
-                "Queue full (kinto_emailer.queue_size = %d): dropped %s from hook %s",
-                self.settings.queue_size,
-                envelope.describe(),
-                envelope.location,
-            )
+        dropped = {id(envelope) for envelope in self.worker.submit(envelopes)}
+        reason = f"queue full (kinto_emailer.queue_size = {self.settings.queue_size})"
+        if self.worker.stopping:
+            reason = "delivery is shutting down"
+        for envelope in envelopes:
+            if id(envelope) in dropped:
+                self.report(DROPPED, envelope, reason)
+            else:
+                self.report(QUEUED, envelope, level=logging.DEBUG)
 
     def _store(self, envelopes):
         for envelope in envelopes:
             try:
                 if self.debug_mailer:
                     self.send_now(envelope.message)
+                    self.report(SENT, envelope, to="debug-mailer")
                 else:
-                    maildir.write(self.settings.queue_path, self.render(envelope.message))
+                    outgoing = self.render(envelope.message)
+                    path = maildir.write(
+                        self.settings.queue_path, outgoing, envelope.location, envelope.labels
+                    )
+                    name = os.path.basename(path)
+                    self.report(QUEUED, envelope, recipients=outgoing.recipients, file=name)
             except Exception as e:
-                logger.error(
-                    "Could not store %s from hook %s: %s",
-                    envelope.describe(),
-                    envelope.location,
-                    e,
-                )
-            else:
-                logger.info(
-                    "Stored email %s from hook %s for %d recipient(s)",
-                    envelope.message_id,
-                    envelope.location,
-                    len(envelope.message.recipients),
-                )
+                self.report(FAILED, envelope, f"could not store the email: {e}")

@@ -2,18 +2,17 @@
 
 import logging
 import threading
-from email.utils import make_msgid
 
 import transaction
-from pyramid_mailer.message import Message
 
-from . import recipients, selection, templates
+from . import selection, templates
+from .compose import compose
 from .delivery import Envelope
+from .digest import Digests
 
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SUBJECT = "New message"
 OUTBOX_KEY = "kinto_emailer.outbox"
 TIMED_OUT_KEY = "kinto_emailer.timed_out_hooks"
 
@@ -76,42 +75,16 @@ def object_context(event, impacted, base):
     return context
 
 
-def compose(hook, context, finder, settings, where=""):
-    """One email for a hook, or ``None`` when nobody is left to receive it."""
-    bucket_id = context["bucket_id"]
-    entries = hook.get("recipients")
-    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-        # Validation refuses these; storage may hold metadata saved before it existed.
-        logger.warning("Hook %s: recipients must be a list of strings", where)
-        entries = [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
-    entries = [
-        templates.render(entry, context) if recipients.is_group_uri(entry) else entry
-        for entry in entries
-    ]
-    to = recipients.expand(entries, bucket_id, finder.group)
-    if len(to) > settings.max_expanded_recipients:
-        logger.warning(
-            "Hook %s: %d recipients dropped: kinto_emailer.max_expanded_recipients is %d",
-            where,
-            len(to) - settings.max_expanded_recipients,
-            settings.max_expanded_recipients,
-        )
-        to = to[: settings.max_expanded_recipients]
-    if not to:
-        return None
-    sender = recipients.format_address(hook.get("sender") or "") or settings.default_sender
-    return Message(
-        subject=templates.render_subject(hook.get("subject", DEFAULT_SUBJECT), context),
-        sender=sender,
-        recipients=to,
-        body=templates.render(hook.get("template", ""), context),
-        extra_headers={"Message-ID": make_msgid(domain="kinto-emailer")},
-    )
+def collect_envelopes(event, emailer, digests=None):
+    """Every email that ``event`` asks for, one per impacted object and matching hook.
 
-
-def collect_envelopes(event, emailer):
-    """Every email that ``event`` asks for, one per impacted object and matching hook."""
+    Digest hooks add their objects to ``digests``, to be composed once the request's events
+    are all in; without ``digests``, those of this event are composed at once.
+    """
     settings = emailer.settings
+    own_digests = digests is None
+    if own_digests:
+        digests = Digests(settings)
     finder = selection.HookFinder(event.request.registry.storage)
     base = request_context(event, settings)
     # Hooks whose patterns ran out of time sit out the rest of the request.
@@ -129,29 +102,52 @@ def collect_envelopes(event, emailer):
             hooks, context, settings.regex_timeout, location, timed_out
         ):
             where = f"{location}#{index}"
+            labels = {"bucket_id": context["bucket_id"], "collection_id": context["collection_id"]}
             try:
-                message = compose(hook, context, finder, settings, where)
+                if hook.get("digest") is True:
+                    digests.add(hook, context, where, labels)
+                    continue
+                messages = compose(hook, context, finder, settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the email", where)
                 continue
-            if message is not None:
-                labels = {
-                    "bucket_id": context["bucket_id"],
-                    "collection_id": context["collection_id"],
-                }
-                envelopes.append(Envelope(message, where, labels))
+            envelopes += [Envelope(message, where, labels) for message in messages]
+    if own_digests:
+        envelopes += digests.envelopes(finder)
     return envelopes
 
 
 class Outbox:
     """The emails of one request, handed to delivery once its transaction has committed."""
 
-    def __init__(self, delivery):
-        self.delivery = delivery
+    def __init__(self, emailer, storage):
+        self.delivery = emailer.delivery
         self.envelopes = []
         self.seen_events = []
         self.waiting = False
+        self.digests = Digests(emailer.settings)
+        self.storage = storage
+        self.digests_due = None  # The transaction whose commit composes the digests.
+
+    def compose_digests_before_commit(self):
+        """Compose the digests at commit time: every event is in, storage is still readable."""
+        current = _active_transaction()
+        if not self.digests or current is None or self.digests_due is current:
+            return
+        self.digests_due = current
+        current.addBeforeCommitHook(self._before_commit)
+
+    def _before_commit(self):
+        self.digests_due = None
+        try:
+            envelopes = self.digests.envelopes(selection.HookFinder(self.storage))
+        except Exception:
+            # Raising here would fail the commit: a hook can never break a write.
+            logger.exception("Could not build the digests of the request")
+            return
+        if envelopes:
+            self.add(envelopes)
 
     def add(self, envelopes):
         if self.waiting:
@@ -215,7 +211,9 @@ def build_notification(event):
     """
     request = event.request
     emailer = request.registry.emailer
-    outbox = request.bound_data.setdefault(OUTBOX_KEY, Outbox(emailer.delivery))
+    outbox = request.bound_data.get(OUTBOX_KEY)
+    if outbox is None:
+        outbox = request.bound_data[OUTBOX_KEY] = Outbox(emailer, request.registry.storage)
     if any(seen is event for seen in outbox.seen_events):
         return
     outbox.seen_events.append(event)
@@ -223,7 +221,8 @@ def build_notification(event):
         if _active_transaction() is None:
             envelopes = collect_after_commit(event, emailer)
         else:
-            envelopes = collect_envelopes(event, emailer)
+            envelopes = collect_envelopes(event, emailer, outbox.digests)
+            outbox.compose_digests_before_commit()
     except Exception:
         logger.exception("Could not build emails for %r", event)
         return

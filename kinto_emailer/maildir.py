@@ -31,7 +31,11 @@ logger = logging.getLogger(__name__)
 
 FROM_HEADER = "X-Actually-From"
 TO_HEADER = "X-Actually-To"
-_ENVELOPE_HEADERS = (b"x-actually-from", b"x-actually-to")
+#: Where an email came from, for the logs and metrics of the process that delivers it.
+HOOK_HEADER = "X-Kinto-Emailer-Hook"
+LABELS_HEADER = "X-Kinto-Emailer-Labels"
+_STRIPPED_HEADERS = (b"x-actually-from", b"x-actually-to", b"x-kinto-emailer-hook")
+_STRIPPED_HEADERS += (b"x-kinto-emailer-labels",)
 _CRLF = CRLF.decode()
 
 
@@ -53,12 +57,17 @@ def _write_atomically(data, tmp_path, final_path):
     os.rename(tmp_path, final_path)
 
 
-def serialize(outgoing):
-    """The message with the envelope in ``X-Actually-*`` headers, as repoze.sendmail does."""
+def serialize(outgoing, location="", labels=None):
+    """The message with the envelope in ``X-Actually-*`` headers, as repoze.sendmail does,
+    and where it came from in ``X-Kinto-Emailer-*`` headers."""
     envelope = [
         (FROM_HEADER, outgoing.sender),
         (TO_HEADER, ",".join(outgoing.recipients)),
     ]
+    if location:
+        envelope.append((HOOK_HEADER, location))
+    if labels:
+        envelope.append((LABELS_HEADER, " ".join(f"{k}={v or ''}" for k, v in labels.items())))
     head = b"".join(
         f"{name}: {Header(value, 'utf-8', header_name=name).encode(linesep=_CRLF)}".encode() + CRLF
         for name, value in envelope
@@ -66,13 +75,14 @@ def serialize(outgoing):
     return head + outgoing.data
 
 
-def write(path, outgoing):
-    """Put an email in the Maildir's new/: readers never see half a message."""
+def write(path, outgoing, location="", labels=None):
+    """Put an email in the Maildir's new/: readers never see half a message. Returns its path."""
     _ensure_maildir(path)
     name = _unique_name()
-    _write_atomically(
-        serialize(outgoing), os.path.join(path, "tmp", name), os.path.join(path, "new", name)
-    )
+    final_path = os.path.join(path, "new", name)
+    data = serialize(outgoing, location, labels)
+    _write_atomically(data, os.path.join(path, "tmp", name), final_path)
+    return final_path
 
 
 def _decoded(value):
@@ -84,6 +94,11 @@ def _decoded(value):
 
 def read(filename):
     """The :class:`Outgoing` stored in a Maildir file, without its ``X-Actually-*`` headers."""
+    return load(filename)[0]
+
+
+def load(filename):
+    """``(outgoing, location, labels)``: the email without the headers added by ``serialize``."""
     with open(filename, "rb") as f:
         raw = f.read()
     headers = BytesHeaderParser().parsebytes(raw)
@@ -94,18 +109,22 @@ def read(filename):
             kept.append(line)
             break  # The end of the headers.
         if line[:1] not in (b" ", b"\t"):  # Not the folded rest of the previous header.
-            skipping = line.split(b":", 1)[0].strip().lower() in _ENVELOPE_HEADERS
+            skipping = line.split(b":", 1)[0].strip().lower() in _STRIPPED_HEADERS
         if not skipping:
             kept.append(line)
     kept.extend(lines)
     recipients = [a.strip() for a in _decoded(headers[TO_HEADER]).split(",") if a.strip()]
-    return Outgoing(
+    outgoing = Outgoing(
         sender=_decoded(headers[FROM_HEADER]),
         recipients=recipients,
         data=b"".join(kept),
         subject=_decoded(headers["Subject"]),
         message_id=str(headers["Message-Id"] or ""),
     )
+    labels = dict(
+        part.partition("=")[::2] for part in _decoded(headers[LABELS_HEADER]).split() if part
+    )
+    return outgoing, _decoded(headers[HOOK_HEADER]), labels
 
 
 class MaildirQueue:
@@ -199,9 +218,10 @@ class MaildirQueue:
         os.makedirs(self.failed_dir, exist_ok=True)
         os.rename(filename, os.path.join(self.failed_dir, os.path.basename(filename)))
 
-    def narrow(self, filename, outgoing):
+    def narrow(self, filename, outgoing, location="", labels=None):
         """Keep only the recipients still to be tried, in place."""
-        _write_atomically(serialize(outgoing), filename + ".narrowing", filename)
+        data = serialize(outgoing, location, labels)
+        _write_atomically(data, filename + ".narrowing", filename)
 
     def waiting(self):
         """Messages not yet delivered nor given up: unclaimed ones and ours."""

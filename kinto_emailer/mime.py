@@ -68,13 +68,19 @@ def fold_text(name, value):
 def render(message, default_sender):
     """Turn a pyramid_mailer ``Message`` into an :class:`Outgoing`."""
     message.sender = message.sender or default_sender
-    empty = not (message.body or message.html or message.attachments)
-    if empty:
-        message.body = " "  # pyramid_mailer refuses an empty body, an empty template is valid.
+    # pyramid_mailer refuses an empty body, an empty template is valid: " " stands in for it.
+    blank = {}
+    if not message.body and not message.attachments:
+        blank["text/plain"], message.body = message.body, " "
+    if message.html == "":
+        blank["text/html"], message.html = message.html, " "
     mime = message.to_message()  # Validates; builds the body and its MIME headers.
-    if empty:
-        message.body = ""
-        mime.set_payload("")
+    if blank:
+        message.body = blank.get("text/plain", message.body)
+        message.html = blank.get("text/html", message.html)
+        for part in mime.walk():
+            if part.get_content_type() in blank:
+                part.set_payload("")
     head = []
     addresses = {
         "From": [message.sender],
@@ -85,7 +91,10 @@ def render(message, default_sender):
         value = mime.get(name)
         if value is not None:
             del mime[name]
-            head.append(fold_addresses(name, addresses.get(name) or [str(value)]))
+            entries = addresses.get(name)
+            if entries is None:  # Reply-To: one header value, several addresses.
+                entries = [email.utils.formataddr(a) for a in email.utils.getaddresses([value])]
+            head.append(fold_addresses(name, entries or [str(value)]))
     for name in _TEXT_HEADERS:
         value = mime.get(name)
         if value is not None:

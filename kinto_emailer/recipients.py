@@ -110,3 +110,9 @@ def expand(entries, bucket_id, read_group):
             if parsed:
                 add(email.utils.formataddr(parsed), parsed[1])
     return addresses
+
+
+def without(addresses, taken):
+    """``addresses`` minus those whose address is in ``taken`` (both as ``expand`` returns)."""
+    seen = {email.utils.parseaddr(entry)[1].lower() for entry in taken}
+    return [entry for entry in addresses if email.utils.parseaddr(entry)[1].lower() not in seen]

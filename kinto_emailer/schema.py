@@ -39,30 +39,76 @@ class Filter(colander.SchemaNode):
         _filter_validator(node, value)
 
 
+class Flag(colander.Boolean):
+    """``true`` or ``false``, and only those: colander would read ``"no"`` as true."""
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        if not isinstance(cstruct, bool):
+            raise colander.Invalid(node, f'"{node.name}" must be true or false')
+        return cstruct
+
+
+class StringList(colander.Sequence):
+    """A list of strings, and only that: colander would iterate a string or a mapping."""
+
+    def deserialize(self, node, cstruct, accept_scalar=None):
+        if cstruct is not colander.null and not (
+            isinstance(cstruct, list) and all(isinstance(e, str) for e in cstruct)
+        ):
+            raise colander.Invalid(node, f'"{node.name}" must be a list of strings')
+        return super().deserialize(node, cstruct, accept_scalar)
+
+
 class Recipients(colander.SequenceSchema):
-    recipient = colander.SchemaNode(Text(), validator=_no_line_break)
+    """Addresses and group URIs: ``recipients`` (``To:``), ``cc``, ``bcc``, ``reply_to``."""
+
+    schema_type = StringList
+    recipient = colander.SchemaNode(Text())
+    #: Whether an entry may be a template that renders to an address (``{new[email]}``).
+    templated = False
 
     def validator(self, node, value):
+        field = node.name
+        if any(c in entry for entry in value for c in "\r\n"):
+            raise colander.Invalid(node, f'Line break not allowed in "{field}"')
+        # The messages of ``recipients`` predate the other fields: they stay as they were.
+        label = "" if field == "recipients" else f' in "{field}"'
         if not value:
-            raise colander.Invalid(node, "Empty list of recipients")
+            if field == "recipients":
+                raise colander.Invalid(node, "Empty list of recipients")
+            return
         limit = self.bindings["settings"].max_recipients
         if len(value) > limit:
             raise colander.Invalid(
                 node,
-                f"Too many recipients: {len(value)} (kinto_emailer.max_recipients is {limit})",
+                f"Too many recipients{label}: {len(value)} "
+                f"(kinto_emailer.max_recipients is {limit})",
             )
+        templated = [
+            e for e in value if self.templated and not recipients.is_group_uri(e) and "{" in e
+        ]
+        addresses = [e for e in value if e not in templated]
         bucket_id = self.bindings["bucket_id"]
-        bad, foreign = recipients.invalid_entries(value, bucket_id, _bucket_placeholder(bucket_id))
+        bad, foreign = recipients.invalid_entries(
+            addresses, bucket_id, _bucket_placeholder(bucket_id)
+        )
+        label = label and f"{label}:"
         if bad:
-            raise colander.Invalid(node, "Invalid recipients " + ", ".join(bad))
+            raise colander.Invalid(node, f"Invalid recipients{label} " + ", ".join(bad))
         if foreign:
-            raise colander.Invalid(node, "Invalid bucket for groups " + ", ".join(foreign))
+            raise colander.Invalid(node, f"Invalid bucket for groups{label} " + ", ".join(foreign))
         for entry in value:
-            if recipients.is_group_uri(entry):
+            if recipients.is_group_uri(entry) or entry in templated:
                 try:
-                    templates.check(entry, "recipients")
+                    templates.check(entry, field)
                 except templates.TemplateError as e:
                     raise colander.Invalid(node, str(e))
+
+
+class ReplyTo(Recipients):
+    templated = True
 
 
 def _bucket_placeholder(bucket_id):
@@ -81,7 +127,14 @@ class Hook(colander.MappingSchema):
     )
     sender = colander.SchemaNode(Text(), missing=colander.drop)
     template = colander.SchemaNode(Text(allow_empty=True), missing_msg='Missing "template"')
+    html_template = colander.SchemaNode(Text(allow_empty=True), missing=colander.drop)
     recipients = Recipients(missing_msg='Missing "recipients"')
+    cc = Recipients(missing=colander.drop)
+    bcc = Recipients(missing=colander.drop)
+    reply_to = ReplyTo(missing=colander.drop)
+    private = colander.SchemaNode(Flag(), missing=colander.drop)
+    digest = colander.SchemaNode(Flag(), missing=colander.drop)
+    item_template = colander.SchemaNode(Text(allow_empty=True), missing=colander.drop)
 
     def validator(self, node, hook):
         settings = self.bindings["settings"]
@@ -90,10 +143,20 @@ class Hook(colander.MappingSchema):
                 raise colander.Invalid(node["sender"], 'Line break not allowed in "sender"')
             if recipients.parse_address(hook["sender"]) is None:
                 raise colander.Invalid(node["sender"], f"Invalid sender {hook['sender']}")
+        digest = hook.get("digest", False)
+        if "item_template" in hook and not digest:
+            raise colander.Invalid(node["item_template"], '"item_template" needs "digest": true')
+        for field in ("cc", "bcc"):
+            if hook.get("private") and hook.get(field):
+                raise colander.Invalid(
+                    node[field],
+                    f'"{field}" can\'t be used with "private": true '
+                    '(each recipient gets an email of their own): list them in "recipients"',
+                )
         limit = settings.max_template_length
         # A plugin's own event may carry fields of its own: accept names we don't know.
         strict = hook.get("event", selection.KINTO_EVENT) in selection.KINTO_EVENTS
-        for field in ("subject", "template"):
+        for field in ("subject", "template", "html_template", "item_template"):
             text = hook.get(field, "")
             if len(text) > limit:
                 raise colander.Invalid(
@@ -101,8 +164,15 @@ class Hook(colander.MappingSchema):
                     f'"{field}" is {len(text)} characters long '
                     f"(kinto_emailer.max_template_length is {limit})",
                 )
+            extra = templates.DIGEST_PLACEHOLDERS if digest and field != "item_template" else ()
+            unusable = templates.names(text) & set(templates.DIGEST_PLACEHOLDERS) - set(extra)
+            if strict and unusable and field != "item_template":
+                raise colander.Invalid(
+                    node[field],
+                    f'Placeholder "{{{min(unusable)}}}" in "{field}" needs "digest": true',
+                )
             try:
-                templates.check(text, field, strict=strict)
+                templates.check(text, field, strict=strict, extra=extra)
             except templates.TemplateError as e:
                 raise colander.Invalid(node[field], str(e))
 

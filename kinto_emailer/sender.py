@@ -3,16 +3,13 @@ again later with exponential backoff and jitter, or given up and logged."""
 
 import heapq
 import itertools
-import logging
 import random
 import smtplib
 import time
 from collections import deque
 
+from .report import FAILED, RETRIED, SENT
 from .transport import PermanentFailure, TemporaryFailure, classify
-
-
-logger = logging.getLogger(__name__)
 
 
 class Job:
@@ -20,24 +17,34 @@ class Job:
 
     def __init__(self, envelope=None, filename=None):
         self.envelope, self.filename = envelope, filename
-        self.location = f"hook {envelope.location}" if envelope else f"Maildir file {filename}"
+        # A Maildir file's are read from its headers when it is prepared.
+        self.location = envelope.location if envelope else ""
+        self.labels = envelope.labels if envelope else {}
         self.outgoing = None
         self.attempts = 0
 
-    def describe(self):
+    @property
+    def message_id(self):
         if self.outgoing is not None:
-            return f"{self.outgoing.describe()} ({self.location})"
-        return f"{self.envelope.describe()} ({self.location})"
+            return self.outgoing.message_id
+        return self.envelope.message_id if self.envelope else ""
+
+    @property
+    def recipients(self):
+        if self.outgoing is not None:
+            return self.outgoing.recipients
+        return self.envelope.recipients if self.envelope else []
 
 
 class Sender:
     """Owned by the worker thread. ``finish(job, delivered)`` is called once per email."""
 
-    def __init__(self, settings, transport, finish, narrow):
+    def __init__(self, settings, transport, finish, narrow, report):
         self.settings = settings
         self.transport = transport
         self.finish = finish
         self.narrow = narrow  # Keeps a Maildir file's recipients to those still to try.
+        self.report = report
         self.connection = None
         self.retries = []  # Heap of (due, sequence, job).
         self.again = deque()  # To send at once: the server closed a session we reused.
@@ -103,57 +110,43 @@ class Sender:
         if refused:
             self._partly_refused(job, refused)
             return
-        logger.info(
-            "Sent email %s (%s) to %d recipient(s)",
-            job.outgoing.message_id,
-            job.location,
-            len(job.outgoing.recipients),
-        )
+        self.report(SENT, job)
         self.finish(job, delivered=True)
 
     def _partly_refused(self, job, refused):
         later = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
-        never = {rcpt: reply for rcpt, reply in refused.items() if rcpt not in later}
+        never = [rcpt for rcpt in refused if rcpt not in later]
+        accepted = [rcpt for rcpt in job.outgoing.recipients if rcpt not in refused]
+        self.report(SENT, job, recipients=accepted)
         if never:
-            logger.error(
-                "Email %s %r (%s) refused for %s",
-                job.outgoing.message_id,
-                job.outgoing.subject,
-                job.location,
-                "; ".join(f"{rcpt}: {code} {text}" for rcpt, (code, text) in never.items()),
-            )
+            reason = f"permanent: {_reasons(refused, never)}"
+            attempts = job.attempts + 1
+            self.report(FAILED, job, reason, recipients=never, hide=refused, attempts=attempts)
         if not later:
             self.finish(job, delivered=True)
             return
         job.outgoing.recipients = later
         if job.filename:
-            self.narrow(job.filename, job.outgoing)
-        reasons = "; ".join(f"{rcpt}: {refused[rcpt][0]} {refused[rcpt][1]}" for rcpt in later)
-        self.failed(job, TemporaryFailure(reasons))
+            self.narrow(job)
+        self.failed(job, TemporaryFailure(_reasons(refused, later)), hide=refused)
 
-    def failed(self, job, failure):
+    def failed(self, job, failure, hide=()):
         if isinstance(failure, PermanentFailure):
-            logger.error("Could not send %s: %s", job.describe(), failure)
+            self.report(FAILED, job, f"permanent: {failure}", hide=hide, attempts=job.attempts + 1)
             self.finish(job, delivered=False)
             return
         job.attempts += 1
         if job.attempts >= self.settings.retry_max_attempts:
-            logger.error(
-                "Gave up on %s after %d attempt(s): %s", job.describe(), job.attempts, failure
-            )
+            reason = f"gave up after {job.attempts} attempt(s): {failure}"
+            self.report(FAILED, job, reason, hide=hide, attempts=job.attempts)
             self.finish(job, delivered=False)
         elif self.deadline is not None:
             self.leftover.append(job)
         else:
             delay = self.backoff(job.attempts)
-            logger.warning(
-                "Could not send email %s (attempt %d of %d), trying again in %.2f s: %s",
-                job.outgoing.message_id,
-                job.attempts,
-                self.settings.retry_max_attempts,
-                delay,
-                failure,
-            )
+            attempt = f"{job.attempts}/{self.settings.retry_max_attempts}"
+            again = f"{delay:.2f}s"
+            self.report(RETRIED, job, failure, hide=hide, attempt=attempt, retry_in=again)
             due = time.monotonic() + delay
             heapq.heappush(self.retries, (due, next(self.sequence), job))
 
@@ -162,3 +155,12 @@ class Sender:
         delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempts - 1))
         # Jitter: processes that failed together don't all come back at the same instant.
         return random.uniform(delay / 2, delay)
+
+
+def _reasons(refused, recipients):
+    """One reply per line of text: ``550 5.1.1 unknown user (2 recipients)``."""
+    counts = {}
+    for rcpt in recipients:
+        reply = " ".join(str(part) for part in refused[rcpt])
+        counts[reply] = counts.get(reply, 0) + 1
+    return "; ".join(f"{reply} ({n} recipient(s))" for reply, n in counts.items())

@@ -6,6 +6,7 @@ conversions and format specs are refused, so a template can neither reach into P
 objects nor ask for huge strings.
 """
 
+import html
 import json
 import re
 import string
@@ -32,6 +33,8 @@ EVENT_PLACEHOLDERS = ("comment", "changes_count", "changes_size_bytes")
 #: Placeholders that take ``[key]`` look-ups.
 LOOKUP_PLACEHOLDERS = ("new", "old", "settings")
 EXPOSED_SETTINGS = ("project_name", "project_version", "url")
+#: What a digest's subject and bodies add to the placeholders of its first object.
+DIGEST_PLACEHOLDERS = ("count", "items")
 
 MAX_SUBJECT_LENGTH = 998
 #: In bytes of UTF-8.
@@ -44,6 +47,10 @@ _formatter = string.Formatter()
 
 class TemplateError(ValueError):
     """A template that can't be used: the message says which placeholder and why."""
+
+
+class Lines(tuple):
+    """A value rendered one item per line: joined by line breaks, by ``<br>`` in HTML."""
 
 
 def parse(template):
@@ -74,11 +81,19 @@ def parse(template):
     return pieces
 
 
-def check(template, field_name, strict=True):
+def names(template):
+    """The placeholder names of a template, or none when it doesn't parse."""
+    try:
+        return {piece[0] for piece in parse(template) if not isinstance(piece, str)}
+    except TemplateError:
+        return set()
+
+
+def check(template, field_name, strict=True, extra=()):
     """Raise ``TemplateError`` unless every placeholder of ``template`` can be rendered.
 
     With ``strict=False`` (a hook for a plugin's own event), unknown names are accepted:
-    such events may carry fields of their own.
+    such events may carry fields of their own. ``extra`` names are accepted too.
     """
     try:
         pieces = parse(template)
@@ -100,7 +115,7 @@ def check(template, field_name, strict=True):
                     f"settings available are {', '.join(EXPOSED_SETTINGS)}"
                 )
             continue
-        known = name in RESOURCE_PLACEHOLDERS or name in EVENT_PLACEHOLDERS
+        known = name in RESOURCE_PLACEHOLDERS or name in EVENT_PLACEHOLDERS or name in extra
         if keys and known:
             raise TemplateError(
                 f'Invalid placeholder "{source}" in "{field_name}": {name} takes no [key]'
@@ -109,6 +124,7 @@ def check(template, field_name, strict=True):
             available = ", ".join(
                 RESOURCE_PLACEHOLDERS
                 + EVENT_PLACEHOLDERS
+                + tuple(extra)
                 + tuple(f"{n}[...]" for n in LOOKUP_PLACEHOLDERS)
             )
             raise TemplateError(
@@ -116,12 +132,16 @@ def check(template, field_name, strict=True):
             )
 
 
-def _as_text(value):
+def _as_text(value, as_html=False):
+    if isinstance(value, Lines):
+        return "<br>\n".join(map(html.escape, value)) if as_html else "\n".join(value)
     if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        text = ""
+    elif isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return html.escape(text) if as_html else text
 
 
 _MISSING = object()
@@ -149,11 +169,12 @@ def _clip(text, limit):
     return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
-def render(template, context, limit=MAX_BODY_LENGTH):
+def render(template, context, limit=MAX_BODY_LENGTH, as_html=False):
     """Render a checked template; unknown or absent placeholders render as written.
 
     Never raises on a template that ``parse`` accepts, and never returns more than
-    ``limit`` bytes of UTF-8.
+    ``limit`` bytes of UTF-8. With ``as_html``, placeholder values are HTML-escaped (the
+    template's own text is the hook author's HTML).
     """
     out = []
     size = 0
@@ -163,7 +184,10 @@ def render(template, context, limit=MAX_BODY_LENGTH):
         else:
             name, keys, source = piece
             value = _lookup(context, name, keys)
-            text = source if value is _MISSING else _as_text(value)
+            if value is _MISSING:
+                text = html.escape(source) if as_html else source
+            else:
+                text = _as_text(value, as_html)
         out.append(text)
         size += len(text)
         if size >= limit:
@@ -171,8 +195,12 @@ def render(template, context, limit=MAX_BODY_LENGTH):
     return _clip("".join(out)[:limit], limit)
 
 
-def render_subject(template, context):
-    """One header line: line breaks folded to spaces, at most 998 characters."""
+def render_line(template, context):
+    """One line: line breaks folded to spaces, at most 998 characters."""
     rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
     # Runs of blanks collapse too: a header line of only blanks can't be folded for SMTP.
     return " ".join(rendered.split())[:MAX_SUBJECT_LENGTH]
+
+
+#: A subject is one header line.
+render_subject = render_line

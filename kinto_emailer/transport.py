@@ -64,20 +64,16 @@ def _text(reply):
 class SMTPConnection:
     """One open SMTP session, reused for a burst of emails."""
 
-    def __init__(self, settings, context):
+    def __init__(self, settings, context, timeout=None):
         self.settings = settings
         self.sent = 0
+        timeout = settings.smtp_timeout if timeout is None else timeout
         if settings.smtp_ssl:
             self.smtp = smtplib.SMTP_SSL(
-                settings.smtp_host,
-                settings.smtp_port,
-                timeout=settings.smtp_timeout,
-                context=context,
+                settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
             )
         else:
-            self.smtp = smtplib.SMTP(
-                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout
-            )
+            self.smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
         try:
             self.smtp.set_debuglevel(settings.smtp_debug)
             if settings.smtp_tls:
@@ -97,6 +93,10 @@ class SMTPConnection:
         self.sent += 1
         return {rcpt: (code, _text(reply)) for rcpt, (code, reply) in refused.items()}
 
+    def noop(self):
+        """True when the server answers ``NOOP`` with 250."""
+        return self.smtp.noop()[0] == 250
+
     def close(self):
         try:
             self.smtp.quit()
@@ -115,8 +115,9 @@ class SMTPTransport:
     def address(self):
         return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
 
-    def connect(self):
-        return SMTPConnection(self.settings, self.context)
+    def connect(self, timeout=None):
+        """An open session; ``timeout`` replaces ``kinto_emailer.smtp_timeout``."""
+        return SMTPConnection(self.settings, self.context, timeout)
 
     def send_one(self, outgoing):
         """Send one email on a connection of its own; raises what smtplib raises."""

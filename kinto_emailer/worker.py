@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 
 from . import maildir
+from .report import DROPPED, FAILED
 from .sender import Job, Sender
 
 
@@ -30,10 +31,11 @@ _workers = weakref.WeakSet()
 
 
 class Worker:
-    def __init__(self, settings, transport, render):
+    def __init__(self, settings, transport, render, report):
         self.settings = settings
         self.transport = transport
         self.render = render
+        self.report = report
         self._queue = None
         self._reset()
         _workers.add(self)
@@ -52,7 +54,9 @@ class Worker:
         self._stopping = False
         self._next_recovery = 0.0
         self._queue = None
-        self._sender = Sender(self.settings, self.transport, self._finish, self._narrow)
+        self._sender = Sender(
+            self.settings, self.transport, self._finish, self._narrow, self.report
+        )
 
     def ensure_started(self):
         if self._pid == os.getpid():
@@ -84,6 +88,10 @@ class Worker:
                 self._incoming.append(Job(envelope))
         self._wakeup.set()
         return dropped
+
+    @property
+    def stopping(self):
+        return self._stopping
 
     def wake(self):
         self.ensure_started()
@@ -182,11 +190,11 @@ class Worker:
             return True
         try:
             if job.filename:
-                job.outgoing = maildir.read(job.filename)
+                job.outgoing, job.location, job.labels = maildir.load(job.filename)
             else:
                 job.outgoing = self.render(job.envelope.message)
         except Exception as e:
-            logger.error("Could not prepare the email of %s: %s", job.location, e)
+            self.report(FAILED, job, f"could not prepare the email: {e}")
             self._finish(job, delivered=False)
             return False
         return True
@@ -211,15 +219,15 @@ class Worker:
                 self._held -= 1
             self._condition.notify_all()
 
-    def _narrow(self, filename, outgoing):
-        self._queue.narrow(filename, outgoing)
+    def _narrow(self, job):
+        self._queue.narrow(job.filename, job.outgoing, job.location, job.labels)
 
     def _report_leftovers(self):
         leftovers = list(self._incoming) + self._sender.held()
         self._incoming.clear()
         for job in leftovers:
             if not job.filename:
-                logger.error("Not delivered at shutdown: %s", job.describe())
+                self.report(DROPPED, job, "not delivered at shutdown")
         if self._queue:
             left = self._queue.close()
             if left:

@@ -40,6 +40,8 @@ class Inbox:
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
             message.envelope_from = envelope.mail_from
             message.envelope_to = list(envelope.rcpt_tos)
+            # The client's address and port: one value per SMTP connection.
+            message.peer = session.peer
             self.messages.append(message)
             self.condition.notify_all()
         return "250 Message accepted for delivery"

@@ -257,7 +257,7 @@ def test_an_email_claimed_by_a_killed_process_is_delivered_once_after_restart(wo
         hooked_collection(first)
         assert first.request("POST", "/buckets/b/collections/c/records", {}) == 201
         # The mail server is down: the email waits, claimed, for its next try.
-        wait_until(lambda: "trying again" in first.log(), what="a failed attempt")
+        wait_until(lambda: "Email retried" in first.log(), what="a failed attempt")
     finally:
         first.kill()
     assert len(claimed_files(queue_path)) == 1
@@ -294,4 +294,4 @@ def test_two_processes_sharing_a_maildir_never_send_one_message_twice(workdir):
     assert len(ids) == len(set(ids)) == 40
     assert files_in(queue_path, "new") == [] and claimed_files(queue_path) == []
     # Both took part: each delivered emails written by the other.
-    assert all("Sent email" in server.log() for server in servers)
+    assert all("Email sent" in server.log() for server in servers)

@@ -77,6 +77,7 @@ ADDRESSES = [
     "/buckets/other/groups/team",
     "/buckets/b/groups/{x!r}",
 ]
+REPLY_TO = ["{new[title]}", "Author <{new[title]}>", "{new[nested][deep][er]}"]
 RECORD_IDS = ["r1", "a" * 32 + "-", "rec-2", "x"]
 SIZES = [0, 1, 1000, 70_000, MEBIBYTE + 10]
 
@@ -131,6 +132,14 @@ usual_hooks = st.fixed_dictionaries(
         "subject": good_template | long_template,
         "sender": st.sampled_from(ADDRESSES[:3]),
         **good_filters,
+        # Issue 7's richer hooks.
+        "html_template": good_template | long_template,
+        "cc": st.lists(st.sampled_from(ADDRESSES[:3] + ADDRESSES[5:7]), max_size=2),
+        "bcc": st.lists(st.sampled_from(ADDRESSES[:3] + ADDRESSES[5:7]), max_size=2),
+        "reply_to": st.lists(st.sampled_from(ADDRESSES[:3] + REPLY_TO), max_size=2),
+        "digest": st.booleans(),
+        "item_template": good_template,
+        "private": st.booleans(),
     },
 )
 # Anything at all in any field.
@@ -149,6 +158,13 @@ wild_hooks = st.fixed_dictionaries(
             "collection_id",
             "id",
             "event",
+            "html_template",
+            "cc",
+            "bcc",
+            "reply_to",
+            "digest",
+            "item_template",
+            "private",
         )
     },
 )
@@ -242,9 +258,12 @@ def run(app, data, writes, user_agent, group):
         subject = message["Subject"] or ""
         assert "\n" not in subject and "\r" not in subject
         assert len(subject) <= 998
-        # Lines end with CRLF in transit: count them as rendered, plus the message's own.
-        body = message.get_content().replace("\r\n", "\n").removesuffix("\n")
-        assert len(body.encode("utf-8")) <= MEBIBYTE
+        for part in message.walk():
+            if part.is_multipart():
+                continue
+            # Lines end with CRLF in transit: count them as rendered, plus the message's own.
+            body = part.get_content().replace("\r\n", "\n").removesuffix("\n")
+            assert len(body.encode("utf-8")) <= MEBIBYTE
         assert message["Bcc"] is None
         assert SECRET not in message.as_string()
     # Shown by --hypothesis-show-statistics.
@@ -269,7 +288,8 @@ sending_hooks = st.fixed_dictionaries(
         "subject": good_template.map(lambda t: t.replace("\r\n", "").replace("\u2028", ""))
         | long_template,
         "recipients": st.lists(st.sampled_from(ADDRESSES[:3]), min_size=1, max_size=3),
-    }
+    },
+    optional={"html_template": good_template | long_template},
 )
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.safety_support import SafetyWebTest
 from tests.support import EmailerWebTest, TemporaryDatabase, postgresql_settings
 
 
@@ -297,3 +298,95 @@ class RefusedWritesTest(EmailerWebTest):
             self.app.get(
                 f"/buckets/{self.bucket}/collections/{cid}", headers=self.headers, status=404
             )
+
+
+def richer(**fields):
+    return {"template": "x", "recipients": ["alice@example.com"], **fields}
+
+
+class RicherHooksSchemaTest(SafetyWebTest):
+    """Issue 7: the new fields are refused with a message naming the field and the fault."""
+
+    def accepted(self, *hooks):
+        # A collection of its own: the memory backend keeps what a refused PUT wrote.
+        self.create_collection(collection_id="accepted", data=self.hooked(*hooks))
+
+    def test_the_new_fields_are_accepted(self):
+        self.accepted(
+            richer(
+                cc=["bob@example.com", "/buckets/b/groups/{collection_id}-cc"],
+                bcc=[],
+                reply_to=["{new[email]}", "Owner <{new[owner]}@example.com>"],
+                html_template="<p>{count} {items} {new[title]}</p>",
+                subject="{count} changes",
+                template="{items}",
+                digest=True,
+                item_template="{id} {new[title]}",
+                private=False,
+            )
+        )
+
+    def test_invalid_addresses_are_named_with_their_field(self):
+        for field in ("cc", "bcc", "reply_to"):
+            message = self.refused(richer(**{field: ["bob", "carol@example.com", "dave@"]}))
+            assert f'Invalid recipients in "{field}": bob, dave@' in message
+
+    def test_groups_of_another_bucket_are_named_with_their_field(self):
+        message = self.refused(richer(bcc=["/buckets/other/groups/g"]))
+        assert 'Invalid bucket for groups in "bcc": /buckets/other/groups/g' in message
+
+    def test_each_field_has_the_recipients_limit(self):
+        many = [f"u{n}@example.com" for n in range(101)]
+        message = self.refused(richer(cc=many))
+        assert 'Too many recipients in "cc": 101 (kinto_emailer.max_recipients is 100)' in message
+        self.accepted(richer(cc=many[:100], bcc=many[:100], reply_to=many[:100]))
+
+    def test_address_fields_must_be_lists_of_strings_without_line_breaks(self):
+        assert '"cc" must be a list of strings' in self.refused(richer(cc="bob@example.com"))
+        assert '"bcc" must be a list of strings' in self.refused(richer(bcc=[1]))
+        message = self.refused(richer(reply_to=["a@example.com\r\nBcc: evil@example.com"]))
+        assert 'Line break not allowed in "reply_to"' in message
+
+    def test_only_reply_to_takes_placeholders_and_they_are_checked(self):
+        message = self.refused(richer(reply_to=["{nope}"]))
+        assert 'Invalid placeholder "{nope}" in "reply_to"; available:' in message
+        message = self.refused(richer(reply_to=["{new[email]"]))
+        assert 'Invalid "reply_to"' in message
+        # Record data never chooses who receives an email.
+        assert 'Invalid recipients in "cc": {new[email]}' in self.refused(
+            richer(cc=["{new[email]}"])
+        )
+
+    def test_flags_must_be_booleans(self):
+        assert '"digest" must be true or false' in self.refused(richer(digest="yes"))
+        assert '"private" must be true or false' in self.refused(richer(private=1))
+
+    def test_html_template_has_the_rules_of_template(self):
+        message = self.refused(richer(html_template="<p>{new[title]!r}</p>"))
+        assert 'Invalid "html_template"' in message or '"html_template"' in message
+        assert "Conversion is not allowed" in message
+        message = self.refused(richer(html_template="{nope}"))
+        assert 'Invalid placeholder "{nope}" in "html_template"' in message
+        message = self.refused(richer(html_template="x" * 65537))
+        assert '"html_template" is 65537 characters long' in message
+        assert '"html_template" must be a string' in self.refused(richer(html_template=None))
+
+    def test_digest_placeholders_need_digest(self):
+        message = self.refused(richer(template="{count} records"))
+        assert 'Placeholder "{count}" in "template" needs "digest": true' in message
+        message = self.refused(richer(html_template="{items}", digest=False))
+        assert 'Placeholder "{items}" in "html_template" needs "digest": true' in message
+        message = self.refused(richer(item_template="{id}"))
+        assert '"item_template" needs "digest": true' in message
+
+    def test_item_template_takes_the_object_placeholders_only(self):
+        message = self.refused(richer(digest=True, item_template="{count}"))
+        assert 'Invalid placeholder "{count}" in "item_template"' in message
+        message = self.refused(richer(digest=True, item_template="{id:>9}"))
+        assert "Format spec is not allowed" in message
+
+    def test_private_refuses_cc_and_bcc(self):
+        for field in ("cc", "bcc"):
+            message = self.refused(richer(private=True, **{field: ["bob@example.com"]}))
+            assert f'"{field}" can\'t be used with "private": true' in message
+        self.accepted(richer(private=True, cc=[], reply_to=["bob@example.com"]))

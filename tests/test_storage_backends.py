@@ -197,6 +197,53 @@ class StorageScenarios:
         assert message.envelope_to == ["bob@example.com"]
         assert message.get_content().strip() == f"create record {record['id']} in b/after-commit"
 
+    # Digests: composed at commit, before it, so storage is still readable.
+
+    def test_a_digest_reads_its_group_when_the_request_commits(self):
+        self.create_bucket()
+        recipients = ["/buckets/b/groups/reviewers"]
+        self.create_collection(
+            data=self.hooked(
+                hook("digest", digest=True, template="{count}", recipients=recipients)
+            )
+        )
+        self.batch(
+            {
+                "method": "PUT",
+                "path": "/buckets/b/groups/reviewers",
+                "body": {"data": {"members": ["ldap:bob@example.com"]}},
+            },
+            {"path": "/buckets/b/collections/c/records", "body": {"data": {}}},
+            {"path": "/buckets/b/collections/c/records", "body": {"data": {}}},
+        )
+        (message,) = self.flushed_messages()
+        assert message.envelope_to == ["bob@example.com"]
+        assert message.get_content().strip() == "2"
+
+    def test_a_digest_of_an_event_notified_after_commit_is_sent(self):
+        self.create_bucket()
+        self.create_group("reviewers", ["ldap:bob@example.com"])
+        after_commit = hook(
+            "after commit",
+            event=f"{__name__}.AfterCommitEvent",
+            digest=True,
+            recipients=["/buckets/b/groups/reviewers"],
+        )
+        self.create_collection(collection_id="after-commit", data=self.hooked(after_commit))
+        self.create_record(collection_id="after-commit")
+        (message,) = self.flushed_messages()
+        assert message.envelope_to == ["bob@example.com"]
+
+    def test_a_batch_that_fails_sends_no_digest(self):
+        self.create_bucket()
+        self.create_collection(data=self.hooked(hook("digest", digest=True)))
+        self.batch(
+            {"path": "/buckets/b/collections/c/records", "body": {"data": {}}},
+            {"path": "/buckets/b/collections/c/records", "body": {"data": {"explode": True}}},
+            status=500,
+        )
+        assert self.subjects() == []
+
     # Rollback of a write that fails after its event.
 
     def assert_rolled_back(self, record_id):

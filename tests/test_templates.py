@@ -160,3 +160,34 @@ def test_render_subject_folds_line_breaks_into_one_line():
 def test_render_subject_is_at_most_998_characters():
     context = {**CONTEXT, "new": {"title": "y" * 5000}}
     assert len(templates.render_subject("{new[title]}", context)) == 998
+
+
+def test_render_as_html_escapes_values_never_the_template():
+    context = {"new": {"title": "<b>&</b>"}, "id": "r'1\""}
+    rendered = templates.render("<p>{new[title]} {id}</p>", context, as_html=True)
+    assert rendered == "<p>&lt;b&gt;&amp;&lt;/b&gt; r&#x27;1&quot;</p>"
+    assert templates.render("<p>{new[title]}</p>", context) == "<p><b>&</b></p>"
+
+
+def test_render_as_html_escapes_a_placeholder_rendered_as_written():
+    assert templates.render("{comment}", {}, as_html=True) == "{comment}"
+    assert templates.render("{x[<i>]}", {}, as_html=True) == "{x[&lt;i&gt;]}"
+
+
+def test_lines_render_one_per_line_and_with_br_in_html():
+    context = {"items": templates.Lines(["<a>", "b"])}
+    assert templates.render("{items}", context) == "<a>\nb"
+    assert templates.render("{items}", context, as_html=True) == "&lt;a&gt;<br>\nb"
+
+
+def test_digest_placeholders_are_accepted_only_when_asked():
+    with pytest.raises(templates.TemplateError, match='Invalid placeholder "{count}"'):
+        templates.check("{count}", "template")
+    templates.check("{count} {items}", "template", extra=templates.DIGEST_PLACEHOLDERS)
+    with pytest.raises(templates.TemplateError, match="takes no"):
+        templates.check("{items[0]}", "template", extra=templates.DIGEST_PLACEHOLDERS)
+
+
+def test_names_lists_the_placeholders_of_a_template():
+    assert templates.names("{id} {new[a]} {{x}}") == {"id", "new"}
+    assert templates.names("{unbalanced") == set()

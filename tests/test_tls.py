@@ -144,6 +144,9 @@ class TrustedSTARTTLSTest(STARTTLSWebTest):
         self.drain()
         assert len(self.inbox.messages) == 1
 
+    def test_the_heartbeat_is_true_through_a_trusted_starttls_server(self):
+        assert self.app.get("/__heartbeat__").json["emailer"] is True
+
 
 class UntrustedSTARTTLSTest(STARTTLSWebTest):
     trusted = False
@@ -154,7 +157,10 @@ class UntrustedSTARTTLSTest(STARTTLSWebTest):
             self.drain()
         assert self.inbox.messages == []
         assert "TLS certificate refused" in logs.output[-1]
-        assert "a@example.com" in logs.output[-1]
+        assert "recipients=1" in logs.output[-1] and "a@example.com" not in logs.output[-1]
+
+    def test_the_heartbeat_is_false_when_the_certificate_is_not_trusted(self):
+        assert self.app.get("/__heartbeat__", status=503).json["emailer"] is False
 
 
 def test_no_server_at_all_is_not_mistaken_for_a_certificate_problem():

@@ -1,0 +1,131 @@
+"""Operating the plugin: its heartbeat in ``/__heartbeat__``, and its metrics."""
+
+import functools
+import logging
+import os
+import tempfile
+import threading
+
+from kinto.plugins.statsd import StatsDService
+
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = "emailer"
+COUNTER = "emailer.{outcome}"
+BUILD_TIMER = "emailer.build.seconds"
+LABELS = ("bucket_id", "collection_id")
+
+# Kinto's metrics services create a metric on its first use without a lock, and both request
+# threads and the delivery thread count: our calls take turns.
+_metrics_lock = threading.Lock()
+
+
+def _new_lock_in_child():
+    global _metrics_lock
+    _metrics_lock = threading.Lock()  # The parent's may have been held at the fork.
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
+class Heartbeat:
+    """True when emails can leave: the mail server answers, the directory takes files."""
+
+    def __init__(self, delivery, timeout):
+        self.delivery = delivery
+        self.timeout = timeout
+
+    def __call__(self, request=None):
+        settings = self.delivery.settings
+        try:
+            if self.delivery.debug_mailer is not None:
+                return self._writable(settings.debug_directory)
+            maildir_tmp = settings.queue_path and os.path.join(settings.queue_path, "tmp")
+            if maildir_tmp and not self._writable(maildir_tmp):
+                return False
+            # Queue-only mode: an external queue processor talks to the mail server.
+            return self.delivery.worker is None or self._server_answers()
+        except Exception:  # A heartbeat answers, it never raises.
+            logger.exception("Emailer heartbeat failed")
+            return False
+
+    def _writable(self, directory):
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with tempfile.TemporaryFile(dir=directory):
+                return True
+        except OSError as e:
+            logger.warning("Emailer heartbeat: %s is not writable: %s", directory, e)
+            return False
+
+    def _server_answers(self):
+        transport = self.delivery.transport
+        try:
+            # The delivery's own connection code: TLS, verification and login apply.
+            connection = transport.connect(timeout=self.timeout)
+        except Exception as e:
+            logger.warning("Emailer heartbeat: mail server %s: %s", transport.address, e)
+            return False
+        try:
+            return connection.noop()
+        except Exception as e:
+            logger.warning("Emailer heartbeat: mail server %s: %s", transport.address, e)
+            return False
+        finally:
+            connection.close()
+
+
+class Metrics:
+    """Counts and times through Kinto's metrics service (StatsD, Prometheus); without one,
+    nothing. Safe from any thread."""
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def _service(self):
+        # Absent when Kinto's initialization sequence leaves out ``setup_metrics``.
+        return getattr(self.registry, "metrics", None)
+
+    def count(self, outcome, labels):
+        service = self._service()
+        if service is None:
+            return
+        key = COUNTER.format(outcome=outcome)
+        with _metrics_lock:
+            if isinstance(service, StatsDService):
+                # StatsD has no labels: its ``unique`` counts distinct values, not emails.
+                service.count(key)
+            else:
+                service.count(key, unique=[(name, str(labels.get(name) or "")) for name in LABELS])
+
+    def timed(self, listener):
+        """``listener`` timed as ``emailer.build.seconds``: building the emails of an event."""
+
+        @functools.wraps(listener)
+        def timed_listener(event):
+            service = self._service()
+            if service is None:
+                return listener(event)
+            try:
+                with _metrics_lock:
+                    timer = service.timer(BUILD_TIMER)
+            except Exception:  # Metrics never stop an email nor break a write.
+                logger.warning("Could not time the emails of %r", event, exc_info=True)
+                return listener(event)
+            with timer:
+                return listener(event)
+
+        return timed_listener
+
+
+def setup(config, delivery):
+    """Register the heartbeat and connect the delivery's outcomes to the metrics service."""
+    settings = config.get_settings()
+    timeout = float(settings.get("heartbeat_timeout_seconds") or 10)
+    heartbeats = getattr(config.registry, "heartbeats", None)
+    if heartbeats is not None:  # Outside Kinto (a bare Pyramid app) there is nowhere to report.
+        heartbeats[HEARTBEAT] = Heartbeat(delivery, timeout)
+    metrics = Metrics(config.registry)
+    delivery.report.count = metrics.count
+    return metrics
