@@ -75,6 +75,22 @@ def object_context(event, impacted, base):
     return context
 
 
+def _hooks_owner(event, impacted):
+    """``(bucket_id, collection_id, collection)`` whose hooks apply to an impacted object.
+
+    ``collection`` is the changed collection's own data (the deleted version on delete);
+    ``None`` for a record, whose collection is read from storage.
+    """
+    payload = event.payload
+    if payload.get("resource_name") == "record":
+        return payload.get("bucket_id"), payload.get("collection_id"), None
+    collection = impacted.get("new") or {}
+    if collection.get("deleted"):
+        collection = impacted.get("old") or {}
+    obj = impacted.get("new") or impacted.get("old") or {}
+    return payload.get("bucket_id"), obj.get("id"), collection
+
+
 def collect_envelopes(event, emailer, digests=None):
     """Every email that ``event`` asks for, one per impacted object and matching hook.
 
@@ -85,19 +101,19 @@ def collect_envelopes(event, emailer, digests=None):
     own_digests = digests is None
     if own_digests:
         digests = Digests(settings)
-    finder = selection.HookFinder(event.request.registry.storage)
-    base = request_context(event, settings)
+    request = event.request
+    finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
+    base = None
     # Hooks whose patterns ran out of time sit out the rest of the request.
     timed_out = event.request.bound_data.setdefault(TIMED_OUT_KEY, set())
     envelopes = []
     for impacted in event.impacted_objects:
+        hooks, location = finder.hooks(*_hooks_owner(event, impacted))
+        if not hooks:
+            continue
+        # Built only when some hook may fire: most writes have none, and URLs cost.
+        base = base or request_context(event, settings)
         context = object_context(event, impacted, base)
-        collection = None
-        if context["resource_name"] == "collection":
-            collection = impacted.get("new") or {}
-            if collection.get("deleted"):
-                collection = impacted.get("old") or {}
-        hooks, location = finder.hooks(context["bucket_id"], context["collection_id"], collection)
         for index, hook in selection.matching_hooks(
             hooks, context, settings.regex_timeout, location, timed_out
         ):

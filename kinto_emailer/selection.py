@@ -86,9 +86,11 @@ def _read(storage, resource_name, parent_id, object_id):
 class HookFinder:
     """Finds the hooks of a collection or bucket, reading each one once per request."""
 
-    def __init__(self, storage):
+    def __init__(self, storage, fetched_collections=None):
         self.storage = storage
         self._cache = {}
+        # The collections Kinto's records view already read in this request, by URI.
+        self.fetched_collections = fetched_collections or {}
 
     def metadata(self, resource_name, bucket_id, object_id=None):
         parent_id = f"/buckets/{bucket_id}" if resource_name == "collection" else ""
@@ -111,7 +113,10 @@ class HookFinder:
         (the deleted version on delete); otherwise it is read from storage.
         """
         if collection is None and collection_id is not None:
-            collection = self.metadata("collection", bucket_id, collection_id)
+            uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+            collection = self.fetched_collections.get(uri)
+            if collection is None:
+                collection = self.metadata("collection", bucket_id, collection_id)
         if collection and METADATA_KEY in collection:
             location = f"/buckets/{bucket_id}/collections/{collection_id}"
             return _hooks_of(collection), location
