@@ -114,5 +114,7 @@ def expand(entries, bucket_id, read_group):
 
 def without(addresses, taken):
     """``addresses`` minus those whose address is in ``taken`` (both as ``expand`` returns)."""
+    if not addresses:  # The usual case, and parsing a large group's addresses costs.
+        return []
     seen = {email.utils.parseaddr(entry)[1].lower() for entry in taken}
     return [entry for entry in addresses if email.utils.parseaddr(entry)[1].lower() not in seen]
