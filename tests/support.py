@@ -3,7 +3,9 @@
 import email
 import email.policy
 import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import unittest
@@ -209,3 +211,30 @@ def postgresql_settings(url):
         "permission_url": url,
         "cache_backend": "kinto.core.cache.memory",
     }
+
+
+class MaildirQueueMixin:
+    """Durable mode: emails go to a Maildir of the test's own at commit; with ``processor``,
+    the plugin's worker delivers them from there too. Put it before ``EmailerWebTest``."""
+
+    processor = True
+
+    @classmethod
+    def setUpClass(cls):
+        cls.queue_path = tempfile.mkdtemp()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.app.app.registry.emailer.delivery.stop(timeout=1)
+        super().tearDownClass()
+        shutil.rmtree(cls.queue_path, ignore_errors=True)
+
+    @classmethod
+    def extra_settings(cls):
+        return {
+            **super().extra_settings(),
+            "mail.queue_path": cls.queue_path,
+            "kinto_emailer.queue_processor": str(cls.processor).lower(),
+            "kinto_emailer.queue_poll_interval": "0.05",
+        }

@@ -18,7 +18,7 @@ from repoze.sendmail.queue import QueueProcessor
 
 from kinto_emailer import maildir
 from kinto_emailer.mime import render
-from tests.support import EmailerWebTest, SMTPServer, free_port
+from tests.support import EmailerWebTest, MaildirQueueMixin, SMTPServer, free_port
 
 
 HOOK = {
@@ -44,21 +44,7 @@ def claimed_files(queue_path):
     ]
 
 
-class QueueWebTest(EmailerWebTest):
-    processor = True
-
-    @classmethod
-    def setUpClass(cls):
-        cls.queue_path = tempfile.mkdtemp()
-        super().setUpClass()
-
-    @classmethod
-    def extra_settings(cls):
-        return {
-            "mail.queue_path": cls.queue_path,
-            "kinto_emailer.queue_processor": str(cls.processor).lower(),
-        }
-
+class QueueWebTest(MaildirQueueMixin, EmailerWebTest):
     def setUp(self):
         super().setUp()
         self.create_bucket()

@@ -3,13 +3,11 @@ with its id, recipient count, hook and reason, and never an address, a subject o
 
 import logging
 import os
-import shutil
-import tempfile
 
 from aiosmtpd.controller import Controller
 
 from kinto_emailer import maildir
-from tests.support import EmailerWebTest, Inbox, SMTPServer, free_port
+from tests.support import EmailerWebTest, Inbox, MaildirQueueMixin, SMTPServer, free_port
 
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -163,27 +161,8 @@ class PartlyRefusedTest(LogTest):
         assert len(lines) == 2
 
 
-class DurableTest(LogTest):
-    processor = True
-
-    @classmethod
-    def setUpClass(cls):
-        cls.queue_path = tempfile.mkdtemp()
-        super().setUpClass()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.app.app.registry.emailer.delivery.stop(timeout=1)
-        super().tearDownClass()
-        shutil.rmtree(cls.queue_path)
-
-    @classmethod
-    def extra_settings(cls):
-        return {
-            "mail.queue_path": cls.queue_path,
-            "kinto_emailer.queue_processor": str(cls.processor).lower(),
-            "kinto_emailer.queue_poll_interval": "0.05",
-        }
+class DurableTest(MaildirQueueMixin, LogTest):
+    pass
 
 
 class DurableDeliveryTest(DurableTest):
