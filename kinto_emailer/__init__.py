@@ -43,7 +43,7 @@ def _review_events():
 def includeme(config):
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
-    config.registry.emailer = Emailer(emailer_settings, Delivery(emailer_settings, settings))
+    config.registry.emailer = Emailer(emailer_settings, Delivery(emailer_settings))
     metrics = health.setup(config, config.registry.emailer.delivery)
 
     config.add_api_capability(

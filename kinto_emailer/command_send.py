@@ -23,11 +23,10 @@ def _fail(message):
     return 1
 
 
-def _where(settings, emailer_settings):
-    if emailer_settings.debug_directory:
-        return f"debug files in {emailer_settings.debug_directory}"
-    host = settings.get("mail.host", "localhost")
-    return f"{host}:{settings.get('mail.port', 25)}"
+def _where(delivery):
+    if delivery.settings.debug_directory:
+        return f"debug files in {delivery.settings.debug_directory}"
+    return delivery.transport.address
 
 
 def main(argv=None):
@@ -46,12 +45,12 @@ def main(argv=None):
         return _fail(f"cannot read {args.config}: {e}")
     try:
         emailer_settings = read_settings(settings)
-        delivery = Delivery(emailer_settings, settings)
+        delivery = Delivery(emailer_settings)
     except (ConfigurationError, ValueError) as e:
         return _fail(f"invalid mail settings in {args.config}: {e}")
 
     message = Message(subject=SUBJECT, recipients=[args.recipient], body=BODY)
-    where = _where(settings, emailer_settings)
+    where = _where(delivery)
     try:
         delivery.send_now(message)
     except Exception as e:

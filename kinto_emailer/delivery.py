@@ -46,7 +46,7 @@ class Delivery:
     - otherwise: the in-memory queue of the worker, which speaks SMTP.
     """
 
-    def __init__(self, emailer_settings, settings=None):
+    def __init__(self, emailer_settings):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
         self.debug_mailer = None

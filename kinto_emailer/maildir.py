@@ -118,7 +118,6 @@ def load(filename):
         sender=_decoded(headers[FROM_HEADER]),
         recipients=recipients,
         data=b"".join(kept),
-        subject=_decoded(headers["Subject"]),
         message_id=str(headers["Message-Id"] or ""),
     )
     labels = dict(

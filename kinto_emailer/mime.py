@@ -23,12 +23,7 @@ class Outgoing:
     sender: str
     recipients: list
     data: bytes
-    subject: str = ""
     message_id: str = ""
-
-    def describe(self):
-        """For the logs: who should have received what."""
-        return f"email {self.message_id} {self.subject!r} to {', '.join(self.recipients)}"
 
 
 def addr_spec(entry):
@@ -113,6 +108,5 @@ def render(message, default_sender):
         sender=addr_spec(message.sender),
         recipients=recipients,
         data=b"".join(head) + buffer.getvalue(),
-        subject=str(message.subject or ""),
         message_id=str(message.extra_headers.get("Message-ID", "")),
     )
