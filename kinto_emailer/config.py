@@ -1,134 +1,194 @@
-"""Every ``mail.*`` and ``kinto_emailer.*`` setting, read and checked once at start-up."""
+"""Every ``mail.*`` and ``kinto_emailer.*`` setting, read and checked once at start-up.
 
+``EmailerSettings`` is the table: one line per setting gives its attribute, its key, its
+default as it would be written in the ini file, and its conversion. Adding a setting is
+adding a line; its key is then known, and any other ``kinto_emailer.*`` key is refused.
+"""
+
+import difflib
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 
+from .recipients import parse_address
 
+
+PLUGIN_PREFIX = "kinto_emailer."
+#: Kinto's own prefix: ``kinto.kinto_emailer.x`` in an ini file is ``kinto_emailer.x``.
+KINTO_PREFIX = "kinto."
+#: The only settings a template may read: anything else could be a secret.
+EXPOSED_SETTINGS = ("project_name", "project_version", "url")
 DEFAULT_SENDER = "kinto@localhost"
+
+_TRUTHY = ("true", "yes", "on", "1", "t", "y")
+_FALSY = ("false", "no", "off", "0", "f", "n", "none")
+
+
+# Conversions: ``(key, raw text) -> value``; they raise ``ConfigurationError`` naming the key.
+
+
+def text(key: str, raw: str) -> str:
+    return raw
+
+
+def optional(key: str, raw: str) -> str | None:
+    return raw or None
+
+
+def whole_number(key: str, raw: str) -> int:
+    if not raw.isdigit():
+        raise ConfigurationError(f"Setting {key!r} must be a whole number, got {raw!r}.")
+    return int(raw)
+
+
+def _positive(convert: Callable[[str], Any]) -> Callable[[str, str], Any]:
+    def positive(key: str, raw: str) -> Any:
+        try:
+            value = convert(raw)
+        except ValueError:
+            raise ConfigurationError(f"Setting {key!r} must be a number, got {raw!r}.")
+        if value <= 0:
+            raise ConfigurationError(f"Setting {key!r} must be greater than zero, got {raw!r}.")
+        return value
+
+    return positive
+
+
+positive_int = _positive(int)
+positive_float = _positive(float)
+
+
+def boolean(key: str, raw: str) -> bool:
+    if raw.lower() not in _TRUTHY + _FALSY:
+        raise ConfigurationError(f"Setting {key!r} must be true or false, got {raw!r}.")
+    return raw.lower() in _TRUTHY
+
+
+def address(key: str, raw: str) -> str:
+    if parse_address(raw) is None:
+        raise ConfigurationError(
+            f"Setting {key!r} must be an email address such as 'Kinto <kinto@example.com>', "
+            f"got {raw!r}."
+        )
+    return raw
+
+
+def readable_file(key: str, raw: str) -> str | None:
+    if raw and not os.access(raw, os.R_OK):
+        raise ConfigurationError(f"Setting {key!r} must name a readable PEM file, got {raw!r}.")
+    return raw or None
+
+
+def setting(key: str, default: str, convert: Callable[[str, str], Any]) -> Any:
+    """One row of the table: read ``key`` (``default`` when unset or empty) with ``convert``."""
+    return field(metadata={"key": key, "default": default, "convert": convert})
 
 
 @dataclass(frozen=True)
 class EmailerSettings:
-    default_sender: str
-    queue_path: str | None
-    debug_directory: str | None
-    max_hooks: int
-    max_recipients: int
-    max_expanded_recipients: int
-    max_template_length: int
-    regex_timeout: float
-    exposed_settings: dict
-    # How emails leave: the SMTP server (pyramid_mailer's names) and the delivery worker.
-    smtp_host: str = "localhost"
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_tls: bool = False
-    smtp_ssl: bool = False
-    smtp_debug: int = 0
-    smtp_timeout: float = 10.0
-    tls_verify: bool = True
-    tls_ca_file: str | None = None
-    queue_size: int = 10000
-    queue_processor: bool = False
-    queue_poll_interval: float = 1.0
-    retry_max_attempts: int = 8
-    retry_base_delay: float = 1.0
-    retry_max_delay: float = 300.0
-    shutdown_timeout: float = 10.0
-    max_digest_items: int = 500
+    # Emails: pyramid_mailer's names.
+    default_sender: str = setting("mail.default_sender", DEFAULT_SENDER, address)
+    queue_path: str | None = setting("mail.queue_path", "", optional)
+    debug_mailer: bool = setting("mail.debug_mailer", "false", boolean)
+    top_level_directory: str | None = setting("mail.top_level_directory", "", optional)
+    smtp_host: str = setting("mail.host", "localhost", text)
+    smtp_port: int = setting("mail.port", "25", whole_number)
+    smtp_username: str | None = setting("mail.username", "", optional)
+    smtp_password: str | None = setting("mail.password", "", optional)
+    smtp_tls: bool = setting("mail.tls", "false", boolean)
+    smtp_ssl: bool = setting("mail.ssl", "false", boolean)
+    smtp_debug: int = setting("mail.debug", "0", whole_number)
+    # Hooks: limits on what metadata may ask for.
+    max_hooks: int = setting("kinto_emailer.max_hooks", "50", positive_int)
+    max_recipients: int = setting("kinto_emailer.max_recipients", "100", positive_int)
+    max_expanded_recipients: int = setting(
+        "kinto_emailer.max_expanded_recipients", "1000", positive_int
+    )
+    max_template_length: int = setting("kinto_emailer.max_template_length", "65536", positive_int)
+    max_digest_items: int = setting("kinto_emailer.max_digest_items", "500", positive_int)
+    regex_timeout: float = setting("kinto_emailer.regex_timeout", "0.1", positive_float)
+    # Delivery: the worker, its retries, TLS.
+    smtp_timeout: float = setting("kinto_emailer.smtp_timeout", "10", positive_float)
+    tls_verify: bool = setting("kinto_emailer.tls_verify", "true", boolean)
+    tls_ca_file: str | None = setting("kinto_emailer.tls_ca_file", "", readable_file)
+    queue_size: int = setting("kinto_emailer.queue_size", "10000", positive_int)
+    queue_processor: bool = setting("kinto_emailer.queue_processor", "false", boolean)
+    queue_poll_interval: float = setting("kinto_emailer.queue_poll_interval", "1", positive_float)
+    retry_max_attempts: int = setting("kinto_emailer.retry_max_attempts", "8", positive_int)
+    retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", positive_float)
+    retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", positive_float)
+    shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", positive_float)
+    # Kinto's own settings that the plugin reads.
+    heartbeat_timeout: float = setting("heartbeat_timeout_seconds", "10", positive_float)
+    project_name: str = setting("project_name", "", text)
+    project_version: str = setting("project_version", "", text)
+    url: str = setting("url", "", text)
+
+    @property
+    def debug_directory(self) -> str | None:
+        """Where the debug mailer writes its ``.eml`` files; ``None`` when it is off."""
+        if not self.debug_mailer:
+            return None
+        return self.top_level_directory or os.path.join(".", "mail")
+
+    @property
+    def exposed_settings(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in EXPOSED_SETTINGS}
 
 
-def _positive(settings, key, default, convert=int):
-    raw = settings.get(key, default)
-    try:
-        value = convert(raw)
-    except (TypeError, ValueError):
-        raise ConfigurationError(f"Setting {key!r} must be a number, got {raw!r}.")
-    if value <= 0:
-        raise ConfigurationError(f"Setting {key!r} must be greater than zero, got {raw!r}.")
-    return value
+ROWS = {row.metadata["key"]: row for row in fields(EmailerSettings)}
 
 
-_TRUTHY = ("true", "yes", "on", "1", "t", "y")
-_FALSY = ("", "false", "no", "off", "0", "f", "n", "none")
+def _raw(settings: Mapping[str, Any], key: str) -> str | None:
+    # Kinto adds the unprefixed key (after its environment overrides); a bare ini has either.
+    for name in (key, KINTO_PREFIX + key):
+        value = settings.get(name)
+        if value is not None and str(value).strip() != "":
+            return str(value).strip()
+    return None
 
 
-def _boolean(settings, key, default="false"):
-    value = settings.get(key)
-    raw = str(default if value in (None, "") else value).strip().lower()
-    if raw not in _TRUTHY + _FALSY:
-        raise ConfigurationError(f"Setting {key!r} must be true or false, got {raw!r}.")
-    return raw in _TRUTHY
+def unknown_setting(settings: Mapping[str, Any]) -> str | None:
+    """The first ``kinto_emailer.*`` key that is not a setting of the plugin, if any."""
+    keys = {key.removeprefix(KINTO_PREFIX) for key in settings}
+    unknown = sorted(k for k in keys if k.startswith(PLUGIN_PREFIX) and k not in ROWS)
+    return unknown[0] if unknown else None
 
 
-def read_settings(settings) -> EmailerSettings:
-    """Read the plugin's settings; a bad value raises ``ConfigurationError`` naming its key."""
-    for key in ("mail.port", "mail.debug"):
-        raw = settings.get(key)
-        if raw not in (None, "") and not str(raw).strip().isdigit():
-            raise ConfigurationError(f"Setting {key!r} must be a whole number, got {raw!r}.")
-    # Both read before comparing: a bad 'mail.ssl' must not hide behind 'mail.tls = false'.
-    tls, ssl = _boolean(settings, "mail.tls"), _boolean(settings, "mail.ssl")
-    if tls and ssl:
+def _refuse_unknown(settings: Mapping[str, Any]) -> None:
+    key = unknown_setting(settings)
+    if key is None:
+        return
+    known = [k for k in ROWS if k.startswith(PLUGIN_PREFIX)]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+    hint = f"did you mean {close[0]!r}?" if close else "kinto-emailer has no such setting."
+    raise ConfigurationError(f"Unknown setting {key!r}; {hint}")
+
+
+def read_settings(settings: Mapping[str, Any]) -> EmailerSettings:
+    """Read the plugin's settings; a bad one raises ``ConfigurationError`` naming its key."""
+    _refuse_unknown(settings)
+    values = {}
+    for key, row in ROWS.items():
+        raw = _raw(settings, key)
+        raw = row.metadata["default"] if raw is None else raw
+        values[row.name] = row.metadata["convert"](key, raw)
+    emailer_settings = EmailerSettings(**values)
+    _check_together(emailer_settings)
+    return emailer_settings
+
+
+def _check_together(settings: EmailerSettings) -> None:
+    if settings.smtp_tls and settings.smtp_ssl:
         raise ConfigurationError(
             "Settings 'mail.tls' and 'mail.ssl' exclude each other: "
             "use 'mail.ssl' for SMTPS (port 465) or 'mail.tls' for STARTTLS."
         )
-
-    queue_path = settings.get("mail.queue_path") or None
-    debug_directory = None
-    if _boolean(settings, "mail.debug_mailer"):
-        debug_directory = settings.get("mail.top_level_directory") or os.path.join(".", "mail")
-
-    queue_processor = _boolean(settings, "kinto_emailer.queue_processor")
-    if queue_processor and not queue_path:
+    if settings.queue_processor and not settings.queue_path:
         raise ConfigurationError(
             "Setting 'kinto_emailer.queue_processor' needs 'mail.queue_path': "
             "set the Maildir to deliver from, or remove 'kinto_emailer.queue_processor'."
         )
-    tls_ca_file = settings.get("kinto_emailer.tls_ca_file") or None
-    if tls_ca_file and not os.access(tls_ca_file, os.R_OK):
-        raise ConfigurationError(
-            f"Setting 'kinto_emailer.tls_ca_file' must name a readable PEM file, "
-            f"got {tls_ca_file!r}."
-        )
-
-    return EmailerSettings(
-        default_sender=settings.get("mail.default_sender") or DEFAULT_SENDER,
-        queue_path=queue_path,
-        debug_directory=debug_directory,
-        max_hooks=_positive(settings, "kinto_emailer.max_hooks", "50"),
-        max_recipients=_positive(settings, "kinto_emailer.max_recipients", "100"),
-        max_expanded_recipients=_positive(
-            settings, "kinto_emailer.max_expanded_recipients", "1000"
-        ),
-        max_template_length=_positive(settings, "kinto_emailer.max_template_length", "65536"),
-        regex_timeout=_positive(settings, "kinto_emailer.regex_timeout", "0.1", float),
-        # The only settings a template may read: anything else could be a secret.
-        exposed_settings={
-            "project_name": str(settings.get("project_name", "")),
-            "project_version": str(settings.get("project_version", "")),
-            "url": str(settings.get("url", "")),
-        },
-        smtp_host=settings.get("mail.host") or "localhost",
-        smtp_port=int(settings.get("mail.port") or 25),
-        smtp_username=settings.get("mail.username") or None,
-        smtp_password=settings.get("mail.password") or None,
-        smtp_tls=tls,
-        smtp_ssl=ssl,
-        smtp_debug=int(settings.get("mail.debug") or 0),
-        smtp_timeout=_positive(settings, "kinto_emailer.smtp_timeout", "10", float),
-        tls_verify=_boolean(settings, "kinto_emailer.tls_verify", "true"),
-        tls_ca_file=tls_ca_file,
-        queue_size=_positive(settings, "kinto_emailer.queue_size", "10000"),
-        queue_processor=queue_processor,
-        queue_poll_interval=_positive(settings, "kinto_emailer.queue_poll_interval", "1", float),
-        retry_max_attempts=_positive(settings, "kinto_emailer.retry_max_attempts", "8"),
-        retry_base_delay=_positive(settings, "kinto_emailer.retry_base_delay", "1", float),
-        retry_max_delay=_positive(settings, "kinto_emailer.retry_max_delay", "300", float),
-        shutdown_timeout=_positive(settings, "kinto_emailer.shutdown_timeout", "10", float),
-        max_digest_items=_positive(settings, "kinto_emailer.max_digest_items", "500"),
-    )

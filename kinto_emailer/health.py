@@ -121,8 +121,7 @@ class Metrics:
 
 def setup(config, delivery):
     """Register the heartbeat and connect the delivery's outcomes to the metrics service."""
-    settings = config.get_settings()
-    timeout = float(settings.get("heartbeat_timeout_seconds") or 10)
+    timeout = delivery.settings.heartbeat_timeout
     heartbeats = getattr(config.registry, "heartbeats", None)
     if heartbeats is not None:  # Outside Kinto (a bare Pyramid app) there is nowhere to report.
         heartbeats[HEARTBEAT] = Heartbeat(delivery, timeout)

@@ -8,7 +8,7 @@ from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
 import kinto_emailer
-from kinto_emailer.config import DEFAULT_SENDER, read_settings
+from kinto_emailer.config import DEFAULT_SENDER, ROWS, read_settings
 
 
 @pytest.fixture
@@ -66,6 +66,66 @@ def test_includeme_refuses_a_bad_setting_naming_its_key(config_with, key, value,
     assert str(error.value) == message
 
 
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        (
+            "kinto_emailer.queue_sise",
+            "Unknown setting 'kinto_emailer.queue_sise'; did you mean 'kinto_emailer.queue_size'?",
+        ),
+        # As written in an ini file: Kinto's prefix is not part of the name.
+        (
+            "kinto.kinto_emailer.smtp_timout",
+            "Unknown setting 'kinto_emailer.smtp_timout'; "
+            "did you mean 'kinto_emailer.smtp_timeout'?",
+        ),
+        (
+            "kinto_emailer.frobnicate",
+            "Unknown setting 'kinto_emailer.frobnicate'; kinto-emailer has no such setting.",
+        ),
+    ],
+)
+def test_includeme_refuses_an_unknown_plugin_setting(config_with, key, message):
+    with pytest.raises(ConfigurationError) as error:
+        config_with({key: "1"})
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("key", sorted(ROWS))
+def test_every_setting_of_the_table_is_known_and_its_default_valid(key):
+    row = ROWS[key]
+    given = read_settings({key: row.metadata["default"]})
+    assert getattr(given, row.name) == getattr(read_settings({}), row.name)
+
+
+def test_settings_of_other_packages_are_left_alone():
+    settings = read_settings({"mail.sendmail_app": "/usr/sbin/sendmail", "kinto_signer.x": "1"})
+    assert settings.smtp_port == 25
+
+
+@pytest.mark.parametrize("value", ["not-an-address", "Kinto <kinto>", "a@b.c\r\nBcc: x@y.z"])
+def test_includeme_refuses_a_default_sender_that_is_not_an_address(config_with, value):
+    with pytest.raises(ConfigurationError) as error:
+        config_with({"mail.default_sender": value})
+    assert str(error.value) == (
+        "Setting 'mail.default_sender' must be an email address such as "
+        f"'Kinto <kinto@example.com>', got {value!r}."
+    )
+
+
+def test_a_prefixed_setting_is_read_as_its_plain_name():
+    settings = read_settings({"kinto.kinto_emailer.queue_size": "7", "kinto.mail.port": "2525"})
+    assert (settings.queue_size, settings.smtp_port) == (7, 2525)
+
+
+def test_the_plain_name_wins_over_the_prefixed_one():
+    # Kinto writes the plain name last, after applying its environment variables.
+    settings = read_settings(
+        {"kinto.kinto_emailer.queue_size": "7", "kinto_emailer.queue_size": 9}
+    )
+    assert settings.queue_size == 9
+
+
 def test_includeme_refuses_tls_together_with_ssl(config_with):
     with pytest.raises(ConfigurationError) as error:
         config_with({"mail.tls": "true", "mail.ssl": "true"})
@@ -82,6 +142,32 @@ def test_the_application_does_not_start_with_a_bad_setting():
     settings["cache_backend"] = "kinto.core.cache.memory"
     with pytest.raises(ConfigurationError, match="'mail.port'"):
         kinto.main({}, **settings)
+
+
+def _kinto_settings(**extra):
+    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer"}
+    settings["storage_backend"] = "kinto.core.storage.memory"
+    settings["permission_backend"] = "kinto.core.permission.memory"
+    settings["cache_backend"] = "kinto.core.cache.memory"
+    return {**settings, **extra}
+
+
+def test_the_application_does_not_start_with_an_unknown_prefixed_setting():
+    # Kinto hands both names over: the key is named once, without the prefix.
+    settings = _kinto_settings(**{"kinto.kinto_emailer.queue_sise": "5"})
+    with pytest.raises(ConfigurationError) as error:
+        kinto.main({}, **settings)
+    assert str(error.value) == (
+        "Unknown setting 'kinto_emailer.queue_sise'; did you mean 'kinto_emailer.queue_size'?"
+    )
+
+
+def test_the_application_reads_prefixed_settings_and_kintos_heartbeat_timeout():
+    settings = _kinto_settings(
+        **{"kinto.kinto_emailer.queue_size": "5", "heartbeat_timeout_seconds": "3"}
+    )
+    emailer_settings = kinto.main({}, **settings).registry.emailer.settings
+    assert (emailer_settings.queue_size, emailer_settings.heartbeat_timeout) == (5, 3)
 
 
 def test_read_settings_defaults():
