@@ -12,6 +12,7 @@ from . import health
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .listener import build_notification
+from .outbox import postgresql as outbox_postgresql
 from .schema import validate_metadata
 
 
@@ -51,7 +52,13 @@ def includeme(config):
         description="Send emails when records and collections change.",
         url="https://github.com/Kinto/kinto-emailer",
         version=__version__,
+        outbox=emailer_settings.outbox_name,
     )
+    if emailer_settings.outbox_name == "postgresql":
+        config.add_migration(outbox_postgresql.Migration())
+        # ``kinto migrate`` loads the app to create the table: it can't need it yet.
+        if getattr(config.registry, "command", None) is None:
+            outbox_postgresql.check_schema(emailer_settings.storage_url)
 
     config.add_subscriber(
         validate_metadata,

@@ -82,6 +82,18 @@ def readable_file(key: str, raw: str) -> str | None:
     return raw or None
 
 
+OUTBOXES = ("memory", "postgresql")
+POSTGRESQL_STORAGE = "kinto.core.storage.postgresql"
+
+
+def outbox_choice(key: str, raw: str) -> str:
+    if raw not in OUTBOXES:
+        raise ConfigurationError(
+            f"Setting {key!r} must be one of {', '.join(OUTBOXES)}, got {raw!r}."
+        )
+    return raw
+
+
 def setting(key: str, default: str, convert: Callable[[str, str], Any]) -> Any:
     """One row of the table: read ``key`` (``default`` when unset or empty) with ``convert``."""
     return field(metadata={"key": key, "default": default, "convert": convert})
@@ -121,11 +133,23 @@ class EmailerSettings:
     retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", positive_float)
     retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", positive_float)
     shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", positive_float)
+    # The outbox: where emails wait, and the limits that keep buckets from starving others.
+    outbox: str = setting("kinto_emailer.outbox", "memory", outbox_choice)
+    outbox_worker: bool = setting("kinto_emailer.outbox_worker", "true", boolean)
+    outbox_lease: float = setting("kinto_emailer.outbox_lease", "60", positive_float)
+    outbox_retention_days: float = setting(
+        "kinto_emailer.outbox_retention_days", "7", positive_float
+    )
+    queue_bytes: int = setting("kinto_emailer.queue_bytes", "50000000", positive_int)
+    max_request_bytes: int = setting("kinto_emailer.max_request_bytes", "5000000", positive_int)
+    max_emails_per_hour: int = setting("kinto_emailer.max_emails_per_hour", "0", whole_number)
     # Kinto's own settings that the plugin reads.
     heartbeat_timeout: float = setting("heartbeat_timeout_seconds", "10", positive_float)
     project_name: str = setting("project_name", "", text)
     project_version: str = setting("project_version", "", text)
     url: str = setting("url", "", text)
+    storage_backend: str = setting("storage_backend", "", text)
+    storage_url: str = setting("storage_url", "", text)
 
     @property
     def debug_directory(self) -> str | None:
@@ -133,6 +157,21 @@ class EmailerSettings:
         if not self.debug_mailer:
             return None
         return self.top_level_directory or os.path.join(".", "mail")
+
+    @property
+    def outbox_name(self) -> str:
+        """Where emails wait: ``postgresql``, ``maildir`` (``mail.queue_path``) or ``memory``."""
+        return "maildir" if self.queue_path else self.outbox
+
+    @property
+    def runs_worker(self) -> bool:
+        """Whether this process delivers: not with the debug mailer, nor to a Maildir that an
+        external queue processor delivers, nor with ``kinto_emailer.outbox_worker = false``."""
+        if self.debug_directory:
+            return False
+        if self.outbox_name == "maildir":
+            return self.queue_processor
+        return self.outbox_name == "memory" or self.outbox_worker
 
     @property
     def exposed_settings(self) -> dict[str, str]:
@@ -187,6 +226,19 @@ def _check_together(settings: EmailerSettings) -> None:
             "Settings 'mail.tls' and 'mail.ssl' exclude each other: "
             "use 'mail.ssl' for SMTPS (port 465) or 'mail.tls' for STARTTLS."
         )
+    if settings.outbox == "postgresql":
+        if settings.storage_backend != POSTGRESQL_STORAGE:
+            raise ConfigurationError(
+                "Setting 'kinto_emailer.outbox = postgresql' needs "
+                f"'kinto.storage_backend = {POSTGRESQL_STORAGE}', got "
+                f"{settings.storage_backend or 'the memory backend'!r}: the outbox is a table "
+                "of the storage database."
+            )
+        if settings.queue_path:
+            raise ConfigurationError(
+                "Settings 'kinto_emailer.outbox = postgresql' and 'mail.queue_path' exclude "
+                "each other: emails wait in the database, or in the Maildir."
+            )
     if settings.queue_processor and not settings.queue_path:
         raise ConfigurationError(
             "Setting 'kinto_emailer.queue_processor' needs 'mail.queue_path': "

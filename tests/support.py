@@ -238,3 +238,13 @@ class MaildirQueueMixin:
             "kinto_emailer.queue_processor": str(cls.processor).lower(),
             "kinto_emailer.queue_poll_interval": "0.05",
         }
+
+
+def migrate(settings):
+    """Run ``kinto migrate`` on a Kinto app made of ``settings``, as the command does."""
+    from kinto.core import scripts
+    from pyramid.config import Configurator
+
+    config = Configurator(settings={**kinto.DEFAULT_SETTINGS, **settings})
+    kinto.main({"command": "migrate"}, config=config)
+    scripts.migrate({"registry": config.registry})

@@ -552,4 +552,5 @@ class CapabilityTest(EmailerWebTest):
             "description": "Send emails when records and collections change.",
             "url": "https://github.com/Kinto/kinto-emailer",
             "version": __version__,
+            "outbox": "memory",
         }

@@ -1,0 +1,141 @@
+"""Where emails wait between the request that asks for them and the worker that sends them.
+
+Backends are interchangeable, like Kinto's storage backends: ``memory`` (this process),
+``maildir`` (a directory shared by processes) and ``postgresql`` (rows committed with the
+change, shared by every process that reaches the database). The worker claims emails, the
+sender reports each outcome back here, and the status views read and change them.
+"""
+
+import abc
+import itertools
+import time
+from dataclasses import dataclass, field
+
+from pyramid_mailer.message import Message
+
+from ..mime import Outgoing
+
+
+QUEUED, SENDING, SENT, RETRYING = "queued", "sending", "sent", "retrying"
+FAILED, CANCELLED, DROPPED = "failed", "cancelled", "dropped"
+#: Waiting to be sent, or being sent: what ``pending`` counts.
+PENDING = (QUEUED, SENDING, RETRYING)
+ENDED = (SENT, FAILED, CANCELLED, DROPPED)
+
+_sequence = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Email:
+    """One email: what it says (``message``) and where it came from (hook, object)."""
+
+    message: Message | None
+    location: str = ""  # The hook: ``/buckets/b/collections/c#0``.
+    bucket_id: str | None = None
+    collection_id: str | None = None
+    uri: str | None = None
+    action: str | None = None
+    event: str | None = None
+    id: str = ""
+    status: str = QUEUED
+    attempts: int = 0
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    #: Bytes, from the fields that a hook's author controls; what the byte limits count.
+    size: int = 0
+    #: The bytes for SMTP; rendered by the worker, or read back from a Maildir file.
+    outgoing: Outgoing | None = None
+    #: Backend-specific handle: a Maildir file's path, a PostgreSQL row's lease.
+    handle: object = None
+
+    def __post_init__(self):
+        if not self.id:
+            self.id = str(next(_sequence))
+        if not self.size and self.message is not None:
+            self.size = message_size(self.message)
+
+    @property
+    def labels(self) -> dict:
+        return {"bucket_id": self.bucket_id, "collection_id": self.collection_id}
+
+    @property
+    def message_id(self) -> str:
+        if self.outgoing is not None:
+            return self.outgoing.message_id
+        return str(self.message.extra_headers.get("Message-ID", "")) if self.message else ""
+
+    @property
+    def recipients(self) -> list:
+        if self.outgoing is not None:
+            return list(self.outgoing.recipients)
+        message = self.message
+        if message is None:
+            return []
+        return [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
+
+
+def message_size(message: Message) -> int:
+    """About the bytes ``message`` takes once rendered, without rendering it."""
+    texts = [message.subject or "", message.body or "", message.html or ""]
+    texts += [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
+    texts += [str(v) for v in (message.extra_headers or {}).values()]
+    return sum(len(text.encode("utf-8", "replace")) for text in texts)
+
+
+class Outbox(abc.ABC):
+    """The places emails wait. Every method is safe to call from any thread."""
+
+    #: The ``outbox`` of the ``emailer`` capability.
+    name: str = ""
+    #: Whether ``put`` joins the request's transaction (else it is called after commit).
+    transactional: bool = False
+
+    @abc.abstractmethod
+    def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
+        """Keep ``emails`` for sending; returns those refused by a limit, with the reason."""
+
+    @abc.abstractmethod
+    def claim(self, limit: int) -> list[Email]:
+        """Up to ``limit`` emails due now, leased to this worker, buckets served in turn."""
+
+    @abc.abstractmethod
+    def sent(self, email: Email) -> None:
+        """``email`` was accepted by the mail server."""
+
+    @abc.abstractmethod
+    def retry(self, email: Email, delay: float, error: str) -> None:
+        """Try ``email`` again in ``delay`` seconds (to ``email.outgoing.recipients`` only)."""
+
+    @abc.abstractmethod
+    def failed(self, email: Email, error: str) -> None:
+        """``email`` is given up: refused for good, or out of attempts."""
+
+    @abc.abstractmethod
+    def release(self, emails: list[Email]) -> None:
+        """Give claimed emails back, unsent, for another worker or the next start."""
+
+    @abc.abstractmethod
+    def pending(self) -> int:
+        """How many emails wait or are being sent."""
+
+    def next_due(self) -> float | None:
+        """Seconds until the next email this outbox knows of falls due; ``None``: unknown."""
+        return None
+
+    def wait(self, timeout: float | None) -> bool:
+        """Block until ``wake`` or new emails, at most ``timeout`` seconds; True when woken."""
+        time.sleep(timeout or 0)
+        return False
+
+    def wake(self) -> None:
+        """Wake a worker blocked in ``wait``."""
+
+    def purge(self) -> int:
+        """Forget ended emails older than the retention; how many were forgotten."""
+        return 0
+
+    def close(self) -> None:
+        """Release what this process holds (connections, locks)."""
+
+    def reset_after_fork(self) -> None:
+        """In a forked child: what the parent held stays the parent's."""

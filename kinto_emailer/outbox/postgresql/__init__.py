@@ -1,0 +1,505 @@
+"""The outbox in Kinto's PostgreSQL database: each email is a row written in the transaction
+of the change that asks for it, and any process that reaches the database delivers it.
+
+Workers claim rows with ``FOR UPDATE SKIP LOCKED`` and hold them for a lease
+(``kinto_emailer.outbox_lease``): a worker that dies gives its rows up when the lease ends.
+A commit wakes the workers at once: ``NOTIFY`` in the writing transaction, ``LISTEN`` in each
+worker; ``kinto_emailer.queue_poll_interval`` is the fallback. Times are the database's, so
+that the clocks of several hosts don't matter.
+"""
+
+import json
+import os
+import select
+import socket
+import threading
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extras
+import transaction
+from kinto.core.storage.postgresql import PostgreSQLPluginMigration
+from pyramid.exceptions import ConfigurationError
+from pyramid_mailer.message import Message
+
+from .. import (
+    DROPPED,
+    ENDED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    Email,
+    Outbox,
+)
+from ..limits import HOUR, hourly_reason, make_room
+
+
+TABLE = "kinto_emailer_outbox"
+CHANNEL = "kinto_emailer_outbox"
+SCHEMA_VERSION = 2
+_PENDING_SQL = "('queued', 'sending', 'retrying')"
+_COLUMNS = (
+    "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
+    "message, size, status, error"
+)
+_CLAIMABLE = """
+    (o.status IN ('queued', 'retrying') AND o.next_attempt <= now())
+    OR (o.status = 'sending' AND o.lease_until < now())
+"""
+# One email per bucket and turn: the n-th waiting email of every bucket before any (n+1)-th.
+_CLAIM = f"""
+WITH picked AS (
+    SELECT o.id FROM {TABLE} o
+    JOIN (
+        SELECT id, row_number() OVER (PARTITION BY bucket_id ORDER BY id) AS turn
+        FROM {TABLE} o WHERE {_CLAIMABLE}
+    ) ranked ON ranked.id = o.id
+    WHERE {_CLAIMABLE}
+    ORDER BY ranked.turn, o.id
+    LIMIT %(limit)s
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE {TABLE} o
+   SET status = 'sending', worker = %(worker)s, last_modified = clock_timestamp(),
+       lease_until = now() + make_interval(secs => %(lease)s)
+  FROM picked WHERE o.id = picked.id
+RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, o.message,
+          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created
+"""
+
+
+class Migration(PostgreSQLPluginMigration):
+    """Creates and upgrades the outbox table; run by ``kinto migrate``."""
+
+    name = "kinto_emailer"
+    schema_version = SCHEMA_VERSION
+    migrations_directory = str(Path(__file__).parent / "migrations")
+
+
+def dsn(url: str) -> str:
+    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg2://...``)."""
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def check_schema(url: str) -> None:
+    """Stop start-up when the database has no outbox table, or an old one."""
+    try:
+        connection = psycopg2.connect(dsn(url), connect_timeout=10)
+    except psycopg2.Error as e:
+        raise ConfigurationError(f"kinto_emailer.outbox: cannot reach the database: {e}")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT to_regclass('metadata') IS NOT NULL")
+            version = None
+            if cursor.fetchone()[0]:
+                cursor.execute(
+                    "SELECT max(value::int) FROM metadata WHERE name = %s",
+                    ("kinto_emailer_schema_version",),
+                )
+                version = cursor.fetchone()[0]
+    finally:
+        connection.close()
+    if version != SCHEMA_VERSION:
+        found = "no outbox table" if version is None else f"outbox schema version {version}"
+        raise ConfigurationError(
+            f"kinto_emailer.outbox = postgresql: the database has {found} "
+            f"(version {SCHEMA_VERSION} needed): run 'kinto migrate' with this ini file."
+        )
+
+
+def message_to_json(message: Message) -> str:
+    return json.dumps(
+        {
+            "subject": message.subject,
+            "sender": message.sender,
+            "recipients": list(message.recipients),
+            "cc": list(message.cc or ()),
+            "bcc": list(message.bcc or ()),
+            "body": message.body,
+            "html": message.html,
+            "headers": dict(message.extra_headers or {}),
+        }
+    )
+
+
+def message_from_json(data: dict) -> Message:
+    return Message(
+        subject=data["subject"],
+        sender=data["sender"],
+        recipients=data["recipients"],
+        cc=data["cc"],
+        bcc=data["bcc"],
+        body=data["body"],
+        html=data["html"],
+        extra_headers=data["headers"],
+    )
+
+
+def _active_transaction():
+    try:
+        current = transaction.get()
+    except Exception:  # An explicit transaction manager outside a transaction.
+        return None
+    # ``Status.ACTIVE``, whose module is private; during before-commit hooks too.
+    return current if current.status == "Active" else None
+
+
+class PostgreSQLOutbox(Outbox):
+    name = "postgresql"
+    transactional = True
+    durable = True
+
+    def __init__(self, settings, storage_url: str, storage=None):
+        self.settings = settings
+        self.url = dsn(storage_url)
+        self.storage = storage  # Kinto's: ``put`` writes through the request's connection.
+        self._reset()
+
+    def _reset(self):
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._lock = threading.Lock()
+        self._connection = None
+        self._listener = None
+        self._wake_r, self._wake_w = os.pipe()
+
+    # Writing, in the request's transaction.
+
+    def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
+        if not emails:
+            return []
+        if self.storage is not None and _active_transaction() is not None:
+            with self.storage.client.connect() as session:
+                return self._insert(_SessionCursor(session), emails)
+        # An event notified after its transaction committed: a transaction of our own.
+        with self._worker_connection() as cursor:
+            return self._insert(cursor, emails)
+
+    def _insert(self, cursor, emails):
+        refused = self._admit(cursor, emails)
+        dropped = {id(email) for email, _ in refused}
+        rows = []
+        for email in emails:
+            message = email.message
+            status, error = (DROPPED, email.error) if id(email) in dropped else (QUEUED, None)
+            email.status = status
+            rows.append(
+                (
+                    email.bucket_id,
+                    email.collection_id,
+                    email.location,
+                    email.uri,
+                    email.action,
+                    email.event,
+                    message.subject,
+                    len(email.recipients),
+                    message_to_json(message),
+                    email.size,
+                    status,
+                    error,
+                )
+            )
+        ids = cursor.insert_many(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES %s RETURNING id", rows)
+        for email, (id_,) in zip(emails, ids):
+            email.id = str(id_)
+        cursor.execute("SELECT pg_notify(%(channel)s, '')", {"channel": CHANNEL})
+        return refused
+
+    def _admit(self, cursor, emails):
+        """The tenancy limits, over every process's rows."""
+        settings = self.settings
+        refused = []
+        buckets = sorted({email.bucket_id for email in emails})
+        if settings.max_emails_per_hour:
+            cursor.execute(
+                f"SELECT bucket_id, count(*) FROM {TABLE} WHERE bucket_id = ANY(%(buckets)s) "
+                f"AND created > now() - make_interval(secs => %(hour)s) AND status <> 'dropped' "
+                "GROUP BY bucket_id",
+                {"buckets": buckets, "hour": HOUR},
+            )
+            sent = Counter(dict(cursor.fetchall()))
+            for email in emails:
+                if sent[email.bucket_id] >= settings.max_emails_per_hour:
+                    refused.append((email, hourly_reason(settings.max_emails_per_hour)))
+                else:
+                    sent[email.bucket_id] += 1
+        if settings.queue_bytes or settings.queue_size:
+            cursor.execute(
+                f"SELECT bucket_id, count(*), coalesce(sum(size), 0) FROM {TABLE} "
+                f"WHERE status IN {_PENDING_SQL} GROUP BY bucket_id"
+            )
+            usage = cursor.fetchall()
+            count = Counter({bucket: n for bucket, n, _ in usage})
+            size = Counter({bucket: int(s) for bucket, _, s in usage})
+            already = {id(email) for email, _ in refused}
+            for email in emails:
+                if id(email) in already:
+                    continue
+                evict = _Evictor(cursor, count, size)
+                reason, victims = make_room(email, count, size, settings, evict)
+                if reason is not None:
+                    refused.append((email, reason))
+                else:
+                    count[email.bucket_id] += 1
+                    size[email.bucket_id] += email.size
+                refused += victims
+        for email, reason in refused:
+            email.error = reason
+        return refused
+
+    # Delivering, on the worker's own connection.
+
+    def _worker_connection(self):
+        return _Transaction(self)
+
+    def _connect(self):
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg2.connect(self.url, connect_timeout=10)
+        return self._connection
+
+    def claim(self, limit: int) -> list[Email]:
+        params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.outbox_lease}
+        with self._worker_connection() as cursor:
+            cursor.execute(_CLAIM, params)
+            rows = cursor.fetchall()
+        emails = []
+        for row in sorted(rows, key=lambda r: r[0]):
+            (id_, bucket_id, cid, hook, uri, action, event, message, remaining, size,
+             attempts, created) = row  # fmt: skip
+            email = Email(
+                message_from_json(message),
+                location=hook,
+                bucket_id=bucket_id,
+                collection_id=cid,
+                uri=uri,
+                action=action,
+                event=event,
+                id=str(id_),
+                status=SENDING,
+                attempts=attempts,
+                created=float(created),
+                size=size,
+            )
+            email.handle = remaining
+            emails.append(email)
+        return emails
+
+    def _update(self, email, sets, **params):
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
+                "lease_until = NULL, worker = NULL WHERE id = %(id)s",
+                {"id": int(email.id), **params},
+            )
+
+    def sent(self, email: Email) -> None:
+        email.status = "sent"
+        self._update(
+            email, "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s",
+            attempts=email.attempts + 1,
+        )  # fmt: skip
+
+    def retry(self, email: Email, delay: float, error: str) -> None:
+        email.status = RETRYING
+        remaining = None
+        if email.outgoing is not None:
+            remaining = json.dumps(list(email.outgoing.recipients))
+        self._update(
+            email,
+            "status = 'retrying', attempts = %(attempts)s, error = %(error)s, "
+            "remaining = %(remaining)s, next_attempt = now() + make_interval(secs => %(delay)s)",
+            attempts=email.attempts,
+            error=error,
+            remaining=remaining,
+            delay=delay,
+        )
+
+    def failed(self, email: Email, error: str) -> None:
+        email.status = "failed"
+        self._update(
+            email, "status = 'failed', attempts = %(attempts)s, error = %(error)s",
+            attempts=email.attempts, error=error,
+        )  # fmt: skip
+
+    def release(self, emails: list[Email]) -> None:
+        if not emails:
+            return
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET status = CASE WHEN attempts > 0 THEN 'retrying' "
+                "ELSE 'queued' END, lease_until = NULL, worker = NULL, next_attempt = now(), "
+                "last_modified = clock_timestamp() WHERE id = ANY(%(ids)s) AND worker = %(w)s",
+                {"ids": [int(e.id) for e in emails], "w": self.worker_id},
+            )
+        for email in emails:
+            email.status = RETRYING if email.attempts else QUEUED
+
+    def pending(self) -> int:
+        with self._worker_connection() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status IN {_PENDING_SQL}")
+            return cursor.fetchone()[0]
+
+    def next_due(self) -> float | None:
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                "SELECT greatest(0, extract(epoch FROM min(CASE WHEN status = 'sending' "
+                f"THEN lease_until ELSE next_attempt END) - now())) FROM {TABLE} "
+                f"WHERE status IN {_PENDING_SQL}"
+            )
+            due = cursor.fetchone()[0]
+        return None if due is None else float(due)
+
+    def wait(self, timeout: float | None) -> bool:
+        listener = self._listen()
+        if listener is None:  # The database is unreachable: the caller's poll goes on.
+            return super().wait(timeout)
+        if listener.notifies:
+            listener.notifies.clear()
+            return True
+        readable, _, _ = select.select([listener, self._wake_r], [], [], timeout)
+        if self._wake_r in readable:
+            os.read(self._wake_r, 4096)
+        if listener in readable:
+            try:
+                listener.poll()
+            except psycopg2.Error:
+                self._close_listener()
+            listener.notifies.clear()
+        return bool(readable)
+
+    def _listen(self):
+        if self._listener is None or self._listener.closed:
+            try:
+                listener = psycopg2.connect(self.url, connect_timeout=10)
+                listener.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+                with listener.cursor() as cursor:
+                    cursor.execute(f"LISTEN {CHANNEL}")
+            except psycopg2.Error:
+                return None
+            self._listener = listener
+        return self._listener
+
+    def _close_listener(self):
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+    def wake(self) -> None:
+        os.write(self._wake_w, b"x")
+
+    def purge(self) -> int:
+        days = self.settings.outbox_retention_days
+        ended = ", ".join(f"'{status}'" for status in ENDED)
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"DELETE FROM {TABLE} WHERE status IN ({ended}) "
+                "AND last_modified < now() - make_interval(days => %(days)s)",
+                {"days": days},
+            )
+            return cursor.rowcount
+
+    def close(self) -> None:
+        self._close_listener()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def reset_after_fork(self) -> None:
+        # The parent's connections are the parent's: a child never uses their sockets.
+        self._reset()
+
+
+class _Transaction:
+    """A transaction on the worker's connection, committed on success; one at a time."""
+
+    def __init__(self, outbox):
+        self.outbox = outbox
+
+    def __enter__(self):
+        self.outbox._lock.acquire()
+        try:
+            self.connection = self.outbox._connect()
+            self.cursor = self.connection.cursor()
+        except BaseException:
+            self.outbox._lock.release()
+            raise
+        return _PsycopgCursor(self.cursor)
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self.connection.commit()
+            else:
+                try:
+                    self.connection.rollback()
+                except psycopg2.Error:
+                    self.connection.close()
+        finally:
+            self.cursor.close()
+            self.outbox._lock.release()
+
+
+class _PsycopgCursor:
+    def __init__(self, cursor):
+        self.cursor = cursor
+        self.rowcount = 0
+
+    def execute(self, sql, params=None):
+        self.cursor.execute(sql, params)
+        self.rowcount = self.cursor.rowcount
+
+    def insert_many(self, sql, rows):
+        return psycopg2.extras.execute_values(self.cursor, sql, rows, fetch=True)
+
+    def fetchone(self):
+        return self.cursor.fetchone()
+
+    def fetchall(self):
+        return self.cursor.fetchall()
+
+
+class _SessionCursor:
+    """The same calls on Kinto's SQLAlchemy session: the request's own transaction."""
+
+    def __init__(self, session):
+        self.session = session
+        self.result = None
+
+    def execute(self, sql, params=None):
+        # psycopg2's %(name)s placeholders, as on the worker's connection.
+        self.result = self.session.connection().exec_driver_sql(sql, params or {})
+
+    def insert_many(self, sql, rows):
+        raw = self.session.connection().connection.dbapi_connection
+        with raw.cursor() as cursor:
+            return psycopg2.extras.execute_values(cursor, sql, rows, fetch=True)
+
+    def fetchone(self):
+        return self.result.fetchone()
+
+    def fetchall(self):
+        return self.result.fetchall()
+
+
+class _Evictor:
+    """Drops the newest waiting row of a bucket, for ``make_room``."""
+
+    def __init__(self, cursor, count, size):
+        self.cursor, self.count, self.size = cursor, count, size
+
+    def __call__(self, bucket_id, reason):
+        self.cursor.execute(
+            f"UPDATE {TABLE} SET status = 'dropped', error = %(reason)s, "
+            "last_modified = clock_timestamp() WHERE id = ("
+            f"SELECT id FROM {TABLE} WHERE bucket_id = %(bucket)s AND status = 'queued' "
+            "ORDER BY id DESC LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, size, hook",
+            {"reason": reason, "bucket": bucket_id},
+        )
+        row = self.cursor.fetchone()
+        if row is None:
+            return None
+        self.count[bucket_id] -= 1
+        self.size[bucket_id] -= row[1]
+        return Email(None, location=row[2], bucket_id=bucket_id, id=str(row[0]), size=row[1])

@@ -1,0 +1,52 @@
+"""The outbox backends pass one suite (kinto_emailer/outbox/testing.py)."""
+
+import unittest
+
+import pytest
+
+from kinto_emailer.outbox.memory import MemoryOutbox
+from kinto_emailer.outbox.postgresql import PostgreSQLOutbox
+from kinto_emailer.outbox.testing import OutboxTests, outbox_settings
+from tests.support import TemporaryDatabase, migrate, postgresql_settings
+
+
+class TestMemoryOutbox(OutboxTests, unittest.TestCase):
+    def make_outbox(self, **settings):
+        return MemoryOutbox(outbox_settings(**settings))
+
+
+@pytest.fixture(scope="class")
+def outbox_database(request):
+    with TemporaryDatabase() as database:
+        migrate(
+            {
+                **postgresql_settings(database.url),
+                "includes": "kinto_emailer",
+                "kinto_emailer.outbox": "postgresql",
+            }
+        )
+        request.cls.database_url = database.url
+        yield database
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("outbox_database")
+class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
+    shared = True
+
+    def setUp(self):
+        self.outboxes = []
+        super().setUp()
+        # Each test starts from an empty table.
+        with self.outbox._worker_connection() as cursor:
+            cursor.execute("TRUNCATE kinto_emailer_outbox")
+
+    def tearDown(self):
+        for outbox in self.outboxes:
+            outbox.close()
+        super().tearDown()
+
+    def make_outbox(self, **settings):
+        outbox = PostgreSQLOutbox(outbox_settings(**settings), self.database_url)
+        self.outboxes.append(outbox)
+        return outbox
