@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.events import NewRequest
 
-from . import health
+from . import health, shutdown
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .listener import build_notification
@@ -44,8 +44,12 @@ def _review_events():
 def includeme(config):
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
-    config.registry.emailer = Emailer(emailer_settings, Delivery(emailer_settings))
-    metrics = health.setup(config, config.registry.emailer.delivery)
+    delivery = Delivery(emailer_settings)
+    config.registry.emailer = Emailer(emailer_settings, delivery)
+    metrics = health.setup(config, delivery)
+    if delivery.worker is not None:
+        # Emails wait in memory (or in our claims): SIGTERM must let the worker finish.
+        shutdown.handle_sigterm()
 
     config.add_api_capability(
         "emailer",
@@ -75,5 +79,4 @@ def includeme(config):
     if emailer_settings.queue_processor:
         # Emails may wait in the Maildir since a crash: deliver them without waiting for a
         # write. On the first request, so that nothing starts before a pre-forking server forks.
-        delivery = config.registry.emailer.delivery
         config.add_subscriber(lambda event: delivery.start(), NewRequest)

@@ -2,10 +2,9 @@
 
 It starts on first use in the process that serves requests (never before a pre-forking
 server forks), takes emails from a bounded in-memory queue or from a shared Maildir, and
-delivers what it holds at exit within ``kinto_emailer.shutdown_timeout``.
+delivers what it holds at exit within ``kinto_emailer.shutdown_timeout`` (see ``shutdown``).
 """
 
-import atexit
 import logging
 import os
 import threading
@@ -127,7 +126,11 @@ class Worker:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         with self._condition:
             self._stopping = True
-            self._stop_deadline = time.monotonic() + timeout
+            # Read by the sender before each email: a burst under way stops at the deadline.
+            self._sender.deadline = time.monotonic() + timeout
+            held = self._held
+        if held:
+            logger.info("Stopping delivery: %d email(s) to deliver within %gs", held, timeout)
         self._wakeup.set()
         return True
 
@@ -146,8 +149,6 @@ class Worker:
         last_sent = 0.0
         while True:
             try:
-                if self._stopping and self._sender.deadline is None:
-                    self._sender.deadline = self._stop_deadline
                 jobs = self._ready_jobs()
                 if jobs:
                     self._sender.send_burst(jobs)
@@ -225,25 +226,19 @@ class Worker:
     def _report_leftovers(self):
         leftovers = list(self._incoming) + self._sender.held()
         self._incoming.clear()
-        for job in leftovers:
-            if not job.filename:
-                self.report(DROPPED, job, "not delivered at shutdown")
-        if self._queue:
-            left = self._queue.close()
-            if left:
-                logger.warning(
-                    "%d email(s) left in %s for the next start", left, self.settings.queue_path
-                )
+        lost = [job for job in leftovers if not job.filename]
+        for job in lost:
+            self.report(DROPPED, job, "not delivered at shutdown")
+        left = self._queue.close() if self._queue else 0
+        if lost:
+            logger.error("Delivery stopped: %d email(s) could not be delivered in time", len(lost))
+        if left:
+            logger.warning("%d email(s) left in %s for the next start", left, self._queue.path)
+        if not lost and not left:
+            logger.info("Delivery stopped: nothing left to deliver")
         with self._condition:
             self._held = 0
             self._condition.notify_all()
-
-
-def _stop_all():
-    # Stop them all first, then wait: their time limits run side by side.
-    stopping = [worker for worker in list(_workers) if worker.begin_stop()]
-    for worker in stopping:
-        worker.wait_stopped()
 
 
 def _reset_in_child():
@@ -251,5 +246,9 @@ def _reset_in_child():
         worker._reset()
 
 
-atexit.register(_stop_all)
+def running_workers() -> list["Worker"]:
+    """The workers of this process: ``shutdown`` stops them at exit."""
+    return list(_workers)
+
+
 os.register_at_fork(after_in_child=_reset_in_child)

@@ -1,4 +1,4 @@
-"""A real ``kinto start`` process on PostgreSQL, with its log in a file."""
+"""A real ``kinto start`` process, with its log in a file."""
 
 import os
 import subprocess
@@ -15,9 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # The venv's own ``kinto``, next to the interpreter that runs the tests.
 KINTO = Path(sys.executable).parent / "kinto"
 
-INI_TEMPLATE = """\
-[app:main]
-use = egg:kinto
+POSTGRESQL_SETTINGS = """\
 kinto.storage_backend = kinto.core.storage.postgresql
 kinto.storage_url = {database_url}
 kinto.permission_backend = kinto.core.permission.postgresql
@@ -26,15 +24,29 @@ kinto.cache_backend = kinto.core.cache.postgresql
 kinto.cache_url = {database_url}
 # The failing plugin comes after kinto_emailer: it raises once the emails are built.
 kinto.includes = kinto_emailer tests.failing_plugin kinto_signer
-kinto.userid_hmac_secret = functional-tests
-multiauth.policies = basicauth
-kinto.bucket_create_principals = system.Authenticated
 kinto.signer.resources = /buckets/staging -> /buckets/preview -> /buckets/production
 kinto.signer.ecdsa.private_key = {private_key}
 kinto.signer.ecdsa.public_key = {public_key}
+"""
+
+MEMORY_SETTINGS = """\
+kinto.storage_backend = kinto.core.storage.memory
+kinto.permission_backend = kinto.core.permission.memory
+kinto.cache_backend = kinto.core.cache.memory
+kinto.includes = kinto_emailer
+"""
+
+INI_TEMPLATE = """\
+[app:main]
+use = egg:kinto
+{backend}
+kinto.userid_hmac_secret = functional-tests
+multiauth.policies = basicauth
+kinto.bucket_create_principals = system.Authenticated
 mail.host = 127.0.0.1
 mail.port = {smtp_port}
 mail.default_sender = kinto@example.com
+{extra}
 
 [server:main]
 use = egg:waitress#main
@@ -71,27 +83,43 @@ format = %(asctime)s %(levelname)s [%(name)s] %(message)s
 
 
 class KintoServer:
-    def __init__(self, directory, database_url, smtp_port, private_key, public_key):
+    """``kinto start`` on PostgreSQL with kinto-signer, or on the memory backends without a
+    ``database_url``; ``settings`` are added to the ini's ``[app:main]``."""
+
+    def __init__(
+        self, directory, database_url, smtp_port, private_key=None, public_key=None, **settings
+    ):
         self.directory = Path(directory)
         self.ini = self.directory / "kinto.ini"
         self.log_path = self.directory / "kinto.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process = None
-        self.ini.write_text(
-            INI_TEMPLATE.format(
-                database_url=database_url,
-                smtp_port=smtp_port,
-                private_key=private_key,
-                public_key=public_key,
+        backend = MEMORY_SETTINGS
+        if database_url is not None:
+            backend = POSTGRESQL_SETTINGS.format(
+                database_url=database_url, private_key=private_key, public_key=public_key
             )
-        )
+        extra = "\n".join(f"{key} = {value}" for key, value in settings.items())
+        self.ini.write_text(INI_TEMPLATE.format(backend=backend, smtp_port=smtp_port, extra=extra))
         # The subprocess imports tests.failing_plugin from the repository root.
         pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def wait_for_log(self, text, timeout=30):
+        """Wait until ``text`` is in the log; the process may have exited meanwhile."""
+        deadline = time.monotonic() + timeout
+        while True:
+            exited = self.process.poll() is not None  # Before reading: its log is complete.
+            log = self.log()
+            if text in log:
+                return
+            if exited or time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not logged:\n{log}")
+            time.sleep(0.05)
 
     def migrate(self):
         result = subprocess.run(
