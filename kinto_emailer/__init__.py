@@ -44,7 +44,7 @@ def _review_events():
 def includeme(config):
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
-    delivery = Delivery(emailer_settings)
+    delivery = Delivery(emailer_settings, getattr(config.registry, "storage", None))
     config.registry.emailer = Emailer(emailer_settings, delivery)
     metrics = health.setup(config, delivery)
     if delivery.worker is not None:
@@ -76,7 +76,7 @@ def includeme(config):
     for event_class in _review_events():
         config.add_subscriber(timed_build, event_class)
 
-    if emailer_settings.queue_processor:
-        # Emails may wait in the Maildir since a crash: deliver them without waiting for a
+    if delivery.worker is not None and delivery.outbox.durable:
+        # Emails may wait in the outbox since a crash: deliver them without waiting for a
         # write. On the first request, so that nothing starts before a pre-forking server forks.
         config.add_subscriber(lambda event: delivery.start(), NewRequest)

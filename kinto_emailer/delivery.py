@@ -1,16 +1,19 @@
-"""How emails leave the process: the delivery worker, a Maildir queue, or debug files.
+"""How emails leave the process: into the outbox, to which the delivery worker listens; or
+straight into ``.eml`` files with the debug mailer.
 
-Called only after the transaction has committed, so nothing here joins a transaction.
+The delivery mode is decided here, once, from the settings.
 """
 
 import logging
-import os
-from dataclasses import dataclass, field
 
 from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
-from . import maildir, mime
+from . import mime
+from .outbox import Email, Outbox
+from .outbox.maildir import MaildirOutbox
+from .outbox.memory import MemoryOutbox
+from .outbox.postgresql import PostgreSQLOutbox
 from .report import DROPPED, FAILED, QUEUED, SENT, Report
 from .transport import SMTPTransport
 from .worker import Worker
@@ -19,58 +22,45 @@ from .worker import Worker
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Envelope:
-    """An email ready to leave, with where it came from for the logs."""
-
-    message: Message
-    location: str = ""
-    labels: dict = field(default_factory=dict)
-
-    @property
-    def message_id(self):
-        return self.message.extra_headers.get("Message-ID", "")
-
-    @property
-    def recipients(self):
-        message = self.message
-        return [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
-
-
 class Delivery:
-    """Hands emails to the worker, the Maildir or the debug mailer; never raises on a write.
+    """Puts emails in the outbox (or the debug mailer's directory); never raises on a write
+    but where the outbox is transactional, whose failure must fail the write with it."""
 
-    - debug mailer: ``.eml`` files, written at once;
-    - ``mail.queue_path``: the Maildir, written at once; delivered by this process's worker
-      with ``kinto_emailer.queue_processor``, else by an external queue processor;
-    - otherwise: the in-memory queue of the worker, which speaks SMTP.
-    """
-
-    def __init__(self, emailer_settings):
+    def __init__(self, emailer_settings, storage=None):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
-        self.debug_mailer = None
-        self.worker = None
         self.report = Report()
+        self.debug_mailer = None
+        self.outbox: Outbox | None = None
+        self.worker = None
         if emailer_settings.debug_directory:
             self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
-        elif not emailer_settings.queue_path or emailer_settings.queue_processor:
-            self.worker = Worker(emailer_settings, self.transport, self.render, self.report)
+        else:
+            self.outbox = open_outbox(emailer_settings, self.render, storage)
+        if emailer_settings.runs_worker:
+            self.worker = Worker(
+                emailer_settings, self.outbox, self.transport, self.render, self.report
+            )
         if not emailer_settings.tls_verify:
             logger.warning(
                 "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
                 "is not checked, anyone on the way can read and change emails."
             )
 
-    def render(self, message):
+    @property
+    def transactional(self) -> bool:
+        """Whether ``put`` must be called inside the request's transaction."""
+        return self.outbox is not None and self.outbox.transactional
+
+    def render(self, message: Message) -> mime.Outgoing:
         return mime.render(message, self.settings.default_sender)
 
-    def start(self):
+    def start(self) -> None:
         """Start the worker in this process, if it has one and it is not running yet."""
         if self.worker is not None:
             self.worker.ensure_started()
 
-    def send_now(self, message):
+    def send_now(self, message: Message) -> None:
         """Send one message synchronously; raises what the transport raises."""
         if self.debug_mailer:
             message.sender = message.sender or self.settings.default_sender
@@ -78,7 +68,7 @@ class Delivery:
         else:
             self.transport.send_one(self.render(message))
 
-    def drain(self, timeout=None):
+    def drain(self, timeout: float | None = None) -> bool:
         """Wait until every email handed over so far was delivered or given up.
 
         Returns False when ``timeout`` seconds passed first. The public way for tests and
@@ -86,38 +76,52 @@ class Delivery:
         """
         return True if self.worker is None else self.worker.drain(timeout)
 
-    def stop(self, timeout=None):
+    def stop(self, timeout: float | None = None) -> bool:
         """Deliver what the worker holds within ``timeout`` (``shutdown_timeout``), then stop."""
         return True if self.worker is None else self.worker.stop(timeout)
 
-    def deliver(self, envelopes):
-        if self.debug_mailer or self.settings.queue_path:
-            self._store(envelopes)
-            if self.worker is not None:
-                self.worker.wake()
+    def put(self, emails: list[Email]) -> None:
+        if not emails:
             return
-        dropped = {id(envelope) for envelope in self.worker.submit(envelopes)}
-        reason = f"queue full (kinto_emailer.queue_size = {self.settings.queue_size})"
-        if self.worker.stopping:
-            reason = "delivery is shutting down"
-        for envelope in envelopes:
-            if id(envelope) in dropped:
-                self.report(DROPPED, envelope, reason)
-            else:
-                self.report(QUEUED, envelope, level=logging.DEBUG)
+        if self.debug_mailer:
+            self._write_debug_files(emails)
+            return
+        try:
+            refused = self.outbox.put(emails)
+        except Exception as e:
+            if self.outbox.transactional:
+                raise  # The emails are part of the change: neither is committed.
+            for email in emails:
+                self.report(FAILED, email, f"could not store the email: {e}")
+            return
+        refused_ids = {id(email) for email, _ in refused}
+        for email, reason in refused:
+            self.report(DROPPED, email, reason)
+        # Where the outbox outlives the process, the email is safe: worth a line.
+        level = logging.INFO if self.outbox.durable else logging.DEBUG
+        for email in emails:
+            if id(email) not in refused_ids:
+                self.report(QUEUED, email, level=level)
+        if self.worker is not None:
+            self.worker.wake()
 
-    def _store(self, envelopes):
-        for envelope in envelopes:
+    def drop(self, email: Email, reason: str) -> None:
+        """An email refused before it reaches the outbox."""
+        self.report(DROPPED, email, reason)
+
+    def _write_debug_files(self, emails):
+        for email in emails:
             try:
-                if self.debug_mailer:
-                    self.send_now(envelope.message)
-                    self.report(SENT, envelope, to="debug-mailer")
-                else:
-                    outgoing = self.render(envelope.message)
-                    path = maildir.write(
-                        self.settings.queue_path, outgoing, envelope.location, envelope.labels
-                    )
-                    name = os.path.basename(path)
-                    self.report(QUEUED, envelope, recipients=outgoing.recipients, file=name)
+                self.send_now(email.message)
+                self.report(SENT, email, to="debug-mailer")
             except Exception as e:
-                self.report(FAILED, envelope, f"could not store the email: {e}")
+                self.report(FAILED, email, f"could not write the email: {e}")
+
+
+def open_outbox(settings, render, storage=None) -> Outbox:
+    """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
+    if settings.outbox_name == "postgresql":
+        return PostgreSQLOutbox(settings, settings.storage_url, storage)
+    if settings.outbox_name == "maildir":
+        return MaildirOutbox(settings, render)
+    return MemoryOutbox(settings)

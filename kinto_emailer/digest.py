@@ -8,25 +8,36 @@ import logging
 
 from . import templates
 from .compose import compose
-from .delivery import Envelope
+from .outbox import Email
 
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ITEM_TEMPLATE = "{resource_name} {id} {action}d"
+#: What an email says of the change that asked for it, in the outbox and its status views.
+ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+
+
+def origin(context: dict) -> dict:
+    return {name: context.get(name) for name in ORIGIN}
 
 
 class Digest:
     """The first object's placeholders, the count of objects and their lines."""
 
-    def __init__(self, hook, context, where, labels):
-        self.hook, self.first, self.where, self.labels = hook, context, where, labels
+    def __init__(self, hook, context, where):
+        self.hook, self.first, self.where = hook, context, where
+        # What all its objects share: a field that differs between two of them is None.
+        self.origin = origin(context)
         self.lines = []
         self.size = 0
         self.count = 0
 
     def add(self, context, max_items):
         self.count += 1
+        for name, value in origin(context).items():
+            if self.origin[name] != value:
+                self.origin[name] = None
         # The lines stop at the limit, or once they fill a body: the rest is "and N more".
         if len(self.lines) >= max_items or self.size >= templates.MAX_BODY_LENGTH:
             return
@@ -53,16 +64,16 @@ class Digests:
     def __bool__(self):
         return bool(self.by_hook)
 
-    def add(self, hook, context, where, labels):
+    def add(self, hook, context, where):
         digest = self.by_hook.get(where)
         if digest is None:
-            digest = self.by_hook[where] = Digest(hook, context, where, labels)
+            digest = self.by_hook[where] = Digest(hook, context, where)
         digest.add(context, self.settings.max_digest_items)
 
-    def envelopes(self, finder):
+    def emails(self, finder):
         """Compose one email per digest (one per recipient if private), and forget them."""
         digests, self.by_hook = self.by_hook, {}
-        envelopes = []
+        emails = []
         for where, digest in digests.items():
             try:
                 messages = compose(digest.hook, digest.context(), finder, self.settings, where)
@@ -70,5 +81,5 @@ class Digests:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", where)
                 continue
-            envelopes += [Envelope(message, where, digest.labels) for message in messages]
-        return envelopes
+            emails += [Email(message, where, **digest.origin) for message in messages]
+        return emails

@@ -7,13 +7,13 @@ import transaction
 
 from . import selection, templates
 from .compose import compose
-from .delivery import Envelope
-from .digest import Digests
+from .digest import Digests, origin
+from .outbox import Email, active_transaction
 
 
 logger = logging.getLogger(__name__)
 
-OUTBOX_KEY = "kinto_emailer.outbox"
+PENDING_KEY = "kinto_emailer.pending"
 TIMED_OUT_KEY = "kinto_emailer.timed_out_hooks"
 
 
@@ -91,7 +91,7 @@ def _hooks_owner(event, impacted):
     return payload.get("bucket_id"), obj.get("id"), collection
 
 
-def collect_envelopes(event, emailer, digests=None):
+def collect_emails(event, emailer, digests=None):
     """Every email that ``event`` asks for, one per impacted object and matching hook.
 
     Digest hooks add their objects to ``digests``, to be composed once the request's events
@@ -106,7 +106,7 @@ def collect_envelopes(event, emailer, digests=None):
     base = None
     # Hooks whose patterns ran out of time sit out the rest of the request.
     timed_out = event.request.bound_data.setdefault(TIMED_OUT_KEY, set())
-    envelopes = []
+    emails = []
     for impacted in event.impacted_objects:
         hooks, location = finder.hooks(*_hooks_owner(event, impacted))
         if not hooks:
@@ -118,84 +118,90 @@ def collect_envelopes(event, emailer, digests=None):
             hooks, context, settings.regex_timeout, location, timed_out
         ):
             where = f"{location}#{index}"
-            labels = {"bucket_id": context["bucket_id"], "collection_id": context["collection_id"]}
             try:
                 if hook.get("digest") is True:
-                    digests.add(hook, context, where, labels)
+                    digests.add(hook, context, where)
                     continue
                 messages = compose(hook, context, finder, settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the email", where)
                 continue
-            envelopes += [Envelope(message, where, labels) for message in messages]
+            emails += [Email(message, where, **origin(context)) for message in messages]
     if own_digests:
-        envelopes += digests.envelopes(finder)
-    return envelopes
+        emails += digests.emails(finder)
+    return emails
 
 
-class Outbox:
-    """The emails of one request, handed to delivery once its transaction has committed."""
+class RequestEmails:
+    """The emails of one request: put in the outbox inside the request's transaction where
+    the outbox has one (PostgreSQL), else handed over once the transaction has committed."""
 
     def __init__(self, emailer, storage):
         self.delivery = emailer.delivery
-        self.envelopes = []
+        self.settings = emailer.settings
+        self.emails = []
         self.seen_events = []
-        self.waiting = False
         self.digests = Digests(emailer.settings)
         self.storage = storage
-        self.digests_due = None  # The transaction whose commit composes the digests.
+        self.size = 0
+        self.hooked = None  # The transaction whose commit calls us back.
 
-    def compose_digests_before_commit(self):
-        """Compose the digests at commit time: every event is in, storage is still readable."""
-        current = _active_transaction()
-        if not self.digests or current is None or self.digests_due is current:
-            return
-        self.digests_due = current
-        current.addBeforeCommitHook(self._before_commit)
-
-    def _before_commit(self):
-        self.digests_due = None
-        try:
-            envelopes = self.digests.envelopes(selection.HookFinder(self.storage))
-        except Exception:
-            # Raising here would fail the commit: a hook can never break a write.
-            logger.exception("Could not build the digests of the request")
-            return
-        if envelopes:
-            self.add(envelopes)
-
-    def add(self, envelopes):
-        if self.waiting:
-            self.envelopes.extend(envelopes)
-            return
-        current = _active_transaction()
+    def add(self, emails):
+        emails = self._within_request_bytes(emails)
+        current = active_transaction()
         if current is None:
             # Events notified after commit (review events): the data is already stored.
-            self.delivery.deliver(envelopes)
+            self.delivery.put(emails)
             return
-        self.envelopes.extend(envelopes)
-        self.waiting = True
-        current.addAfterCommitHook(self._after_commit)
+        self.emails.extend(emails)
+        self.call_at_commit(current)
+
+    def _within_request_bytes(self, emails):
+        limit, kept = self.settings.max_request_bytes, []
+        for email in emails:
+            if self.size + email.size > limit:
+                reason = f"request too large (kinto_emailer.max_request_bytes = {limit})"
+                self.delivery.drop(email, reason)
+                continue
+            self.size += email.size
+            kept.append(email)
+        return kept
+
+    def call_at_commit(self, current=None):
+        current = current or active_transaction()
+        if current is None or self.hooked is current:
+            return
+        self.hooked = current
+        current.addBeforeCommitHook(self._before_commit)
+        if not self.delivery.transactional:
+            current.addAfterCommitHook(self._after_commit)
+
+    def _before_commit(self):
+        if self.digests:
+            # Every event is in, and storage is still readable.
+            try:
+                digests = self.digests.emails(selection.HookFinder(self.storage))
+            except Exception:
+                # Raising here would fail the commit: a hook can never break a write.
+                logger.exception("Could not build the digests of the request")
+                digests = []
+            self.emails.extend(self._within_request_bytes(digests))
+        if self.delivery.transactional:
+            # In the transaction: committed with the change, or not at all.
+            emails, self.emails, self.hooked = self.emails, [], None
+            self.delivery.put(emails)
 
     def _after_commit(self, success):
-        envelopes, self.envelopes, self.waiting = self.envelopes, [], False
+        emails, self.emails, self.hooked = self.emails, [], None
         if success:
-            self.delivery.deliver(envelopes)
-        elif envelopes:
-            logger.info("Transaction aborted: %d email(s) not sent", len(envelopes))
-
-
-def _active_transaction():
-    try:
-        current = transaction.get()
-    except Exception:  # An explicit transaction manager outside a transaction.
-        return None
-    return current if current.status == transaction._transaction.Status.ACTIVE else None
+            self.delivery.put(emails)
+        elif emails:
+            logger.info("Transaction aborted: %d email(s) not sent", len(emails))
 
 
 def collect_after_commit(event, emailer):
-    """``collect_envelopes`` for an event notified once its transaction has committed.
+    """``collect_emails`` for an event notified once its transaction has committed.
 
     On PostgreSQL, storage can't be read in a committed transaction (zope.sqlalchemy refuses
     to join it): the reads run in a thread of their own, in a transaction that is discarded.
@@ -205,7 +211,7 @@ def collect_after_commit(event, emailer):
     def read():
         transaction.begin()
         try:
-            outcome["envelopes"] = collect_envelopes(event, emailer)
+            outcome["emails"] = collect_emails(event, emailer)
         except Exception as e:
             outcome["error"] = e
         finally:
@@ -216,7 +222,7 @@ def collect_after_commit(event, emailer):
     reader.join()
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["envelopes"]
+    return outcome["emails"]
 
 
 def build_notification(event):
@@ -227,20 +233,22 @@ def build_notification(event):
     """
     request = event.request
     emailer = request.registry.emailer
-    outbox = request.bound_data.get(OUTBOX_KEY)
-    if outbox is None:
-        outbox = request.bound_data[OUTBOX_KEY] = Outbox(emailer, request.registry.storage)
-    if any(seen is event for seen in outbox.seen_events):
+    pending = request.bound_data.get(PENDING_KEY)
+    if pending is None:
+        pending = RequestEmails(emailer, request.registry.storage)
+        request.bound_data[PENDING_KEY] = pending
+    if any(seen is event for seen in pending.seen_events):
         return
-    outbox.seen_events.append(event)
+    pending.seen_events.append(event)
     try:
-        if _active_transaction() is None:
-            envelopes = collect_after_commit(event, emailer)
+        if active_transaction() is None:
+            emails = collect_after_commit(event, emailer)
         else:
-            envelopes = collect_envelopes(event, emailer, outbox.digests)
-            outbox.compose_digests_before_commit()
+            emails = collect_emails(event, emailer, pending.digests)
+            if pending.digests:
+                pending.call_at_commit()
     except Exception:
         logger.exception("Could not build emails for %r", event)
         return
-    if envelopes:
-        outbox.add(envelopes)
+    if emails:
+        pending.add(emails)

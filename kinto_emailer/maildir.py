@@ -210,6 +210,10 @@ class MaildirQueue:
                 pass
         return moved
 
+    def give_back(self, filename):
+        """Return one claimed message to new/, for another process or the next start."""
+        os.rename(filename, os.path.join(self.path, "new", os.path.basename(filename)))
+
     def done(self, filename):
         os.unlink(filename)
 

@@ -43,10 +43,14 @@ class Report:
         #: ``count(outcome, labels)``: set by ``health`` when Kinto has a metrics service.
         self.count = None
 
+    def redact(self, reason: str, email, hide=()) -> str:
+        """``reason`` without the addresses of ``email`` nor those in ``hide``."""
+        return redact(str(reason), [*email.recipients, *hide])
+
     def __call__(
         self, outcome, email, reason=None, recipients=None, hide=(), level=None, **details
     ):
-        """Log one line about ``email`` (an ``Envelope`` or a worker's ``Job``) and count it.
+        """Log one line about ``email`` (an outbox's ``Email``) and count it.
 
         ``recipients`` narrows the line to some of the email's recipients; addresses in
         ``hide`` are redacted from the reason too.

@@ -11,6 +11,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+import transaction
 from pyramid_mailer.message import Message
 
 from ..mime import Outgoing
@@ -45,8 +46,8 @@ class Email:
     size: int = 0
     #: The bytes for SMTP; rendered by the worker, or read back from a Maildir file.
     outgoing: Outgoing | None = None
-    #: Backend-specific handle: a Maildir file's path, a PostgreSQL row's lease.
-    handle: object = None
+    #: The Maildir file that holds it, in the ``maildir`` outbox.
+    filename: str | None = None
 
     def __post_init__(self):
         if not self.id:
@@ -82,6 +83,16 @@ def message_size(message: Message) -> int:
     return sum(len(text.encode("utf-8", "replace")) for text in texts)
 
 
+def active_transaction() -> transaction.interfaces.ITransaction | None:
+    """The thread's transaction while it can still take writes (before-commit hooks too)."""
+    try:
+        current = transaction.get()
+    except Exception:  # An explicit transaction manager outside a transaction.
+        return None
+    # ``Status.ACTIVE``, whose module is private.
+    return current if current.status == "Active" else None
+
+
 class Outbox(abc.ABC):
     """The places emails wait. Every method is safe to call from any thread."""
 
@@ -89,6 +100,8 @@ class Outbox(abc.ABC):
     name: str = ""
     #: Whether ``put`` joins the request's transaction (else it is called after commit).
     transactional: bool = False
+    #: Whether what it holds outlives the process.
+    durable: bool = False
 
     @abc.abstractmethod
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
@@ -117,6 +130,18 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     def pending(self) -> int:
         """How many emails wait or are being sent."""
+
+    def prepare(self, email: Email, render) -> None:
+        """Give ``email`` its bytes for SMTP (``render(message)`` makes them)."""
+        if email.outgoing is None:
+            email.outgoing = render(email.message)
+
+    def hurry(self) -> None:
+        """Make the retries it holds due now: this process is ending."""
+
+    def abandon(self) -> list[Email]:
+        """At exit: the emails that will be lost with this process (none where durable)."""
+        return []
 
     def next_due(self) -> float | None:
         """Seconds until the next email this outbox knows of falls due; ``None``: unknown."""

@@ -122,6 +122,12 @@ class MemoryOutbox(Outbox):
                 self._ready.move_to_end(email.bucket_id, last=False)
             self._condition.notify_all()
 
+    def hurry(self) -> None:
+        with self._condition:
+            self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
+            heapq.heapify(self._later)
+            self._condition.notify_all()
+
     def abandon(self) -> list[Email]:
         """Everything still waiting, forgotten: this process is ending."""
         with self._condition:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
-import transaction
 from kinto.core.storage.postgresql import PostgreSQLPluginMigration
 from pyramid.exceptions import ConfigurationError
 from pyramid_mailer.message import Message
@@ -32,6 +31,7 @@ from .. import (
     SENDING,
     Email,
     Outbox,
+    active_transaction,
 )
 from ..limits import HOUR, hourly_reason, make_room
 
@@ -138,15 +138,6 @@ def message_from_json(data: dict) -> Message:
     )
 
 
-def _active_transaction():
-    try:
-        current = transaction.get()
-    except Exception:  # An explicit transaction manager outside a transaction.
-        return None
-    # ``Status.ACTIVE``, whose module is private; during before-commit hooks too.
-    return current if current.status == "Active" else None
-
-
 class PostgreSQLOutbox(Outbox):
     name = "postgresql"
     transactional = True
@@ -164,13 +155,14 @@ class PostgreSQLOutbox(Outbox):
         self._connection = None
         self._listener = None
         self._wake_r, self._wake_w = os.pipe()
+        self._remaining = {}  # Email id -> the recipients still to try, after a refusal.
 
     # Writing, in the request's transaction.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         if not emails:
             return []
-        if self.storage is not None and _active_transaction() is not None:
+        if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
                 return self._insert(_SessionCursor(session), emails)
         # An event notified after its transaction committed: a transaction of our own.
@@ -282,9 +274,16 @@ class PostgreSQLOutbox(Outbox):
                 created=float(created),
                 size=size,
             )
-            email.handle = remaining
+            if remaining is not None:
+                self._remaining[email.id] = remaining
             emails.append(email)
         return emails
+
+    def prepare(self, email: Email, render) -> None:
+        super().prepare(email, render)
+        remaining = self._remaining.pop(email.id, None)
+        if remaining is not None:
+            email.outgoing.recipients = remaining
 
     def _update(self, email, sets, **params):
         with self._worker_connection() as cursor:

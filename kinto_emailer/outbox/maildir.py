@@ -1,0 +1,136 @@
+"""The outbox in a Maildir (``mail.queue_path``): files that outlive the process, delivered
+by this process's worker (``kinto_emailer.queue_processor``) or by an external queue
+processor such as repoze.sendmail's ``qp``; shared by the processes of one host."""
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+
+from .. import maildir
+from . import FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
+from .limits import HourlyLimit
+
+
+logger = logging.getLogger(__name__)
+
+
+class MaildirOutbox(Outbox):
+    name = "maildir"
+    durable = True
+
+    def __init__(self, settings, render):
+        self.settings = settings
+        self.path = settings.queue_path
+        self.render = render  # Files hold the bytes for SMTP: rendered when written.
+        self.hourly = HourlyLimit(settings.max_emails_per_hour)
+        self._reset()
+
+    def _reset(self):
+        self._lock = threading.Lock()
+        self._queue = None  # Our claims, opened by the first claim: only workers claim.
+        self._later = []  # Heap of (due, sequence, email): retries of the files we claimed.
+        self._sequence = itertools.count()
+        self._next_recovery = 0.0
+
+    def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
+        refused = []
+        for email in emails:
+            reason = self.hourly.refuse(email.bucket_id)
+            if reason is not None:
+                refused.append((email, reason))
+                continue
+            self.hourly.count(email.bucket_id)
+            email.outgoing = self.render(email.message)
+            path = maildir.write(self.path, email.outgoing, email.location, email.labels)
+            email.filename, email.status = path, QUEUED
+        return refused
+
+    def _claims(self):
+        if self._queue is None:
+            self._queue = maildir.MaildirQueue(self.path)
+            self._queue.open()
+        return self._queue
+
+    def claim(self, limit: int) -> list[Email]:
+        with self._lock:
+            queue = self._claims()
+            now = time.monotonic()
+            emails = []
+            while self._later and len(emails) < limit and self._later[0][0] <= now:
+                emails.append(heapq.heappop(self._later)[2])
+            if now >= self._next_recovery:
+                queue.recover()
+                self._next_recovery = now + self.settings.queue_poll_interval
+            for filename in queue.claim(limit - len(emails)):
+                outgoing, location, labels = maildir.load(filename)
+                emails.append(
+                    Email(
+                        None,
+                        location=location,
+                        bucket_id=labels.get("bucket_id") or None,
+                        collection_id=labels.get("collection_id") or None,
+                        outgoing=outgoing,
+                        filename=filename,
+                        size=len(outgoing.data),
+                    )
+                )
+        for email in emails:
+            email.status = SENDING
+        return emails
+
+    def sent(self, email: Email) -> None:
+        email.status = SENT
+        self._remove(email, self._queue.done)
+
+    def failed(self, email: Email, error: str) -> None:
+        email.status, email.error = FAILED, error
+        self._remove(email, self._queue.fail)
+
+    def _remove(self, email, how):
+        try:
+            how(email.filename)
+        except OSError as e:
+            logger.error("Could not remove %s from the Maildir: %s", email.filename, e)
+
+    def retry(self, email: Email, delay: float, error: str) -> None:
+        email.status, email.error = RETRYING, error
+        # The file keeps only the recipients still to try: a process that takes it over
+        # after we die doesn't send twice to those that accepted it.
+        self._queue.narrow(email.filename, email.outgoing, email.location, email.labels)
+        with self._lock:
+            heapq.heappush(self._later, (time.monotonic() + delay, next(self._sequence), email))
+
+    def release(self, emails: list[Email]) -> None:
+        with self._lock:
+            for email in emails:
+                self._queue.give_back(email.filename)
+                email.status = QUEUED
+
+    def hurry(self) -> None:
+        with self._lock:
+            self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
+            heapq.heapify(self._later)
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._claims().waiting()
+
+    def next_due(self) -> float | None:
+        with self._lock:
+            if self._later:
+                return max(0.0, self._later[0][0] - time.monotonic())
+        return None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._queue is not None:
+                self._queue.close()
+                self._queue = None
+            self._later = []
+
+    def reset_after_fork(self) -> None:
+        if self._queue is not None:
+            self._queue.forget()  # The parent's claims stay the parent's.
+        self._reset()
