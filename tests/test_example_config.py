@@ -2,6 +2,7 @@
 
 import email
 import email.policy
+import re
 import subprocess
 import sys
 import time
@@ -44,12 +45,15 @@ def test_example_config_writes_each_email_under_mail(tmp_path):
         capabilities = requests.get(f"{url}/").json()["capabilities"]
         assert "emailer" in capabilities
         requests.put(f"{url}/buckets/blog", auth=AUTH).raise_for_status()
-        hooks = {
-            "hooks": [{"template": "{user_id} created {id}", "recipients": ["e@example.com"]}]
+        # The hook of the README's "Trying it".
+        hook = {
+            "subject": "{resource_name} {id} {action}d",
+            "template": "By {user_id}",
+            "recipients": ["editors@example.com"],
         }
         requests.put(
             f"{url}/buckets/blog/collections/posts",
-            json={"data": {"kinto-emailer": hooks}},
+            json={"data": {"kinto-emailer": {"hooks": [hook]}}},
             auth=AUTH,
         ).raise_for_status()
         record = requests.post(
@@ -58,14 +62,36 @@ def test_example_config_writes_each_email_under_mail(tmp_path):
             auth=AUTH,
         ).json()["data"]
         # The debug mailer writes at commit, before the response: nothing to wait for.
-        files = sorted((tmp_path / "mail").glob("*.eml"))
-        bodies = [
-            email.message_from_bytes(f.read_bytes(), policy=email.policy.default).get_content()
-            for f in files
+        emails = [
+            email.message_from_bytes(f.read_bytes(), policy=email.policy.default)
+            for f in (tmp_path / "mail").glob("*.eml")
         ]
-        assert len(files) == 2
-        assert any(f"created {record['id']}" in body for body in bodies)
-        assert any("created posts" in body for body in bodies)
+        assert sorted(m["Subject"] for m in emails) == [
+            "collection posts created",
+            f"record {record['id']} created",
+        ]
+        # Basic auth's user id: a hash of the credentials, not the name "alice".
+        for message in emails:
+            assert re.fullmatch(r"By basicauth:[0-9a-f]{64}", message.get_content().strip())
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_send_email_with_the_example_config_writes_the_test_email_under_mail(tmp_path):
+    result = subprocess.run(
+        [
+            str(KINTO.parent / "kinto-send-email"),
+            str(ROOT / "config" / "kinto.ini"),
+            "a@b.example",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Test email sent to a@b.example through debug files in ./mail.\n"
+    [eml] = (tmp_path / "mail").glob("*.eml")
+    message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+    assert message["To"] == "a@b.example"

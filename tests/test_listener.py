@@ -2,6 +2,7 @@
 
 import mailbox
 import os
+import re
 import shutil
 import tempfile
 from email import message_from_binary_file, policy
@@ -421,6 +422,23 @@ class PlaceholdersTest(ListenerTest):
         [message] = self.inbox.wait_for(1)
         # Python's parser keeps the space that folds a long header line.
         assert message["Subject"].strip() == f"{user_id} has created a record in b."
+
+    def test_user_id_is_kintos_prefixed_id_and_empty_for_an_anonymous_write(self):
+        self.app.put_json(
+            "/buckets/b/collections/c",
+            {
+                "data": self.hooked(hook(template="by [{user_id}]")),
+                "permissions": {"record:create": ["system.Everyone"]},
+            },
+            headers=self.headers,
+        )
+        self.create_record()
+        self.app.post_json("/buckets/b/collections/c/records", {"data": {}})
+        self.drain()
+        bodies = sorted(m.get_content().strip() for m in self.inbox.wait_for(2))
+        # Basic auth: the policy's name and a hash of the credentials, never "alice".
+        assert bodies[0] == "by []"
+        assert re.fullmatch(r"by \[basicauth:[0-9a-f]{64}\]", bodies[1]), bodies
 
     def test_no_other_setting_is_ever_rendered(self):
         self.create_collection("b", "c", self.hooked(hook()))
