@@ -171,8 +171,12 @@ class Worker:
         lost = self.outbox.abandon()
         for email in lost:
             self.report(DROPPED, email, "not delivered at shutdown")
-        left = self.outbox.pending() if self.outbox.durable else 0
-        self.outbox.close()
+        try:
+            left = self.outbox.pending() if self.outbox.durable else 0
+            self.outbox.close()
+        except Exception as e:  # The database may be gone first: what is left stays there.
+            logger.warning("Delivery stopped: could not count what is left: %s", e)
+            left = 0
         if lost:
             logger.error("Delivery stopped: %d email(s) could not be delivered in time", len(lost))
         elif left:

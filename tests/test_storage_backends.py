@@ -4,12 +4,13 @@ Every scenario runs twice, once per backend. Only PostgreSQL is transactional: a
 write leaves no record there, while the memory backend keeps it (but sends nothing either).
 """
 
+import psycopg2
 import pytest
 import transaction
 from kinto.core.events import ResourceChanged
 
 import kinto_emailer
-from tests.support import EmailerWebTest, TemporaryDatabase, postgresql_settings
+from tests.support import EmailerWebTest, TemporaryDatabase, migrate, postgresql_settings
 
 
 SENTINEL = {"bucket": "sentinel", "collection": "flush"}
@@ -297,3 +298,65 @@ class TestPostgreSQLBackend(StorageScenarios, EmailerWebTest):
     @classmethod
     def extra_settings(cls):
         return {**super().extra_settings(), **postgresql_settings(cls.database_url)}
+
+
+@pytest.fixture(scope="session")
+def outbox_database():
+    with TemporaryDatabase() as database:
+        TestPostgreSQLOutbox.database_url = database.url
+        migrate({**TestPostgreSQLOutbox.outbox_settings(), "includes": "kinto_emailer"})
+        yield database
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("outbox_database")
+class TestPostgreSQLOutbox(StorageScenarios, EmailerWebTest):
+    """The same on PostgreSQL, with emails written in the request's transaction."""
+
+    transactional = True
+    database_url = None
+
+    @classmethod
+    def outbox_settings(cls):
+        return {
+            **postgresql_settings(cls.database_url),
+            "kinto_emailer.outbox": "postgresql",
+            "kinto_emailer.queue_poll_interval": "0.2",
+        }
+
+    @classmethod
+    def extra_settings(cls):
+        return {**super().extra_settings(), **cls.outbox_settings()}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
+        super().tearDownClass()
+
+    def rows(self):
+        with psycopg2.connect(self.database_url) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT subject, status FROM kinto_emailer_outbox ORDER BY id")
+            return cursor.fetchall()
+
+    def test_the_capability_names_the_outbox(self):
+        capabilities = self.app.get("/", headers=self.headers).json["capabilities"]
+        assert capabilities["emailer"]["outbox"] == "postgresql"
+
+    def test_a_sent_email_is_a_row_marked_sent(self):
+        self.create_bucket()
+        self.create_collection(data=self.hooked(hook("as a row")))
+        self.create_record()
+        assert self.subjects() == ["as a row"]
+        assert ("as a row", "sent") in self.rows()
+
+    def test_a_failed_write_leaves_no_row(self):
+        self.create_bucket()
+        self.create_collection(data=self.hooked(hook("never")))
+        before = self.rows()
+        self.app.put_json(
+            "/buckets/b/collections/c/records/boom",
+            {"data": {"explode": True}},
+            headers=self.headers,
+            status=500,
+        )
+        assert self.rows() == before
