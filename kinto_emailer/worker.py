@@ -122,8 +122,8 @@ class Worker:
                 if self._stopping:
                     break
                 if time.monotonic() >= next_purge:
-                    self.outbox.purge()
                     next_purge = time.monotonic() + PURGE_EVERY
+                    self.outbox.purge()
                 if self.outbox.wait(self._next_wait()):
                     time.sleep(LINGER)
             except Exception:  # Never let the thread die: log and go on.

@@ -1,12 +1,13 @@
 """The outbox backends pass one suite (kinto_emailer/outbox/testing.py)."""
 
+import time
 import unittest
 
 import pytest
 
 from kinto_emailer.outbox.memory import MemoryOutbox
 from kinto_emailer.outbox.postgresql import PostgreSQLOutbox
-from kinto_emailer.outbox.testing import OutboxTests, outbox_settings
+from kinto_emailer.outbox.testing import OutboxTests, email, outbox_settings
 from tests.support import TemporaryDatabase, migrate, postgresql_settings
 
 
@@ -50,3 +51,15 @@ class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
         outbox = PostgreSQLOutbox(outbox_settings(**settings), self.database_url)
         self.outboxes.append(outbox)
         return outbox
+
+    def test_purge_deletes_ended_rows_past_the_retention(self):
+        self.outbox = self.make_outbox(outbox_retention_days=1 / 86400)  # One second.
+        self.outbox.put([email(subject="sent"), email(subject="waiting")])
+        (sent,) = [e for e in self.outbox.claim(10) if e.message.subject == "sent"]
+        self.outbox.sent(sent)
+        assert self.outbox.purge() == 0  # Ended a moment ago: kept for the status views.
+        time.sleep(1.1)
+        assert self.outbox.purge() == 1
+        with self.outbox._worker_connection() as cursor:
+            cursor.execute("SELECT subject FROM kinto_emailer_outbox")
+            assert cursor.fetchall() == [("waiting",)]

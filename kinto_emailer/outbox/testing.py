@@ -132,6 +132,16 @@ class OutboxTests:
         assert len(self.outbox.put([email("a", subject="5")])) == 1
         assert self.outbox.put([email("b", subject="other bucket")]) == []
 
+    def test_purge_forgets_ended_emails_after_the_retention_only(self):
+        self.outbox = self.make_outbox(outbox_retention_days=1 / 86400)  # One second.
+        self.outbox.put([email(subject="sent"), email(subject="waiting")])
+        sent = [e for e in self.outbox.claim(10) if e.message.subject == "sent"]
+        self.outbox.sent(sent[0])
+        time.sleep(1.1)
+        self.outbox.purge()
+        assert self.outbox.pending() == 1
+        assert self.outbox.purge() == 0
+
     def test_wake_ends_a_wait(self):
         self.outbox.wake()
         assert self.outbox.wait(5) is True

@@ -394,8 +394,8 @@ class PostgreSQLOutbox(Outbox):
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"DELETE FROM {TABLE} WHERE status IN ({ended}) "
-                "AND last_modified < now() - make_interval(days => %(days)s)",
-                {"days": days},
+                "AND last_modified < now() - make_interval(secs => %(seconds)s)",
+                {"seconds": days * 86400},
             )
             return cursor.rowcount
 
