@@ -4,6 +4,8 @@ import logging
 import smtplib
 import ssl
 
+from .mime import seven_bit
+
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +82,7 @@ class SMTPConnection:
                 self.smtp.starttls(context=context)
             if settings.smtp_username:
                 self.smtp.login(settings.smtp_username, settings.smtp_password or "")
+            self.smtp.ehlo_or_helo_if_needed()  # Its extensions decide how 8bit text goes.
         except BaseException:
             self.close()
             raise
@@ -89,7 +92,13 @@ class SMTPConnection:
 
         Raises when the server refuses the message or every recipient.
         """
-        refused = self.smtp.sendmail(outgoing.sender, outgoing.recipients, outgoing.data)
+        data, options = outgoing.data, []
+        if not data.isascii():
+            if self.smtp.has_extn("8bitmime"):
+                options = ["BODY=8BITMIME"]
+            else:
+                data = seven_bit(data)  # RFC 6152: 8bit only to a server that says it takes it.
+        refused = self.smtp.sendmail(outgoing.sender, outgoing.recipients, data, options)
         self.sent += 1
         return {rcpt: (code, _text(reply)) for rcpt, (code, reply) in refused.items()}
 
