@@ -29,6 +29,7 @@ class EmailerSettings:
     smtp_ssl: bool = False
     smtp_debug: int = 0
     smtp_timeout: float = 10.0
+    smtp_exchange_timeout: float = 60.0
     tls_verify: bool = True
     tls_ca_file: str | None = None
     queue_size: int = 10000
@@ -96,6 +97,7 @@ def read_settings(settings) -> EmailerSettings:
             f"got {tls_ca_file!r}."
         )
 
+    smtp_timeout = _positive(settings, "kinto_emailer.smtp_timeout", "10", float)
     return EmailerSettings(
         default_sender=settings.get("mail.default_sender") or DEFAULT_SENDER,
         queue_path=queue_path,
@@ -120,7 +122,11 @@ def read_settings(settings) -> EmailerSettings:
         smtp_tls=tls,
         smtp_ssl=ssl,
         smtp_debug=int(settings.get("mail.debug") or 0),
-        smtp_timeout=_positive(settings, "kinto_emailer.smtp_timeout", "10", float),
+        smtp_timeout=smtp_timeout,
+        # Connecting, or one email: a few steps each, so a few times one step's time.
+        smtp_exchange_timeout=_positive(
+            settings, "kinto_emailer.smtp_exchange_timeout", str(6 * smtp_timeout), float
+        ),
         tls_verify=_boolean(settings, "kinto_emailer.tls_verify", "true"),
         tls_ca_file=tls_ca_file,
         queue_size=_positive(settings, "kinto_emailer.queue_size", "10000"),

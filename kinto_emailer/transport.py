@@ -2,12 +2,16 @@
 
 import logging
 import smtplib
+import socket
 import ssl
+import time
 
 from .mime import seven_bit
 
 
 logger = logging.getLogger(__name__)
+
+EXCHANGE_SETTING = "kinto_emailer.smtp_exchange_timeout"
 
 
 class TemporaryFailure(Exception):
@@ -18,9 +22,112 @@ class PermanentFailure(Exception):
     """Trying again would fail the same way: a 5xx reply, or a certificate we don't trust."""
 
 
+class ExchangeTimeout(TimeoutError):
+    """The server answers, but too slowly to finish a step of the exchange in time."""
+
+
+class Clock:
+    """The time left for one part of an exchange (connecting, or sending one email): each
+    read and write gets ``step`` seconds, and all of them together ``limit`` seconds."""
+
+    def __init__(self, step: float, limit: float, setting: str = EXCHANGE_SETTING):
+        self.step, self.limit, self.setting = step, limit, setting
+        self.what = "connect"
+        self.expired = False
+        self.deadline = time.monotonic() + limit
+
+    def start(self, what: str, limit: float | None = None) -> None:
+        self.what = what
+        self.deadline = time.monotonic() + (self.limit if limit is None else limit)
+
+    def timeout(self) -> float:
+        """The socket time-out for the next read or write; raises once the deadline passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self.expire()
+        return min(self.step, remaining)
+
+    def expire(self) -> ExchangeTimeout:
+        self.expired = True
+        return ExchangeTimeout(
+            f"the mail server took more than {self.limit:g}s to {self.what} ({self.setting})"
+        )
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+class _Bounded:
+    """A socket whose every read and write ends by its clock's deadline: a server that sends
+    one line at a time, each in time, can't hold a reply open forever."""
+
+    clock = None
+
+    def _bounded(self, method, *args, **kwargs):
+        clock = self.clock
+        if clock is None:
+            return method(*args, **kwargs)
+        self.settimeout(clock.timeout())
+        try:
+            return method(*args, **kwargs)
+        except TimeoutError:
+            if clock.passed():  # The deadline cut this step short, not the step's own time.
+                raise clock.expire() from None
+            raise
+
+    def recv_into(self, *args, **kwargs):
+        return self._bounded(super().recv_into, *args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        return self._bounded(super().recv, *args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        return self._bounded(super().send, *args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        return self._bounded(super().sendall, *args, **kwargs)
+
+
+class _BoundedSocket(_Bounded, socket.socket):
+    pass
+
+
+class _BoundedSSLSocket(_Bounded, ssl.SSLSocket):
+    pass
+
+
+class _BoundedSession:
+    """smtplib's session, on bounded sockets (STARTTLS's through the context's class)."""
+
+    def __init__(self, host, port, clock, **kwargs):
+        self.clock = clock
+        super().__init__(host, port, timeout=clock.step, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, self.clock.timeout())
+        if not isinstance(sock, _Bounded):
+            sock = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        sock.clock = self.clock
+        return sock
+
+    def starttls(self, *args, **kwargs):
+        reply = super().starttls(*args, **kwargs)
+        self.sock.clock = self.clock
+        return reply
+
+
+class _SMTP(_BoundedSession, smtplib.SMTP):
+    pass
+
+
+class _SMTP_SSL(_BoundedSession, smtplib.SMTP_SSL):
+    pass
+
+
 def tls_context(settings):
     """The system's trust store, plus ``kinto_emailer.tls_ca_file``; host names checked."""
     context = ssl.create_default_context()
+    context.sslsocket_class = _BoundedSSLSocket
     if settings.tls_ca_file:
         context.load_verify_locations(cafile=settings.tls_ca_file)
     if not settings.tls_verify:
@@ -64,18 +171,21 @@ def _text(reply):
 
 
 class SMTPConnection:
-    """One open SMTP session, reused for a burst of emails."""
+    """One open SMTP session, reused for a burst of emails.
 
-    def __init__(self, settings, context, timeout=None):
+    Connecting (greeting, EHLO, STARTTLS, login) must end within the clock's limit, and so
+    must each email and each command after it; each read or write within its step.
+    """
+
+    def __init__(self, settings, context, clock):
         self.settings = settings
         self.sent = 0
-        timeout = settings.smtp_timeout if timeout is None else timeout
+        self.clock = clock
+        host, port = settings.smtp_host, settings.smtp_port
         if settings.smtp_ssl:
-            self.smtp = smtplib.SMTP_SSL(
-                settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
-            )
+            self.smtp = _SMTP_SSL(host, port, clock, context=context)
         else:
-            self.smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+            self.smtp = _SMTP(host, port, clock)
         try:
             self.smtp.set_debuglevel(settings.smtp_debug)
             if settings.smtp_tls:
@@ -87,11 +197,17 @@ class SMTPConnection:
             self.close()
             raise
 
+    @property
+    def expired(self):
+        """True once a deadline passed: the session is unusable, and the server to blame."""
+        return self.clock.expired
+
     def send(self, outgoing):
         """Send; returns ``{recipient: (code, reply)}`` for the recipients that were refused.
 
         Raises when the server refuses the message or every recipient.
         """
+        self.clock.start("take an email")
         data, options = outgoing.data, []
         if not data.isascii():
             if self.smtp.has_extn("8bitmime"):
@@ -104,9 +220,12 @@ class SMTPConnection:
 
     def noop(self):
         """True when the server answers ``NOOP`` with 250."""
+        self.clock.start("answer NOOP")
         return self.smtp.noop()[0] == 250
 
     def close(self):
+        # Saying goodbye gets one step, not a whole exchange.
+        self.clock.start("answer QUIT", limit=self.clock.step)
         try:
             self.smtp.quit()
         except Exception:  # Already gone: closing is all that is left to do.
@@ -124,9 +243,15 @@ class SMTPTransport:
     def address(self):
         return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
 
-    def connect(self, timeout=None):
-        """An open session; ``timeout`` replaces ``kinto_emailer.smtp_timeout``."""
-        return SMTPConnection(self.settings, self.context, timeout)
+    def connect(self, timeout: float | None = None, setting: str = EXCHANGE_SETTING):
+        """An open session. ``timeout``, named ``setting``, bounds each step and each whole
+        exchange instead of ``kinto_emailer.smtp_timeout`` and ``smtp_exchange_timeout``."""
+        settings = self.settings
+        if timeout is None:
+            clock = Clock(settings.smtp_timeout, settings.smtp_exchange_timeout)
+        else:
+            clock = Clock(timeout, timeout, setting)
+        return SMTPConnection(settings, self.context, clock)
 
     def send_one(self, outgoing):
         """Send one email on a connection of its own; raises what smtplib raises."""
