@@ -2,16 +2,13 @@
 
 import logging
 import smtplib
-import socket
 import ssl
-import time
 
+from .deadline import EXCHANGE_SETTING, BoundedSMTP, BoundedSMTP_SSL, BoundedSSLSocket, Clock
 from .mime import seven_bit
 
 
 logger = logging.getLogger(__name__)
-
-EXCHANGE_SETTING = "kinto_emailer.smtp_exchange_timeout"
 
 
 class TemporaryFailure(Exception):
@@ -22,112 +19,10 @@ class PermanentFailure(Exception):
     """Trying again would fail the same way: a 5xx reply, or a certificate we don't trust."""
 
 
-class ExchangeTimeout(TimeoutError):
-    """The server answers, but too slowly to finish a step of the exchange in time."""
-
-
-class Clock:
-    """The time left for one part of an exchange (connecting, or sending one email): each
-    read and write gets ``step`` seconds, and all of them together ``limit`` seconds."""
-
-    def __init__(self, step: float, limit: float, setting: str = EXCHANGE_SETTING):
-        self.step, self.limit, self.setting = step, limit, setting
-        self.what = "connect"
-        self.expired = False
-        self.deadline = time.monotonic() + limit
-
-    def start(self, what: str, limit: float | None = None) -> None:
-        self.what = what
-        self.deadline = time.monotonic() + (self.limit if limit is None else limit)
-
-    def timeout(self) -> float:
-        """The socket time-out for the next read or write; raises once the deadline passed."""
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise self.expire()
-        return min(self.step, remaining)
-
-    def expire(self) -> ExchangeTimeout:
-        self.expired = True
-        return ExchangeTimeout(
-            f"the mail server took more than {self.limit:g}s to {self.what} ({self.setting})"
-        )
-
-    def passed(self) -> bool:
-        return time.monotonic() >= self.deadline
-
-
-class _Bounded:
-    """A socket whose every read and write ends by its clock's deadline: a server that sends
-    one line at a time, each in time, can't hold a reply open forever."""
-
-    clock = None
-
-    def _bounded(self, method, *args, **kwargs):
-        clock = self.clock
-        if clock is None:
-            return method(*args, **kwargs)
-        self.settimeout(clock.timeout())
-        try:
-            return method(*args, **kwargs)
-        except TimeoutError:
-            if clock.passed():  # The deadline cut this step short, not the step's own time.
-                raise clock.expire() from None
-            raise
-
-    def recv_into(self, *args, **kwargs):
-        return self._bounded(super().recv_into, *args, **kwargs)
-
-    def recv(self, *args, **kwargs):
-        return self._bounded(super().recv, *args, **kwargs)
-
-    def send(self, *args, **kwargs):
-        return self._bounded(super().send, *args, **kwargs)
-
-    def sendall(self, *args, **kwargs):
-        return self._bounded(super().sendall, *args, **kwargs)
-
-
-class _BoundedSocket(_Bounded, socket.socket):
-    pass
-
-
-class _BoundedSSLSocket(_Bounded, ssl.SSLSocket):
-    pass
-
-
-class _BoundedSession:
-    """smtplib's session, on bounded sockets (STARTTLS's through the context's class)."""
-
-    def __init__(self, host, port, clock, **kwargs):
-        self.clock = clock
-        super().__init__(host, port, timeout=clock.step, **kwargs)
-
-    def _get_socket(self, host, port, timeout):
-        sock = super()._get_socket(host, port, self.clock.timeout())
-        if not isinstance(sock, _Bounded):
-            sock = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        sock.clock = self.clock
-        return sock
-
-    def starttls(self, *args, **kwargs):
-        reply = super().starttls(*args, **kwargs)
-        self.sock.clock = self.clock
-        return reply
-
-
-class _SMTP(_BoundedSession, smtplib.SMTP):
-    pass
-
-
-class _SMTP_SSL(_BoundedSession, smtplib.SMTP_SSL):
-    pass
-
-
 def tls_context(settings):
     """The system's trust store, plus ``kinto_emailer.tls_ca_file``; host names checked."""
     context = ssl.create_default_context()
-    context.sslsocket_class = _BoundedSSLSocket
+    context.sslsocket_class = BoundedSSLSocket  # STARTTLS keeps the deadline.
     if settings.tls_ca_file:
         context.load_verify_locations(cafile=settings.tls_ca_file)
     if not settings.tls_verify:
@@ -183,9 +78,9 @@ class SMTPConnection:
         self.clock = clock
         host, port = settings.smtp_host, settings.smtp_port
         if settings.smtp_ssl:
-            self.smtp = _SMTP_SSL(host, port, clock, context=context)
+            self.smtp = BoundedSMTP_SSL(host, port, clock, context=context)
         else:
-            self.smtp = _SMTP(host, port, clock)
+            self.smtp = BoundedSMTP(host, port, clock)
         try:
             self.smtp.set_debuglevel(settings.smtp_debug)
             if settings.smtp_tls:

@@ -116,16 +116,22 @@ class CachedCheckTest(HeartbeatTest):
 
     def test_many_heartbeat_calls_at_once_make_one_smtp_session(self):
         self.app.app.registry.heartbeats[HEARTBEAT].cache_seconds = 60
-        answers = []
+        answers, errors = [], []
 
         def call_many():
-            answers.extend(self.heartbeat()["emailer"] for _ in range(25))
+            for _ in range(25):
+                try:
+                    # Any status: Kinto's memory cache check may fail under concurrent calls.
+                    answers.append(self.heartbeat(status="*")["emailer"])
+                except Exception as e:
+                    errors.append(repr(e))
 
         threads = [threading.Thread(target=call_many) for _ in range(8)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        assert errors == []
         assert answers == [True] * 200
         assert self.server.inbox.sessions == 1
 

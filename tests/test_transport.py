@@ -15,7 +15,7 @@ from kinto_emailer.config import read_settings
 from kinto_emailer.mime import render
 from kinto_emailer.transport import PermanentFailure, SMTPTransport, TemporaryFailure, classify
 from tests.support import Inbox, SMTPServer, free_port
-from tests.test_exchange_deadline import TricklingServer
+from tests.test_deadline import TricklingServer
 
 
 def transport(port, **extra):

@@ -1,5 +1,5 @@
-"""Issue 10, point 6: one SMTP exchange has a deadline as a whole. A server that trickles,
-each line in time but never done, is a temporary failure, retried under the retry rules."""
+"""deadline.py (issue 10, point 6): one SMTP exchange has a deadline as a whole. A server
+that trickles, each line in time but never done, is a temporary failure, retried as such."""
 
 import asyncio
 import socket
