@@ -8,7 +8,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.paster import get_appsettings
 from pyramid_mailer.message import Message
 
-from . import recipients
+from . import mime, recipients
 from .config import read_settings
 from .delivery import Delivery
 
@@ -49,7 +49,12 @@ def main(argv=None):
     except (ConfigurationError, ValueError) as e:
         return _fail(f"invalid mail settings in {args.config}: {e}")
 
-    message = Message(subject=SUBJECT, recipients=[args.recipient], body=BODY)
+    message = Message(
+        subject=SUBJECT,
+        recipients=[args.recipient],
+        body=BODY,
+        extra_headers=mime.identity_headers(),
+    )
     where = _where(delivery)
     try:
         delivery.send_now(message)

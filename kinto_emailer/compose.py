@@ -1,11 +1,10 @@
 """What one hook's email says and who gets it: subject, text and HTML bodies, addresses."""
 
 import logging
-from email.utils import make_msgid
 
 from pyramid_mailer.message import Message
 
-from . import recipients, templates
+from . import mime, recipients, templates
 
 
 logger = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ def compose(hook, context, finder, settings, where=""):
     )
 
     def message(to):
-        headers = {"Message-ID": make_msgid(domain="kinto-emailer")}
+        headers = mime.identity_headers()  # Date: when the event is turned into an email.
         if reply_to:
             headers["Reply-To"] = ", ".join(reply_to)
         return Message(

@@ -61,6 +61,10 @@ positive_int = _positive(int)
 positive_float = _positive(float)
 
 
+def optional_positive_float(key: str, raw: str) -> float | None:
+    return positive_float(key, raw) if raw else None
+
+
 def boolean(key: str, raw: str) -> bool:
     if raw.lower() not in _TRUTHY + _FALSY:
         raise ConfigurationError(f"Setting {key!r} must be true or false, got {raw!r}.")
@@ -124,6 +128,10 @@ class EmailerSettings:
     regex_timeout: float = setting("kinto_emailer.regex_timeout", "0.1", positive_float)
     # Delivery: the worker, its retries, TLS.
     smtp_timeout: float = setting("kinto_emailer.smtp_timeout", "10", positive_float)
+    # Empty: six times smtp_timeout (connecting, or one email, is a few steps).
+    exchange_timeout: float | None = setting(
+        "kinto_emailer.smtp_exchange_timeout", "", optional_positive_float
+    )
     tls_verify: bool = setting("kinto_emailer.tls_verify", "true", boolean)
     tls_ca_file: str | None = setting("kinto_emailer.tls_ca_file", "", readable_file)
     queue_size: int = setting("kinto_emailer.queue_size", "10000", positive_int)
@@ -157,6 +165,11 @@ class EmailerSettings:
         if not self.debug_mailer:
             return None
         return self.top_level_directory or os.path.join(".", "mail")
+
+    @property
+    def smtp_exchange_timeout(self) -> float:
+        """The time one SMTP exchange (connecting, or one email) may take as a whole."""
+        return self.exchange_timeout or 6 * self.smtp_timeout
 
     @property
     def outbox_name(self) -> str:

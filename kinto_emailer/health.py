@@ -5,6 +5,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 
 from kinto.plugins.statsd import StatsDService
 
@@ -15,6 +16,8 @@ HEARTBEAT = "emailer"
 COUNTER = "emailer.{outcome}"
 BUILD_TIMER = "emailer.build.seconds"
 LABELS = ("bucket_id", "collection_id")
+#: Seconds an SMTP check's answer is reused: heartbeat callers can't make a stream of sessions.
+SMTP_CHECK_SECONDS = 5.0
 
 # Kinto's metrics services create a metric on its first use without a lock, and both request
 # threads and the delivery thread count: our calls take turns.
@@ -32,9 +35,13 @@ os.register_at_fork(after_in_child=_new_lock_in_child)
 class Heartbeat:
     """True when emails can leave: the mail server answers, the directory takes files."""
 
-    def __init__(self, delivery, timeout):
+    def __init__(self, delivery, timeout: float, cache_seconds: float = SMTP_CHECK_SECONDS):
         self.delivery = delivery
         self.timeout = timeout
+        self.cache_seconds = cache_seconds
+        self._check_lock = threading.Lock()  # Callers at the same time share one check.
+        self._checked_at = None
+        self._answer = False
 
     def __call__(self, request=None):
         settings = self.delivery.settings
@@ -45,7 +52,7 @@ class Heartbeat:
             if maildir_tmp and not self._writable(maildir_tmp):
                 return False
             # Queue-only mode: an external queue processor talks to the mail server.
-            return self.delivery.worker is None or self._server_answers()
+            return self.delivery.worker is None or self._server_answers_lately()
         except Exception:  # A heartbeat answers, it never raises.
             logger.exception("Emailer heartbeat failed")
             return False
@@ -59,11 +66,21 @@ class Heartbeat:
             logger.warning("Emailer heartbeat: %s is not writable: %s", directory, e)
             return False
 
+    def _server_answers_lately(self):
+        with self._check_lock:
+            checked_at = self._checked_at
+            if checked_at is None or time.monotonic() - checked_at >= self.cache_seconds:
+                self._answer = self._server_answers()
+                self._checked_at = time.monotonic()
+            return self._answer
+
     def _server_answers(self):
         transport = self.delivery.transport
         try:
             # The delivery's own connection code: TLS, verification and login apply.
-            connection = transport.connect(timeout=self.timeout)
+            connection = transport.connect(
+                timeout=self.timeout, setting="heartbeat_timeout_seconds"
+            )
         except Exception as e:
             logger.warning("Emailer heartbeat: mail server %s: %s", transport.address, e)
             return False

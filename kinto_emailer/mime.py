@@ -4,6 +4,7 @@ import email.policy
 import email.utils
 import io
 from dataclasses import dataclass
+from email import charset as charsets
 from email.generator import BytesGenerator
 from email.header import Header
 
@@ -14,6 +15,9 @@ CRLF = b"\r\n"
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To")
 _TEXT_HEADERS = ("Subject",)
 _BODY_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=MAX_LINE_LENGTH)
+#: RFC 5322 forbids longer lines: a body with one is sent quoted-printable.
+MAX_BODY_LINE = 998
+MESSAGE_ID_DOMAIN = "kinto-emailer"
 
 
 @dataclass
@@ -24,6 +28,50 @@ class Outgoing:
     recipients: list
     data: bytes
     message_id: str = ""
+
+
+def identity_headers() -> dict:
+    """A new ``Message-ID`` and the ``Date`` of now, which every email carries (RFC 5322)."""
+    return {
+        "Date": email.utils.formatdate(localtime=True),
+        "Message-ID": email.utils.make_msgid(domain=MESSAGE_ID_DOMAIN),
+    }
+
+
+def stamp(message) -> None:
+    """Give a pyramid_mailer ``Message`` the identity headers it lacks."""
+    present = {name.lower() for name in message.extra_headers}
+    for name, value in identity_headers().items():
+        if name.lower() not in present:
+            message.extra_headers[name] = value
+
+
+def _readable_body(part, text):
+    # 7bit or 8bit keeps the source readable; quoted-printable only for what SMTP can't carry.
+    del part["Content-Transfer-Encoding"]
+    text = text.replace("\r\n", "\n")
+    lines = text.encode("utf-8").split(b"\n")
+    plain = all(len(line) <= MAX_BODY_LINE for line in lines) and not any(
+        c in text for c in "\0\r"
+    )
+    charset = charsets.Charset("us-ascii" if text.isascii() else "utf-8")
+    charset.body_encoding = None if plain else charsets.QP
+    part.set_payload(text, charset)
+
+
+def seven_bit(data: bytes) -> bytes:
+    """The same email with its 8bit text parts quoted-printable, for a server without 8BITMIME."""
+    mime = email.message_from_bytes(data, policy=_BODY_POLICY)
+    for part in mime.walk():
+        if str(part.get("Content-Transfer-Encoding", "")).lower() == "8bit":
+            text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+            charset = charsets.Charset(part.get_content_charset() or "utf-8")
+            charset.body_encoding = charsets.QP
+            del part["Content-Transfer-Encoding"]
+            part.set_payload(text, charset)
+    buffer = io.BytesIO()
+    BytesGenerator(buffer, mangle_from_=False, policy=_BODY_POLICY).flatten(mime)
+    return buffer.getvalue()
 
 
 def addr_spec(entry):
@@ -63,6 +111,7 @@ def fold_text(name, value):
 def render(message, default_sender):
     """Turn a pyramid_mailer ``Message`` into an :class:`Outgoing`."""
     message.sender = message.sender or default_sender
+    stamp(message)
     # pyramid_mailer refuses an empty body, an empty template is valid: " " stands in for it.
     blank = {}
     if not message.body and not message.attachments:
@@ -73,9 +122,11 @@ def render(message, default_sender):
     if blank:
         message.body = blank.get("text/plain", message.body)
         message.html = blank.get("text/html", message.html)
-        for part in mime.walk():
-            if part.get_content_type() in blank:
-                part.set_payload("")
+    texts = {"text/plain": message.body, "text/html": message.html}
+    for part in mime.walk():
+        text = texts.get(part.get_content_type())
+        if isinstance(text, str) and not part.get_filename():
+            _readable_body(part, text)
     head = []
     addresses = {
         "From": [message.sender],

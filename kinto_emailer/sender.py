@@ -58,7 +58,8 @@ class Sender:
             # After a reply the session goes on; after anything else it is unusable.
             if not isinstance(e, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
                 self.close()
-                if connection.sent and isinstance(e, smtplib.SMTPServerDisconnected):
+                closed = isinstance(e, smtplib.SMTPServerDisconnected) and not connection.expired
+                if connection.sent and closed:
                     return False
             self.failed(email, classify(e))
             return True

@@ -4,6 +4,9 @@ import logging
 import smtplib
 import ssl
 
+from .deadline import EXCHANGE_SETTING, BoundedSMTP, BoundedSMTP_SSL, BoundedSSLSocket, Clock
+from .mime import seven_bit
+
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +22,7 @@ class PermanentFailure(Exception):
 def tls_context(settings):
     """The system's trust store, plus ``kinto_emailer.tls_ca_file``; host names checked."""
     context = ssl.create_default_context()
+    context.sslsocket_class = BoundedSSLSocket  # STARTTLS keeps the deadline.
     if settings.tls_ca_file:
         context.load_verify_locations(cafile=settings.tls_ca_file)
     if not settings.tls_verify:
@@ -62,42 +66,61 @@ def _text(reply):
 
 
 class SMTPConnection:
-    """One open SMTP session, reused for a burst of emails."""
+    """One open SMTP session, reused for a burst of emails.
 
-    def __init__(self, settings, context, timeout=None):
+    Connecting (greeting, EHLO, STARTTLS, login) must end within the clock's limit, and so
+    must each email and each command after it; each read or write within its step.
+    """
+
+    def __init__(self, settings, context, clock):
         self.settings = settings
         self.sent = 0
-        timeout = settings.smtp_timeout if timeout is None else timeout
+        self.clock = clock
+        host, port = settings.smtp_host, settings.smtp_port
         if settings.smtp_ssl:
-            self.smtp = smtplib.SMTP_SSL(
-                settings.smtp_host, settings.smtp_port, timeout=timeout, context=context
-            )
+            self.smtp = BoundedSMTP_SSL(host, port, clock, context=context)
         else:
-            self.smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=timeout)
+            self.smtp = BoundedSMTP(host, port, clock)
         try:
             self.smtp.set_debuglevel(settings.smtp_debug)
             if settings.smtp_tls:
                 self.smtp.starttls(context=context)
             if settings.smtp_username:
                 self.smtp.login(settings.smtp_username, settings.smtp_password or "")
+            self.smtp.ehlo_or_helo_if_needed()  # Its extensions decide how 8bit text goes.
         except BaseException:
             self.close()
             raise
+
+    @property
+    def expired(self):
+        """True once a deadline passed: the session is unusable, and the server to blame."""
+        return self.clock.expired
 
     def send(self, outgoing):
         """Send; returns ``{recipient: (code, reply)}`` for the recipients that were refused.
 
         Raises when the server refuses the message or every recipient.
         """
-        refused = self.smtp.sendmail(outgoing.sender, outgoing.recipients, outgoing.data)
+        self.clock.start("take an email")
+        data, options = outgoing.data, []
+        if not data.isascii():
+            if self.smtp.has_extn("8bitmime"):
+                options = ["BODY=8BITMIME"]
+            else:
+                data = seven_bit(data)  # RFC 6152: 8bit only to a server that says it takes it.
+        refused = self.smtp.sendmail(outgoing.sender, outgoing.recipients, data, options)
         self.sent += 1
         return {rcpt: (code, _text(reply)) for rcpt, (code, reply) in refused.items()}
 
     def noop(self):
         """True when the server answers ``NOOP`` with 250."""
+        self.clock.start("answer NOOP")
         return self.smtp.noop()[0] == 250
 
     def close(self):
+        # Saying goodbye gets one step, not a whole exchange.
+        self.clock.start("answer QUIT", limit=self.clock.step)
         try:
             self.smtp.quit()
         except Exception:  # Already gone: closing is all that is left to do.
@@ -115,9 +138,15 @@ class SMTPTransport:
     def address(self):
         return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
 
-    def connect(self, timeout=None):
-        """An open session; ``timeout`` replaces ``kinto_emailer.smtp_timeout``."""
-        return SMTPConnection(self.settings, self.context, timeout)
+    def connect(self, timeout: float | None = None, setting: str = EXCHANGE_SETTING):
+        """An open session. ``timeout``, named ``setting``, bounds each step and each whole
+        exchange instead of ``kinto_emailer.smtp_timeout`` and ``smtp_exchange_timeout``."""
+        settings = self.settings
+        if timeout is None:
+            clock = Clock(settings.smtp_timeout, settings.smtp_exchange_timeout)
+        else:
+            clock = Clock(timeout, timeout, setting)
+        return SMTPConnection(settings, self.context, clock)
 
     def send_one(self, outgoing):
         """Send one email on a connection of its own; raises what smtplib raises."""

@@ -106,7 +106,7 @@ class Worker:
     def wait_stopped(self, timeout: float | None = None) -> bool:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         # A connection under way may outlast the deadline by up to one exchange.
-        self._thread.join(timeout + self.settings.smtp_timeout + 1)
+        self._thread.join(timeout + self.settings.smtp_exchange_timeout + 1)
         if self._thread.is_alive():
             logger.error("Delivery still busy at exit: emails in memory may be lost")
             return False

@@ -1,8 +1,11 @@
 """``kinto-send-email`` run as a real process against the test SMTP server."""
 
+import email.utils
 import os
+import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 
 import pytest
 
@@ -62,13 +65,26 @@ def test_sends_a_test_email_and_exits_0(tmp_path, inbox):
     assert "mail settings of this Kinto server work" in message.get_content()
 
 
+def test_the_test_email_has_date_message_id_and_a_readable_body(tmp_path, inbox):
+    port = shared_smtp_server().port
+    ini = write_ini(tmp_path, host="127.0.0.1", port=port, default_sender="kinto@example.com")
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    assert run(ini, "alice@example.com").returncode == 0
+    [message] = inbox.wait_for(1)
+    assert before <= email.utils.parsedate_to_datetime(message["Date"])
+    assert re.match(r"^<[^<>@\s]+@kinto-emailer>$", message["Message-ID"])
+    assert message["Content-Transfer-Encoding"] == "7bit"
+
+
 def test_debug_mailer_writes_the_test_email_to_a_file(tmp_path, inbox):
     mail_dir = tmp_path / "mail"
     ini = write_ini(tmp_path, debug_mailer="true", top_level_directory=str(mail_dir))
     result = run(ini, "alice@example.com")
     assert result.returncode == 0, result.stderr
     [eml] = os.listdir(mail_dir)
-    assert "Test email" in (mail_dir / eml).read_text()
+    written = email.message_from_string((mail_dir / eml).read_text())
+    assert "Test email" in written["Subject"]
+    assert written["Date"] and written["Message-ID"]
     assert inbox.messages == []
 
 

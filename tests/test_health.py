@@ -4,12 +4,15 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 import time
 
 from kinto.plugins import prometheus
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import EmailerWebTest, free_port
+from kinto_emailer.health import HEARTBEAT, SMTP_CHECK_SECONDS, Heartbeat
+from tests.support import EmailerWebTest, SMTPServer, free_port
+from tests.test_delivery import CountingInbox
 
 
 HOOK = {
@@ -69,6 +72,91 @@ class SilentServerTest(HeartbeatTest):
         started = time.monotonic()
         assert self.heartbeat(status=503)["emailer"] is False
         assert time.monotonic() - started < 5
+
+
+class CachedCheckTest(HeartbeatTest):
+    """Callers of the heartbeat share one SMTP check for a few seconds."""
+
+    cache_seconds = 0.3
+
+    @classmethod
+    def setUpClass(cls):
+        cls.port = free_port()
+        super().setUpClass()
+
+    @classmethod
+    def extra_settings(cls):
+        return {"mail.port": str(cls.port)}
+
+    def setUp(self):
+        super().setUp()
+        self.start_server()
+        registry = self.app.app.registry
+        # A check of its own: no answer is kept from another test.
+        registry.heartbeats[HEARTBEAT] = Heartbeat(
+            registry.emailer.delivery, 5, cache_seconds=self.cache_seconds
+        )
+
+    def start_server(self):
+        self.server = SMTPServer(self.port)
+        self.server.inbox = self.server.controller.handler = CountingInbox()
+        self.server.start()
+        self.addCleanup(self.stop_server)
+
+    def stop_server(self):
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def wait_for_the_cache_to_expire(self):
+        time.sleep(self.cache_seconds + 0.1)
+
+    def test_the_default_cache_is_a_few_seconds(self):
+        assert 1 <= SMTP_CHECK_SECONDS <= 10
+
+    def test_many_heartbeat_calls_at_once_make_one_smtp_session(self):
+        self.app.app.registry.heartbeats[HEARTBEAT].cache_seconds = 60
+        answers, errors = [], []
+
+        def call_many():
+            for _ in range(25):
+                try:
+                    # Any status: Kinto's memory cache check may fail under concurrent calls.
+                    answers.append(self.heartbeat(status="*")["emailer"])
+                except Exception as e:
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=call_many) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert answers == [True] * 200
+        assert self.server.inbox.sessions == 1
+
+    def test_after_the_cache_time_the_server_is_asked_again(self):
+        for _ in range(10):
+            assert self.heartbeat()["emailer"] is True
+        assert self.server.inbox.sessions == 1
+        self.wait_for_the_cache_to_expire()
+        for _ in range(10):
+            assert self.heartbeat()["emailer"] is True
+        assert self.server.inbox.sessions == 2
+
+    def test_a_server_that_stops_is_reported_failing_and_its_recovery_seen(self):
+        assert self.heartbeat()["emailer"] is True
+        self.stop_server()
+        self.wait_for_the_cache_to_expire()
+        for _ in range(20):
+            assert self.heartbeat(status=503)["emailer"] is False
+        self.start_server()
+        # The failure is kept too: a server down is not asked at each call either.
+        assert self.heartbeat(status=503)["emailer"] is False
+        assert self.server.inbox.sessions == 0
+        self.wait_for_the_cache_to_expire()
+        assert self.heartbeat()["emailer"] is True
+        assert self.server.inbox.sessions == 1
 
 
 class DirectoryTest(HeartbeatTest):

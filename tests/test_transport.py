@@ -1,5 +1,6 @@
 """transport.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
 
+import asyncio
 import email
 import email.policy
 import smtplib
@@ -7,12 +8,14 @@ import socket
 import time
 
 import pytest
+from pyramid.exceptions import ConfigurationError
 from pyramid_mailer.message import Message
 
 from kinto_emailer.config import read_settings
 from kinto_emailer.mime import render
 from kinto_emailer.transport import PermanentFailure, SMTPTransport, TemporaryFailure, classify
-from tests.support import SMTPServer, free_port
+from tests.support import Inbox, SMTPServer, free_port
+from tests.test_deadline import TricklingServer
 
 
 def transport(port, **extra):
@@ -118,3 +121,55 @@ def test_long_subjects_are_folded_and_read_back_whole(subject):
 def test_an_empty_body_is_sent_empty():
     outgoing = render(message(body=""), "k@example.com")
     assert parsed(outgoing).get_content() == ""
+
+
+def test_a_trickling_greeting_ends_at_the_exchange_deadline_as_a_temporary_failure():
+    trickler = TricklingServer().start()
+    settings = {"kinto_emailer.smtp_timeout": "0.5", "kinto_emailer.smtp_exchange_timeout": "1"}
+    try:
+        with pytest.raises(OSError) as error:
+            transport(trickler.port, **settings).connect()
+    finally:
+        trickler.stop()
+    failure = classify(error.value)
+    assert isinstance(failure, TemporaryFailure)
+    assert str(failure) == (
+        "Connection unexpectedly closed: the mail server took more than 1s to connect "
+        "(kinto_emailer.smtp_exchange_timeout)"
+    )
+
+
+class PatientInbox(Inbox):
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(0.3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_each_email_of_a_burst_has_a_deadline_of_its_own():
+    server = SMTPServer()
+    server.inbox = server.controller.handler = PatientInbox()
+    server.start()
+    settings = {"kinto_emailer.smtp_timeout": "0.5", "kinto_emailer.smtp_exchange_timeout": "1"}
+    try:
+        connection = transport(server.port, **settings).connect()
+        for index in range(5):  # 5 x 0.3 s in one session: more than one exchange's time.
+            connection.send(render(message(subject=f"n{index}"), "k@example.com"))
+        connection.close()
+    finally:
+        server.stop()
+    assert [m["Subject"] for m in server.inbox.messages] == [f"n{i}" for i in range(5)]
+
+
+def test_the_exchange_timeout_is_six_steps_unless_set():
+    assert read_settings({}).smtp_exchange_timeout == 60
+    assert read_settings({"kinto_emailer.smtp_timeout": "2"}).smtp_exchange_timeout == 12
+    settings = read_settings({"kinto_emailer.smtp_exchange_timeout": "15"})
+    assert settings.smtp_exchange_timeout == 15
+
+
+def test_a_bad_exchange_timeout_stops_start_up_naming_the_key():
+    with pytest.raises(ConfigurationError) as error:
+        read_settings({"kinto_emailer.smtp_exchange_timeout": "0"})
+    assert str(error.value) == (
+        "Setting 'kinto_emailer.smtp_exchange_timeout' must be greater than zero, got '0'."
+    )

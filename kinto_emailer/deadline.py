@@ -1,0 +1,113 @@
+"""How long an SMTP exchange may take: each read or write a step's time, and connecting, or
+sending one email, a whole exchange's time, however the server spreads its replies."""
+
+import smtplib
+import socket
+import ssl
+import time
+
+
+EXCHANGE_SETTING = "kinto_emailer.smtp_exchange_timeout"
+
+
+class ExchangeTimeout(TimeoutError):
+    """The server answers, but too slowly to finish a step of the exchange in time."""
+
+
+class Clock:
+    """The time left for one part of an exchange (connecting, or sending one email): each
+    read and write gets ``step`` seconds, and all of them together ``limit`` seconds."""
+
+    def __init__(self, step: float, limit: float, setting: str = EXCHANGE_SETTING):
+        self.step, self.limit, self.setting = step, limit, setting
+        self.what = "connect"
+        self.expired = False
+        self.deadline = time.monotonic() + limit
+
+    def start(self, what: str, limit: float | None = None) -> None:
+        self.what = what
+        self.deadline = time.monotonic() + (self.limit if limit is None else limit)
+
+    def timeout(self) -> float:
+        """The socket time-out for the next read or write; raises once the deadline passed."""
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self.expire()
+        return min(self.step, remaining)
+
+    def expire(self) -> ExchangeTimeout:
+        self.expired = True
+        return ExchangeTimeout(
+            f"the mail server took more than {self.limit:g}s to {self.what} ({self.setting})"
+        )
+
+    def passed(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
+class _Bounded:
+    """A socket whose every read and write ends by its clock's deadline: a server that sends
+    one line at a time, each in time, can't hold a reply open forever."""
+
+    clock = None
+
+    def _bounded(self, method, *args, **kwargs):
+        clock = self.clock
+        if clock is None:
+            return method(*args, **kwargs)
+        self.settimeout(clock.timeout())
+        try:
+            return method(*args, **kwargs)
+        except TimeoutError:
+            if clock.passed():  # The deadline cut this step short, not the step's own time.
+                raise clock.expire() from None
+            raise
+
+    def recv_into(self, *args, **kwargs):
+        return self._bounded(super().recv_into, *args, **kwargs)
+
+    def recv(self, *args, **kwargs):
+        return self._bounded(super().recv, *args, **kwargs)
+
+    def send(self, *args, **kwargs):
+        return self._bounded(super().send, *args, **kwargs)
+
+    def sendall(self, *args, **kwargs):
+        return self._bounded(super().sendall, *args, **kwargs)
+
+
+class _BoundedSocket(_Bounded, socket.socket):
+    pass
+
+
+class BoundedSSLSocket(_Bounded, ssl.SSLSocket):
+    pass
+
+
+class _BoundedSession:
+    """smtplib's session on bounded sockets; after STARTTLS, the context must make
+    :class:`BoundedSSLSocket` (``context.sslsocket_class``)."""
+
+    def __init__(self, host, port, clock, **kwargs):
+        self.clock = clock
+        super().__init__(host, port, timeout=clock.step, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        sock = super()._get_socket(host, port, self.clock.timeout())
+        if not isinstance(sock, _Bounded):
+            sock = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        sock.clock = self.clock
+        return sock
+
+    def starttls(self, *args, **kwargs):
+        reply = super().starttls(*args, **kwargs)
+        self.sock.clock = self.clock
+        return reply
+
+
+class BoundedSMTP(_BoundedSession, smtplib.SMTP):
+    pass
+
+
+class BoundedSMTP_SSL(_BoundedSession, smtplib.SMTP_SSL):
+    pass
