@@ -1,4 +1,7 @@
-"""Durable mode: the Maildir at commit, delivered by the worker, once, across crashes."""
+"""Durable mode: the Maildir at commit, delivered by the worker, once, across crashes.
+
+The queue shared by processes on its own: test_maildir_queue.py.
+"""
 
 import os
 import signal
@@ -6,18 +9,14 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 import urllib.request
 from base64 import b64encode
 from json import dumps
 
 import pytest
-from pyramid_mailer.message import Message
 from repoze.sendmail.queue import QueueProcessor
 
-from kinto_emailer import maildir
-from kinto_emailer.mime import render
 from tests.support import EmailerWebTest, MaildirQueueMixin, SMTPServer, free_port
 
 
@@ -72,41 +71,6 @@ class ExternalProcessorTest(QueueWebTest):
         with open(os.path.join(self.queue_path, "new", name)) as f:
             sender, recipients, _ = processor._parseMessage(f)
         assert (sender, recipients) == ("kinto@example.com", ("alice@example.com",))
-
-
-def test_two_queues_claim_every_message_once(tmp_path):
-    message = Message(subject="s", sender="k@example.com", recipients=["a@b.c"], body="b")
-    for _ in range(300):
-        maildir.write(str(tmp_path), render(message, "k@example.com"))
-    queues = [maildir.MaildirQueue(str(tmp_path)) for _ in range(3)]
-    claims = [[] for _ in queues]
-
-    def claim_all(queue, claimed):
-        while batch := queue.claim(7):
-            claimed += batch
-
-    for queue in queues:
-        queue.open()
-    threads = [threading.Thread(target=claim_all, args=pair) for pair in zip(queues, claims)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    names = [os.path.basename(path) for claimed in claims for path in claimed]
-    assert len(names) == len(set(names)) == 300
-
-
-def test_the_claims_of_a_dead_process_go_back_to_new(tmp_path):
-    message = Message(subject="s", sender="k@example.com", recipients=["a@b.c"], body="b")
-    maildir.write(str(tmp_path), render(message, "k@example.com"))
-    dead, alive = maildir.MaildirQueue(str(tmp_path)), maildir.MaildirQueue(str(tmp_path))
-    dead.open()
-    alive.open()
-    assert len(dead.claim(10)) == 1
-    assert alive.recover() == 0  # Its owner holds its lock.
-    dead._lock_file.close()  # What the kernel does when a process dies.
-    assert alive.recover() == 1
-    assert len(alive.claim(10)) == 1
 
 
 # Real `kinto start` processes.

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 
-from .. import maildir
+from .. import maildir, maildir_queue
 from . import FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
 from .limits import HourlyLimit
 
@@ -49,7 +49,7 @@ class MaildirOutbox(Outbox):
 
     def _claims(self):
         if self._queue is None:
-            self._queue = maildir.MaildirQueue(self.path)
+            self._queue = maildir_queue.MaildirQueue(self.path)
             self._queue.open()
         return self._queue
 
