@@ -1,10 +1,16 @@
 """The shape of the ``kinto-emailer`` metadata, and the 400s when it is saved."""
 
+import difflib
+
 import colander
 import regex
 from kinto.core.errors import raise_invalid
 
-from . import recipients, selection, templates
+from . import event_names, recipients, rollback, selection, templates
+
+
+RESOURCE_NAMES = ("record", "collection")
+ACTIONS = ("create", "update", "delete")
 
 
 class Text(colander.String):
@@ -31,12 +37,34 @@ def _filter_validator(node, value):
             raise colander.Invalid(node, f'Invalid regular expression in "{node.name}": {e}')
 
 
+def _not_allowed(field, value, allowed, suggestion):
+    message = f'Invalid "{field}" "{value}": allowed values are {", ".join(allowed)}'
+    return message + (f'; did you mean "{suggestion}"?' if suggestion else "")
+
+
 class Filter(colander.SchemaNode):
     schema_type = Text
     missing = colander.drop
+    #: The values the filter takes, besides ``^`` patterns; ``None`` for any.
+    choices = None
 
     def validator(self, node, value):
         _filter_validator(node, value)
+        if self.choices is None or selection.is_pattern(value) or value in self.choices:
+            return
+        close = difflib.get_close_matches(value, self.choices, n=1)
+        allowed = (*self.choices, "or a ^ pattern")
+        raise colander.Invalid(node, _not_allowed(node.name, value, allowed, close and close[0]))
+
+
+class EventFilter(Filter):
+    def validator(self, node, value):
+        _filter_validator(node, value)
+        if selection.is_pattern(value) or event_names.is_known(value):
+            return
+        allowed = (*event_names.KNOWN_EVENTS, "an event class of a loaded module", "a ^ pattern")
+        suggestion = event_names.suggestion(value)
+        raise colander.Invalid(node, _not_allowed(node.name, value, allowed, suggestion))
 
 
 class Flag(colander.Boolean):
@@ -116,12 +144,12 @@ def _bucket_placeholder(bucket_id):
 
 
 class Hook(colander.MappingSchema):
-    resource_name = Filter()
-    action = Filter()
+    resource_name = Filter(choices=RESOURCE_NAMES)
+    action = Filter(choices=ACTIONS)
     collection_id = Filter()
     record_id = Filter()
     id = Filter()
-    event = Filter()
+    event = EventFilter()
     subject = colander.SchemaNode(
         Text(allow_empty=True), missing=colander.drop, validator=_no_line_break
     )
@@ -192,32 +220,61 @@ class EmailerMetadata(colander.MappingSchema):
     hooks = Hooks(missing_msg='Missing "hooks"')
 
 
+HOOK_FIELDS = tuple(child.name for child in Hook().children)
+
+
+def _unknown_fields(node, value):
+    """Typos first: ``"templat"`` would otherwise be reported as a missing ``"template"``."""
+    hooks = value.get("hooks")
+    messages = []
+    for index, hook in enumerate(hooks if isinstance(hooks, list) else []):
+        for field in hook if isinstance(hook, dict) else ():
+            if field in HOOK_FIELDS:
+                continue
+            message = f'Unknown field "{field}" in hook {index}'
+            close = difflib.get_close_matches(str(field), HOOK_FIELDS, n=1)
+            messages.append(message + (f'; did you mean "{close[0]}"?' if close else ""))
+    if messages:
+        raise colander.Invalid(node, "; ".join(messages))
+
+
 def _messages(error):
     return "; ".join(
         f"{path}: {message}" if path else message for path, message in error.asdict().items()
     )
 
 
+def _check(value, settings, bucket_id):
+    schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
+    if not isinstance(value, dict):
+        raise colander.Invalid(schema, f'"{selection.METADATA_KEY}" must be an object')
+    _unknown_fields(schema, value)
+    schema.deserialize(value)
+
+
 def validate_metadata(event):
-    """Refuse a bucket or collection whose ``kinto-emailer`` metadata can't work."""
-    settings = event.request.registry.emailer.settings
+    """Refuse a bucket or collection whose new ``kinto-emailer`` metadata can't work.
+
+    Metadata that a write leaves as it was is not checked again: stored hooks keep working,
+    and the rest of the object stays writable.
+    """
+    request = event.request
+    settings = request.registry.emailer.settings
+    rollback.remember_saved(event)
+    parent_id = rollback.parent_id(event.payload)
     for impacted in event.impacted_objects:
         new = impacted.get("new") or {}
+        old = rollback.previous(request, event.payload["resource_name"], parent_id, impacted)
         if selection.METADATA_KEY not in new:
+            continue
+        if old.get(selection.METADATA_KEY) == new[selection.METADATA_KEY]:
             continue
         if event.payload["resource_name"] == "bucket":
             bucket_id = new["id"]
         else:
             bucket_id = event.payload["bucket_id"]
-        schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
         try:
-            value = new[selection.METADATA_KEY]
-            if not isinstance(value, dict):
-                raise colander.Invalid(schema, f'"{selection.METADATA_KEY}" must be an object')
-            schema.deserialize(value)
+            _check(new[selection.METADATA_KEY], settings, bucket_id)
         except colander.Invalid as e:
-            raise_invalid(
-                event.request,
-                name=f"data.{selection.METADATA_KEY}",
-                description=_messages(e),
-            )
+            rollback.undo_saves(request)
+            raise_invalid(request, name=f"data.{selection.METADATA_KEY}", description=_messages(e))
