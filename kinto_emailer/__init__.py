@@ -12,7 +12,7 @@ from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .event_names import review_event_classes
 from .listener import build_notification
-from .schema import validate_metadata
+from .saving import validate_metadata
 
 
 __version__ = importlib.metadata.version("kinto-emailer")

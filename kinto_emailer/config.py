@@ -1,9 +1,11 @@
 """Every ``mail.*`` and ``kinto_emailer.*`` setting, read and checked once at start-up."""
 
 import os
+import re
 from dataclasses import dataclass
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.settings import aslist
 
 
 DEFAULT_SENDER = "kinto@localhost"
@@ -39,6 +41,10 @@ class EmailerSettings:
     retry_max_delay: float = 300.0
     shutdown_timeout: float = 10.0
     max_digest_items: int = 500
+    # Where writers are not trusted: who writes hooks, and the domains they may mail.
+    hook_write_principals: tuple[str, ...] = ()
+    sender_domains: tuple[str, ...] = ()
+    recipient_domains: tuple[str, ...] = ()
 
 
 def _positive(settings, key, default, convert=int):
@@ -50,6 +56,22 @@ def _positive(settings, key, default, convert=int):
     if value <= 0:
         raise ConfigurationError(f"Setting {key!r} must be greater than zero, got {raw!r}.")
     return value
+
+
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+
+
+def _domains(settings, key):
+    domains = []
+    for raw in aslist(settings.get(key) or "", flatten=True):
+        try:
+            domain = raw.strip(",").lower().encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = ""
+        if not _DOMAIN.match(domain):
+            raise ConfigurationError(f"Setting {key!r} must list domain names, got {raw!r}.")
+        domains.append(domain)
+    return tuple(domains)
 
 
 _TRUTHY = ("true", "yes", "on", "1", "t", "y")
@@ -131,4 +153,9 @@ def read_settings(settings) -> EmailerSettings:
         retry_max_delay=_positive(settings, "kinto_emailer.retry_max_delay", "300", float),
         shutdown_timeout=_positive(settings, "kinto_emailer.shutdown_timeout", "10", float),
         max_digest_items=_positive(settings, "kinto_emailer.max_digest_items", "500"),
+        hook_write_principals=tuple(
+            aslist(settings.get("kinto_emailer.hook_write_principals") or "")
+        ),
+        sender_domains=_domains(settings, "kinto_emailer.sender_domains"),
+        recipient_domains=_domains(settings, "kinto_emailer.recipient_domains"),
     )
