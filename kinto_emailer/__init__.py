@@ -1,19 +1,19 @@
 """Kinto plugin that sends emails when records and collections change."""
 
-import importlib
 import importlib.metadata
 import logging
 from dataclasses import dataclass
 
 from kinto.core.events import ACTIONS, ResourceChanged
-from pyramid.events import NewRequest
+from pyramid.events import ContextFound, NewRequest
 
-from . import health, shutdown
+from . import health, rollback, shutdown
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
+from .event_names import review_event_classes
 from .listener import build_notification
 from .outbox import postgresql as outbox_postgresql
-from .schema import validate_metadata
+from .saving import validate_metadata
 
 
 __version__ = importlib.metadata.version("kinto-emailer")
@@ -21,24 +21,11 @@ __all__ = ("build_notification", "includeme")
 
 logger = logging.getLogger(__name__)
 
-#: Packages whose review events are emailed when installed (kinto-signer and its successor).
-REVIEW_EVENT_MODULES = ("kinto_signer.events", "kinto_remote_settings.signer.events")
-REVIEW_EVENTS = ("ReviewRequested", "ReviewApproved", "ReviewRejected")
-
 
 @dataclass
 class Emailer:
     settings: EmailerSettings
     delivery: Delivery
-
-
-def _review_events():
-    for module_name in REVIEW_EVENT_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        yield from (getattr(module, name) for name in REVIEW_EVENTS if hasattr(module, name))
 
 
 def includeme(config):
@@ -64,6 +51,8 @@ def includeme(config):
         if getattr(config.registry, "command", None) is None:
             outbox_postgresql.check_schema(emailer_settings.storage_url)
 
+    # A refused save is put back as it was: what it changes is copied before it writes.
+    config.add_subscriber(rollback.remember_previous, ContextFound)
     config.add_subscriber(
         validate_metadata,
         ResourceChanged,
@@ -73,7 +62,7 @@ def includeme(config):
     # Built inside the transaction: storage is readable, and a rollback discards them.
     timed_build = metrics.timed(build_notification)
     config.add_subscriber(timed_build, ResourceChanged, for_resources=("record", "collection"))
-    for event_class in _review_events():
+    for event_class in review_event_classes():
         config.add_subscriber(timed_build, event_class)
 
     if delivery.worker is not None and delivery.outbox.durable:

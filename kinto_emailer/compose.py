@@ -12,6 +12,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_SUBJECT = "New message"
 #: Fields of a hook that list addresses and group URIs; ``recipients`` fills ``To:``.
 ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
+#: What a group URI may read: where the change happened, never what a writer chose.
+GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
 
 
 def _entries(hook, field, where):
@@ -28,7 +30,9 @@ def _entries(hook, field, where):
 def _render_entry(entry, field, context, where):
     """An entry with its placeholders rendered, or ``None`` when it must be dropped."""
     if recipients.is_group_uri(entry):
-        return templates.render(entry, context)
+        # Validation refuses other placeholders; stored metadata may predate it.
+        where_only = {name: context.get(name) for name in GROUP_URI_PLACEHOLDERS}
+        return templates.render(entry, where_only)
     if field != "reply_to" or not templates.names(entry):
         return entry
     # Only ``reply_to`` reads addresses from data: a reply reaches nobody unasked.
@@ -47,9 +51,23 @@ def _render_entry(entry, field, context, where):
 def addresses(hook, field, context, finder, settings, where=""):
     """The unique addresses of one field of ``hook``, groups expanded, within the limit."""
     rendered = [_render_entry(e, field, context, where) for e in _entries(hook, field, where)]
+    # A reply reaches nobody unasked: reply_to is not restricted.
+    domains = settings.recipient_domains if field != "reply_to" else ()
+    left_out = []
     found = recipients.expand(
-        [e for e in rendered if e is not None], context["bucket_id"], finder.group
+        [e for e in rendered if e is not None],
+        context["bucket_id"],
+        finder.group,
+        domains,
+        left_out,
     )
+    if left_out:
+        logger.warning(
+            "Hook %s: %d %s outside kinto_emailer.recipient_domains left out",
+            where,
+            len(left_out),
+            "recipients" if field == "recipients" else f"{field} addresses",
+        )
     limit = settings.max_expanded_recipients
     if len(found) > limit:
         logger.warning(

@@ -7,11 +7,13 @@ adding a line; its key is then known, and any other ``kinto_emailer.*`` key is r
 
 import difflib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.settings import aslist
 
 from .recipients import parse_address
 
@@ -86,6 +88,26 @@ def readable_file(key: str, raw: str) -> str | None:
     return raw or None
 
 
+_DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$")
+
+
+def domains(key: str, raw: str) -> tuple[str, ...]:
+    found = []
+    for entry in aslist(raw, flatten=True):
+        try:
+            domain = entry.strip(",").lower().encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = ""
+        if not _DOMAIN.match(domain):
+            raise ConfigurationError(f"Setting {key!r} must list domain names, got {entry!r}.")
+        found.append(domain)
+    return tuple(found)
+
+
+def words(key: str, raw: str) -> tuple[str, ...]:
+    return tuple(aslist(raw))
+
+
 OUTBOXES = ("memory", "postgresql")
 POSTGRESQL_STORAGE = "kinto.core.storage.postgresql"
 
@@ -141,6 +163,12 @@ class EmailerSettings:
     retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", positive_float)
     retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", positive_float)
     shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", positive_float)
+    # Where writers are not trusted: who writes hooks, and the domains they may mail.
+    hook_write_principals: tuple[str, ...] = setting(
+        "kinto_emailer.hook_write_principals", "", words
+    )
+    sender_domains: tuple[str, ...] = setting("kinto_emailer.sender_domains", "", domains)
+    recipient_domains: tuple[str, ...] = setting("kinto_emailer.recipient_domains", "", domains)
     # The outbox: where emails wait, and the limits that keep buckets from starving others.
     outbox: str = setting("kinto_emailer.outbox", "memory", outbox_choice)
     outbox_worker: bool = setting("kinto_emailer.outbox_worker", "true", boolean)

@@ -14,7 +14,7 @@ from .outbox import Email, active_transaction
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "kinto_emailer.pending"
-TIMED_OUT_KEY = "kinto_emailer.timed_out_hooks"
+BUDGET_KEY = "kinto_emailer.regex_budget"
 
 
 def event_name(event):
@@ -104,8 +104,10 @@ def collect_emails(event, emailer, digests=None):
     request = event.request
     finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
     base = None
-    # Hooks whose patterns ran out of time sit out the rest of the request.
-    timed_out = event.request.bound_data.setdefault(TIMED_OUT_KEY, set())
+    # One budget for the patterns of the whole request: a batch's objects share it.
+    budget = request.bound_data.get(BUDGET_KEY)
+    if budget is None:
+        budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
     emails = []
     for impacted in event.impacted_objects:
         hooks, location = finder.hooks(*_hooks_owner(event, impacted))
@@ -114,9 +116,7 @@ def collect_emails(event, emailer, digests=None):
         # Built only when some hook may fire: most writes have none, and URLs cost.
         base = base or request_context(event, settings)
         context = object_context(event, impacted, base)
-        for index, hook in selection.matching_hooks(
-            hooks, context, settings.regex_timeout, location, timed_out
-        ):
+        for index, hook in selection.matching_hooks(hooks, context, budget, location):
             where = f"{location}#{index}"
             try:
                 if hook.get("digest") is True:
@@ -128,6 +128,12 @@ def collect_emails(event, emailer, digests=None):
                 logger.exception("Hook %s: could not build the email", where)
                 continue
             emails += [Email(message, where, **origin(context)) for message in messages]
+    if budget.skipped > budget.reported:
+        logger.warning(
+            "%d hook(s) skipped: the request's regular expressions ran out of time",
+            budget.skipped - budget.reported,
+        )
+        budget.reported = budget.skipped
     if own_digests:
         emails += digests.emails(finder)
     return emails

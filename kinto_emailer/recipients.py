@@ -51,6 +51,12 @@ def parse_address(entry):
     return (name, ascii_address(address)) if is_email(address) else None
 
 
+def at_domains(address: str, domains: tuple[str, ...]) -> bool:
+    """Whether an ASCII address is at one of ``domains`` or below one (``a.example.com``)."""
+    domain = address.rpartition("@")[2].lower()
+    return any(domain == d or domain.endswith(f".{d}") for d in domains)
+
+
 def format_address(entry):
     parsed = parse_address(entry)
     return email.utils.formataddr(parsed) if parsed else None
@@ -82,16 +88,21 @@ def member_address(principal):
     return ascii_address(address) if is_email(address) else None
 
 
-def expand(entries, bucket_id, read_group):
+def expand(entries, bucket_id, read_group, domains=(), left_out=None):
     """Turn rendered entries into unique ``To:`` addresses, in their order of appearance.
 
     ``read_group(bucket_id, group_id)`` returns the group's data or ``None``; only groups
-    of ``bucket_id`` are read, and a missing group contributes nobody.
+    of ``bucket_id`` are read, and a missing group contributes nobody. With ``domains``,
+    addresses at other domains are left out, and added to ``left_out`` when given.
     """
     addresses, seen = [], set()
 
     def add(formatted, address):
-        if address.lower() not in seen:
+        if domains and not at_domains(address, domains):
+            if left_out is not None and address.lower() not in seen:
+                left_out.append(address)
+            seen.add(address.lower())
+        elif address.lower() not in seen:
             seen.add(address.lower())
             addresses.append(formatted)
 

@@ -1,129 +1,37 @@
 """The shape of the ``kinto-emailer`` metadata, and the 400s when it is saved."""
 
+import difflib
+
 import colander
-import regex
-from kinto.core.errors import raise_invalid
 
 from . import recipients, selection, templates
+from .fields import (
+    ACTIONS,
+    RESOURCE_NAMES,
+    EventFilter,
+    Filter,
+    Flag,
+    Recipients,
+    ReplyTo,
+    Text,
+    no_line_break,
+)
 
 
-class Text(colander.String):
-    """A string, and only a string: colander would drop ``null``, ``0`` or ``false``."""
-
-    def deserialize(self, node, cstruct):
-        if cstruct is not colander.null and not isinstance(cstruct, str):
-            raise colander.Invalid(node, f'"{node.name}" must be a string')
-        return super().deserialize(node, cstruct)
-
-
-def _no_line_break(node, value):
-    if any(c in value for c in "\r\n"):
-        raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
-
-
-def _filter_validator(node, value):
-    if any(c in value for c in "\r\n\0"):
-        raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
-    if selection.is_pattern(value):
-        try:
-            selection.compile_pattern(value)
-        except regex.error as e:
-            raise colander.Invalid(node, f'Invalid regular expression in "{node.name}": {e}')
-
-
-class Filter(colander.SchemaNode):
-    schema_type = Text
-    missing = colander.drop
-
-    def validator(self, node, value):
-        _filter_validator(node, value)
-
-
-class Flag(colander.Boolean):
-    """``true`` or ``false``, and only those: colander would read ``"no"`` as true."""
-
-    def deserialize(self, node, cstruct):
-        if cstruct is colander.null:
-            return cstruct
-        if not isinstance(cstruct, bool):
-            raise colander.Invalid(node, f'"{node.name}" must be true or false')
-        return cstruct
-
-
-class StringList(colander.Sequence):
-    """A list of strings, and only that: colander would iterate a string or a mapping."""
-
-    def deserialize(self, node, cstruct, accept_scalar=None):
-        if cstruct is not colander.null and not (
-            isinstance(cstruct, list) and all(isinstance(e, str) for e in cstruct)
-        ):
-            raise colander.Invalid(node, f'"{node.name}" must be a list of strings')
-        return super().deserialize(node, cstruct, accept_scalar)
-
-
-class Recipients(colander.SequenceSchema):
-    """Addresses and group URIs: ``recipients`` (``To:``), ``cc``, ``bcc``, ``reply_to``."""
-
-    schema_type = StringList
-    recipient = colander.SchemaNode(Text())
-    #: Whether an entry may be a template that renders to an address (``{new[email]}``).
-    templated = False
-
-    def validator(self, node, value):
-        field = node.name
-        if any(c in entry for entry in value for c in "\r\n"):
-            raise colander.Invalid(node, f'Line break not allowed in "{field}"')
-        # The messages of ``recipients`` predate the other fields: they stay as they were.
-        label = "" if field == "recipients" else f' in "{field}"'
-        if not value:
-            if field == "recipients":
-                raise colander.Invalid(node, "Empty list of recipients")
-            return
-        limit = self.bindings["settings"].max_recipients
-        if len(value) > limit:
-            raise colander.Invalid(
-                node,
-                f"Too many recipients{label}: {len(value)} "
-                f"(kinto_emailer.max_recipients is {limit})",
-            )
-        templated = [
-            e for e in value if self.templated and not recipients.is_group_uri(e) and "{" in e
-        ]
-        addresses = [e for e in value if e not in templated]
-        bucket_id = self.bindings["bucket_id"]
-        bad, foreign = recipients.invalid_entries(
-            addresses, bucket_id, _bucket_placeholder(bucket_id)
-        )
-        label = label and f"{label}:"
-        if bad:
-            raise colander.Invalid(node, f"Invalid recipients{label} " + ", ".join(bad))
-        if foreign:
-            raise colander.Invalid(node, f"Invalid bucket for groups{label} " + ", ".join(foreign))
-        for entry in value:
-            if recipients.is_group_uri(entry) or entry in templated:
-                try:
-                    templates.check(entry, field)
-                except templates.TemplateError as e:
-                    raise colander.Invalid(node, str(e))
-
-
-class ReplyTo(Recipients):
-    templated = True
-
-
-def _bucket_placeholder(bucket_id):
-    return lambda uri: uri.replace("{bucket_id}", bucket_id)
+def _sender_domains(settings):
+    own = settings.default_sender.rpartition("@")[2].strip(" >").lower()
+    return (own, *(d for d in settings.sender_domains if d != own))
 
 
 class Hook(colander.MappingSchema):
-    resource_name = Filter()
-    action = Filter()
+    resource_name = Filter(choices=RESOURCE_NAMES)
+    action = Filter(choices=ACTIONS)
     collection_id = Filter()
     record_id = Filter()
     id = Filter()
-    event = Filter()
+    event = EventFilter()
     subject = colander.SchemaNode(
-        Text(allow_empty=True), missing=colander.drop, validator=_no_line_break
+        Text(allow_empty=True), missing=colander.drop, validator=no_line_break
     )
     sender = colander.SchemaNode(Text(), missing=colander.drop)
     template = colander.SchemaNode(Text(allow_empty=True), missing_msg='Missing "template"')
@@ -141,8 +49,17 @@ class Hook(colander.MappingSchema):
         if "sender" in hook:
             if any(c in hook["sender"] for c in "\r\n"):
                 raise colander.Invalid(node["sender"], 'Line break not allowed in "sender"')
-            if recipients.parse_address(hook["sender"]) is None:
+            parsed = recipients.parse_address(hook["sender"])
+            if parsed is None:
                 raise colander.Invalid(node["sender"], f"Invalid sender {hook['sender']}")
+            allowed = _sender_domains(settings)
+            if not recipients.at_domains(parsed[1], allowed):
+                raise colander.Invalid(
+                    node["sender"],
+                    f"Sender {hook['sender']} not allowed: use an address at "
+                    f"{', '.join(allowed)} (mail.default_sender and "
+                    "kinto_emailer.sender_domains); other domains fail SPF and DMARC",
+                )
         digest = hook.get("digest", False)
         if "item_template" in hook and not digest:
             raise colander.Invalid(node["item_template"], '"item_template" needs "digest": true')
@@ -192,32 +109,68 @@ class EmailerMetadata(colander.MappingSchema):
     hooks = Hooks(missing_msg='Missing "hooks"')
 
 
-def _messages(error):
+HOOK_FIELDS = tuple(child.name for child in Hook().children)
+
+
+def _unknown_fields(node, value):
+    """Typos first: ``"templat"`` would otherwise be reported as a missing ``"template"``."""
+    hooks = value.get("hooks")
+    messages = []
+    for index, hook in enumerate(hooks if isinstance(hooks, list) else []):
+        for field in hook if isinstance(hook, dict) else ():
+            if field in HOOK_FIELDS:
+                continue
+            message = f'Unknown field "{field}" in hook {index}'
+            close = difflib.get_close_matches(str(field), HOOK_FIELDS, n=1)
+            messages.append(message + (f'; did you mean "{close[0]}"?' if close else ""))
+    if messages:
+        raise colander.Invalid(node, "; ".join(messages))
+
+
+def _patterns_size(node, value):
+    """Bound the work of compiling a save's patterns, before any of them is compiled."""
+    hooks = value.get("hooks")
+    patterns = [
+        hook[name]
+        for hook in (hooks if isinstance(hooks, list) else [])
+        if isinstance(hook, dict)
+        for name in selection.FILTERS
+        if selection.is_pattern(hook.get(name))
+    ]
+    where = "for all the hooks of a bucket or collection"
+    length = sum(map(len, patterns))
+    if length > selection.MAX_PATTERNS_LENGTH:
+        raise colander.Invalid(
+            node,
+            f"Regular expressions too long together: {length} characters "
+            f"(at most {selection.MAX_PATTERNS_LENGTH} {where})",
+        )
+    size = 0
+    for pattern in patterns:
+        try:
+            # One pattern too large is reported with the name of its filter.
+            size += min(selection.pattern_size(pattern), selection.MAX_PATTERN_SIZE)
+        except selection.PatternError:
+            continue  # Reported with the name of its filter too.
+        if size > selection.MAX_PATTERNS_SIZE:
+            raise colander.Invalid(
+                node,
+                "Regular expressions too large together once repeats are unrolled: "
+                f"over {selection.MAX_PATTERNS_SIZE} {where}",
+            )
+
+
+def messages(error: colander.Invalid) -> str:
     return "; ".join(
         f"{path}: {message}" if path else message for path, message in error.asdict().items()
     )
 
 
-def validate_metadata(event):
-    """Refuse a bucket or collection whose ``kinto-emailer`` metadata can't work."""
-    settings = event.request.registry.emailer.settings
-    for impacted in event.impacted_objects:
-        new = impacted.get("new") or {}
-        if selection.METADATA_KEY not in new:
-            continue
-        if event.payload["resource_name"] == "bucket":
-            bucket_id = new["id"]
-        else:
-            bucket_id = event.payload["bucket_id"]
-        schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
-        try:
-            value = new[selection.METADATA_KEY]
-            if not isinstance(value, dict):
-                raise colander.Invalid(schema, f'"{selection.METADATA_KEY}" must be an object')
-            schema.deserialize(value)
-        except colander.Invalid as e:
-            raise_invalid(
-                event.request,
-                name=f"data.{selection.METADATA_KEY}",
-                description=_messages(e),
-            )
+def check(value, settings, bucket_id: str) -> None:
+    """Raise ``colander.Invalid`` unless ``value`` is metadata whose hooks can work."""
+    schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
+    if not isinstance(value, dict):
+        raise colander.Invalid(schema, f'"{selection.METADATA_KEY}" must be an object')
+    _unknown_fields(schema, value)
+    _patterns_size(schema, value)
+    schema.deserialize(value)

@@ -32,6 +32,9 @@ def is_pattern(value):
 #: ``regex`` unrolls the minimum count of repeats when compiling: ``a{100000000}`` would take
 #: gigabytes. A filter matches ids, so a thousand unrolled items is plenty.
 MAX_PATTERN_SIZE = 1000
+#: For all the ``^`` filters of one bucket's or collection's hooks: compiled when saved.
+MAX_PATTERNS_LENGTH = 20_000
+MAX_PATTERNS_SIZE = 5_000
 _REPEATS = {re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, getattr(re_parser, "POSSESSIVE_REPEAT", 0)}
 
 
@@ -60,12 +63,25 @@ def _unrolled_size(pattern):
     return size
 
 
+def pattern_size(value: str) -> int:
+    """The size of a ``^`` filter once its repeats are unrolled (counted up to past the limit).
+
+    Raises ``PatternError`` when Python's parser refuses it.
+    """
+    try:
+        # Python's own parser: ``re`` syntax, ``re``'s messages, and the size of the pattern.
+        return _unrolled_size(re_parser.parse(value))
+    except (re.error, OverflowError) as e:
+        raise PatternError(str(e)) from None
+    except RecursionError:
+        raise PatternError("too deeply nested") from None
+
+
 @functools.lru_cache(maxsize=256)
 def compile_pattern(value):
     """Compile a ``^`` filter; raises ``PatternError`` with the reason when it is invalid."""
     try:
-        # Python's own parser: ``re`` syntax, ``re``'s messages, and the size of the pattern.
-        size = _unrolled_size(re_parser.parse(value))
+        size = pattern_size(value)
         if size > MAX_PATTERN_SIZE:
             raise PatternError(f"too large once repeats are unrolled (over {MAX_PATTERN_SIZE})")
         # The ``regex`` module speaks ``re`` syntax and can stop a match that runs too long.
@@ -130,22 +146,54 @@ def _hooks_of(metadata):
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
 
 
-def _value_matches(expected, value, deadline):
+class BudgetSpent(TimeoutError):
+    """The request's time for regular expressions is spent: no pattern runs any more."""
+
+
+class RegexBudget:
+    """The time that all the ``^`` filters of one request may take together, compiling too.
+
+    Shared by every hook and object of the request (a batch is one request): once a pattern
+    runs out of it, the hooks whose filters need a pattern are skipped, as no match.
+    """
+
+    def __init__(self, seconds: float):
+        self.seconds = self.remaining = seconds
+        self.evaluations = 0  # Patterns run.
+        self.timeouts = 0
+        self.skipped = 0  # Hooks not tried once the budget was spent.
+        self.reported = 0  # Skipped hooks already logged.
+
+    def match(self, expected: str, value: str) -> bool:
+        if self.remaining <= 0:
+            raise BudgetSpent()
+        self.evaluations += 1
+        start = time.monotonic()
+        try:
+            pattern = compile_pattern(expected)
+            # Matched from the start of the value, as ``re.match`` does.
+            return pattern.match(value, timeout=self.remaining) is not None
+        except TimeoutError:
+            self.timeouts += 1
+            self.remaining = 0
+            raise
+        finally:
+            self.remaining -= time.monotonic() - start
+
+
+def _value_matches(expected, value, budget):
     if not isinstance(expected, str):
         return False
     if is_pattern(expected):
-        pattern = compile_pattern(expected)
-        # Matched from the start of the value, as ``re.match`` does.
-        return pattern.match(value, timeout=max(deadline - time.monotonic(), 1e-6)) is not None
+        return budget.match(expected, value)
     return expected == value
 
 
-def hook_matches(hook, context, timeout):
+def hook_matches(hook, context, budget: RegexBudget) -> bool:
     """Whether every filter of ``hook`` accepts the change described by ``context``.
 
-    Raises ``TimeoutError`` when its regular expressions together run longer than ``timeout``.
+    Raises ``TimeoutError`` when its regular expressions run out of ``budget``.
     """
-    deadline = time.monotonic() + timeout
     for name in FILTERS:
         if name not in hook:
             continue
@@ -154,31 +202,30 @@ def hook_matches(hook, context, timeout):
             # A filter on a field the change doesn't have (record_id on a collection).
             return False
         candidates = KINTO_EVENTS if name == "event" and value == KINTO_EVENT else (value,)
-        if not any(_value_matches(hook[name], str(c), deadline) for c in candidates):
+        if not any(_value_matches(hook[name], str(c), budget) for c in candidates):
             return False
     return True
 
 
-def matching_hooks(hooks, context, timeout, location, timed_out=None):
+def matching_hooks(hooks, context, budget: RegexBudget, location):
     """Yield ``(index, hook)`` for each hook whose filters accept the change.
 
-    A hook whose expressions ran out of time is added to ``timed_out`` (its location) and
-    skipped from then on: shared by all the objects of a request, it keeps a catastrophic
-    pattern to one ``timeout`` per hook, however many objects the request changes.
+    Once ``budget`` is spent, hooks that need a pattern are skipped (counted in ``budget``):
+    a request's patterns cost one ``regex_timeout`` together, whatever its hooks and objects.
     """
-    timed_out = set() if timed_out is None else timed_out
     for index, hook in enumerate(hooks):
         where = f"{location}#{index}"
-        if where in timed_out:
-            continue
         try:
-            matched = hook_matches(hook, context, timeout)
+            matched = hook_matches(hook, context, budget)
+        except BudgetSpent:
+            budget.skipped += 1
+            continue
         except TimeoutError:
-            timed_out.add(where)
             logger.warning(
-                "Hook %s: its regular expressions ran longer than %ss; treated as no match",
+                "Hook %s: regular expressions ran out of the request's %ss "
+                "(kinto_emailer.regex_timeout); hooks that need one are skipped from now on",
                 where,
-                timeout,
+                budget.seconds,
             )
             continue
         except PatternError as e:

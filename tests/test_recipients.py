@@ -156,3 +156,35 @@ def test_expand_never_reads_a_group_of_another_bucket():
 def test_expand_skips_invalid_addresses():
     read_group, _ = groups()
     assert recipients.expand(["nobody", "bob@example.com"], "b", read_group) == ["bob@example.com"]
+
+
+@pytest.mark.parametrize(
+    "address, allowed",
+    [
+        ("a@example.com", True),
+        ("a@EXAMPLE.com", True),
+        ("a@lists.example.com", True),
+        ("a@notexample.com", False),
+        ("a@example.com.evil.org", False),
+        ("a@example.org", True),
+        ("a@eu.example.org", True),
+        ("a@localhost", False),
+    ],
+)
+def test_at_domains_accepts_the_domains_and_below_them_only(address, allowed):
+    assert recipients.at_domains(address, ("example.com", "example.org")) is allowed
+
+
+def test_expand_leaves_out_addresses_at_other_domains_and_collects_them():
+    groups = {"team": {"members": ["ldap:a@example.com", "ldap:e@evil.example", "e@evil.example"]}}
+    left_out = []
+    found = recipients.expand(
+        ["/buckets/b/groups/team", "b@example.com", "x@other.net"],
+        "b",
+        lambda bucket_id, group_id: groups.get(group_id),
+        ("example.com",),
+        left_out,
+    )
+    assert found == ["a@example.com", "b@example.com"]
+    # Each left-out address counted once.
+    assert left_out == ["e@evil.example", "x@other.net"]

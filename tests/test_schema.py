@@ -1,9 +1,7 @@
 """Validation of the ``kinto-emailer`` metadata when buckets and collections are saved."""
 
-import pytest
-
-from tests.safety_support import SafetyWebTest
-from tests.support import EmailerWebTest, TemporaryDatabase, postgresql_settings
+from tests.safety_support import SafetyWebTest, hook
+from tests.support import EmailerWebTest
 
 
 VALID_HOOK = {"template": "Record {record_id} created", "recipients": ["alice@example.com"]}
@@ -236,70 +234,6 @@ class SchemaTest(EmailerWebTest):
         assert [r["status"] for r in response.json["responses"]] == [201, 201]
 
 
-@pytest.fixture(scope="session")
-def schema_database():
-    with TemporaryDatabase("kinto_emailer_schema") as database:
-        RefusedWritesTest.database_url = database.url
-        yield database
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("schema_database")
-class RefusedWritesTest(EmailerWebTest):
-    """On a transactional backend, a refused write stores nothing.
-
-    The check runs on Kinto's in-transaction event: the memory backend can't roll back,
-    so it keeps the refused data, PostgreSQL doesn't.
-    """
-
-    database_url = None  # Set by the session's database fixture, before the app starts.
-
-    @classmethod
-    def extra_settings(cls):
-        return postgresql_settings(cls.database_url)
-
-    def setUp(self):
-        super().setUp()
-        self.bucket = f"b{self.id().rsplit('_', 1)[-1]}"
-        self.create_bucket(self.bucket)
-
-    def test_a_refused_collection_is_not_stored(self):
-        self.create_collection(self.bucket, "c", data={"kinto-emailer": {}}, status=400)
-        self.app.get(f"/buckets/{self.bucket}/collections/c", headers=self.headers, status=404)
-
-    def test_a_refused_patch_keeps_the_previous_hooks(self):
-        self.create_collection(self.bucket, "c", data=metadata(VALID_HOOK))
-        self.app.patch_json(
-            f"/buckets/{self.bucket}/collections/c",
-            {"data": metadata({"template": "x", "recipients": []})},
-            headers=self.headers,
-            status=400,
-        )
-        stored = self.app.get(f"/buckets/{self.bucket}/collections/c", headers=self.headers)
-        assert stored.json["data"]["kinto-emailer"] == metadata(VALID_HOOK)["kinto-emailer"]
-
-    def test_a_refused_batch_stores_none_of_its_writes(self):
-        body = {
-            "requests": [
-                {
-                    "method": "PUT",
-                    "path": f"/buckets/{self.bucket}/collections/good",
-                    "body": {"data": metadata(VALID_HOOK)},
-                },
-                {
-                    "method": "PUT",
-                    "path": f"/buckets/{self.bucket}/collections/bad",
-                    "body": {"data": metadata({"template": "x"})},
-                },
-            ]
-        }
-        self.app.post_json("/batch", body, headers=self.headers, status=400)
-        for cid in ("good", "bad"):
-            self.app.get(
-                f"/buckets/{self.bucket}/collections/{cid}", headers=self.headers, status=404
-            )
-
-
 def richer(**fields):
     return {"template": "x", "recipients": ["alice@example.com"], **fields}
 
@@ -390,3 +324,108 @@ class RicherHooksSchemaTest(SafetyWebTest):
             message = self.refused(richer(private=True, **{field: ["bob@example.com"]}))
             assert f'"{field}" can\'t be used with "private": true' in message
         self.accepted(richer(private=True, cc=[], reply_to=["bob@example.com"]))
+
+
+class LoadedPluginEvent:
+    """The event of a plugin whose module the server has loaded."""
+
+
+class TyposTest(SafetyWebTest):
+    """Issue 10, point 2: a typo in a hook is a 400 that names it and suggests the fix."""
+
+    PREFIX = "data.kinto-emailer in body: "
+
+    def setUp(self):
+        super().setUp()
+        # The saves of the other tests email the collection's creation: none of it here.
+        self.drain()
+        self.inbox.clear()
+
+    def test_an_unknown_field_is_named_with_the_closest_known_one(self):
+        message = self.refused(hook(subjet="hello"))
+        assert message == self.PREFIX + 'Unknown field "subjet" in hook 0; did you mean "subject"?'
+
+    def test_every_unknown_field_of_every_hook_is_named(self):
+        message = self.refused(hook(), hook(acton="create", colour="red"))
+        assert message == self.PREFIX + (
+            'Unknown field "acton" in hook 1; did you mean "action"?; '
+            'Unknown field "colour" in hook 1'
+        )
+
+    def test_a_misspelt_template_is_reported_as_a_typo_not_as_missing(self):
+        message = self.refused({"templat": "x", "recipients": ["alice@example.com"]})
+        assert message == self.PREFIX + (
+            'Unknown field "templat" in hook 0; did you mean "template"?'
+        )
+
+    def test_resource_name_and_action_take_their_values_or_a_pattern(self):
+        message = self.refused(hook(resource_name="records"))
+        assert message == self.PREFIX + (
+            'hooks.0.resource_name: Invalid "resource_name" "records": allowed values are '
+            'record, collection, or a ^ pattern; did you mean "record"?'
+        )
+        message = self.refused(hook(action="created"))
+        assert message == self.PREFIX + (
+            'hooks.0.action: Invalid "action" "created": allowed values are '
+            'create, update, delete, or a ^ pattern; did you mean "create"?'
+        )
+        message = self.refused(hook(action="publish"))
+        assert message.endswith("allowed values are create, update, delete, or a ^ pattern")
+        self.save_hooks(hook(resource_name="^rec", action="^(create|update)$"))
+
+    def test_a_bare_review_event_name_gets_its_full_name(self):
+        message = self.refused(hook(event="ReviewRequested"))
+        assert message.startswith(
+            self.PREFIX + 'hooks.0.event: Invalid "event" "ReviewRequested": allowed values are '
+            "kinto.core.events.AfterResourceChanged, kinto.core.events.ResourceChanged, "
+            "kinto_signer.events.ReviewRequested, "
+        )
+        assert message.endswith(
+            "kinto_remote_settings.signer.events.ReviewRejected, "
+            "an event class of a loaded module, a ^ pattern; "
+            'did you mean "kinto_signer.events.ReviewRequested"?'
+        )
+
+    def test_a_misspelt_event_gets_the_closest_known_name(self):
+        message = self.refused(hook(event="kinto.core.events.AfterResourceChange"))
+        assert message.endswith('did you mean "kinto.core.events.AfterResourceChanged"?')
+
+    def test_an_event_must_be_a_class_of_a_loaded_module(self):
+        for event in ("some_plugin.events.Done", "os.path", "os.sep", "tests", "antigravity.X"):
+            message = self.refused(hook(event=event))
+            assert f'Invalid "event" "{event}": allowed values are' in message, event
+            assert "did you mean" not in message, event
+        # Naming a module never imports it: a writer can't make the server run its code.
+        assert "antigravity" not in __import__("sys").modules
+
+    def test_known_events_loaded_classes_and_patterns_are_accepted(self):
+        self.save_hooks(
+            hook(event="kinto.core.events.AfterResourceChanged"),
+            hook(event="kinto.core.events.ResourceChanged"),
+            hook(event="kinto_signer.events.ReviewApproved"),
+            # Known before kinto_remote_settings is installed.
+            hook(event="kinto_remote_settings.signer.events.ReviewRequested"),
+            hook(event=f"{__name__}.LoadedPluginEvent"),
+            hook(event="^kinto_signer"),
+        )
+
+    def test_stored_metadata_with_typos_keeps_working_and_stays_editable(self):
+        # Saved before these checks existed: a typo'ed filter, so it fires on every change.
+        self.create_collection()
+        self.store_unchecked(
+            self.hooked(hook(subjet="ignored", acton="create", resource_name="record")),
+            collection_id="c",
+        )
+        self.create_record()
+        assert self.one_email()["Subject"] == "New message"
+        # Changing something else is not saving the hooks: accepted.
+        self.app.patch_json(
+            "/buckets/b/collections/c", {"data": {"title": "t"}}, headers=self.headers
+        )
+        # Changing the hooks checks them.
+        self.app.patch_json(
+            "/buckets/b/collections/c",
+            {"data": self.hooked(hook(subjet="x"))},
+            headers=self.headers,
+            status=400,
+        )

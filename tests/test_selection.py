@@ -38,7 +38,7 @@ def collection_change(**overrides):
 
 
 def matches(hook, context):
-    return selection.hook_matches(hook, context, TIMEOUT)
+    return selection.hook_matches(hook, context, selection.RegexBudget(TIMEOUT))
 
 
 def test_a_hook_without_filters_matches_every_change():
@@ -137,24 +137,54 @@ def test_compile_pattern_raises_on_an_invalid_expression():
 
 def test_matching_hooks_yields_every_matching_hook_with_its_index():
     hooks = [{"action": "create"}, {"action": "delete"}, {}]
-    found = list(selection.matching_hooks(hooks, record_change(), TIMEOUT, "/buckets/main"))
+    found = list(selection.matching_hooks(hooks, record_change(), budget(), "/buckets/main"))
     assert found == [(0, hooks[0]), (2, hooks[2])]
 
 
 def test_matching_hooks_skips_a_broken_pattern_and_logs_it(caplog):
     hooks = [{"collection_id": "^("}, {}]
-    found = list(selection.matching_hooks(hooks, record_change(), TIMEOUT, "/buckets/main"))
+    found = list(selection.matching_hooks(hooks, record_change(), budget(), "/buckets/main"))
     assert found == [(1, hooks[1])]
     assert "/buckets/main#0" in caplog.text
     assert "invalid regular expression" in caplog.text
 
 
+def budget(seconds=TIMEOUT):
+    return selection.RegexBudget(seconds)
+
+
+RUNAWAY = "^(a|aa)+$"
+
+
 def test_matching_hooks_stops_a_runaway_expression_and_logs_it(caplog):
-    hooks = [{"collection_id": "^(a|aa)+$"}]
+    hooks = [{"collection_id": RUNAWAY}]
     context = record_change(collection_id="a" * 60 + "!")
-    assert list(selection.matching_hooks(hooks, context, 0.05, "/buckets/main")) == []
-    assert "/buckets/main#0" in caplog.text
-    assert "ran longer than 0.05s" in caplog.text
+    assert list(selection.matching_hooks(hooks, context, budget(0.05), "/buckets/main")) == []
+    assert "Hook /buckets/main#0: regular expressions ran out of the request's 0.05s" in (
+        caplog.text
+    )
+
+
+def test_one_budget_for_every_hook_and_every_object_it_is_shared_by():
+    shared = budget(0.05)
+    runaway = [{"collection_id": RUNAWAY} for _ in range(50)]
+    plain = {"action": "create"}
+    for record_id in ("r1", "r2", "r3"):
+        context = record_change(collection_id="a" * 60 + "!", id=record_id)
+        found = list(selection.matching_hooks([*runaway, plain], context, shared, "/b"))
+        # A hook without patterns costs nothing: it still matches once the budget is spent.
+        assert found == [(50, plain)]
+    # One pattern ran out of time; the 149 other tries were never made.
+    assert (shared.evaluations, shared.timeouts, shared.skipped) == (1, 1, 149)
+    assert shared.remaining <= 0
+
+
+def test_fast_patterns_spend_the_budget_by_what_they_take():
+    shared = budget(TIMEOUT)
+    hooks = [{"collection_id": "^normandy"}, {"record_id": "^r"}]
+    assert len(list(selection.matching_hooks(hooks, record_change(), shared, "/b"))) == 2
+    assert shared.evaluations == 2 and shared.timeouts == 0
+    assert 0 < shared.remaining < TIMEOUT
 
 
 @pytest.fixture

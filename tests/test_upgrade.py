@@ -19,6 +19,11 @@ HOOK_4X = {
 
 
 class FourXMetadataTest(EmailerWebTest):
+    @classmethod
+    def extra_settings(cls):
+        # A sender at another domain than mail.default_sender's must be allowed now.
+        return {"kinto_emailer.sender_domains": "kinto.example"}
+
     def test_a_bucket_hook_of_the_4x_readme_sends_as_it_did(self):
         self.create_bucket("staging")
         self.app.put_json(
