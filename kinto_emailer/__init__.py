@@ -53,6 +53,7 @@ def includeme(config):
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)
+    config.scan("kinto_emailer.views")
     config.add_subscriber(
         validate_metadata,
         ResourceChanged,

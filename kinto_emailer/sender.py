@@ -67,6 +67,7 @@ class Sender:
         if refused:
             self._partly_refused(email, refused)
             return True
+        email.attempts += 1
         self.report(SENT, email)
         self.outbox.sent(email)
         return True
@@ -81,6 +82,7 @@ class Sender:
             attempts = email.attempts + 1
             self.report(FAILED, email, reason, recipients=never, hide=refused, attempts=attempts)
         if not later:
+            email.attempts += 1
             self.outbox.sent(email)
             return
         # The next attempt goes to those that may still accept it.

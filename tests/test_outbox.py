@@ -38,9 +38,7 @@ class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
     def setUp(self):
         self.outboxes = []
         super().setUp()
-        # Each test starts from an empty table.
-        with self.outbox._worker_connection() as cursor:
-            cursor.execute("TRUNCATE kinto_emailer_outbox")
+        self.outbox.flush()  # Each test starts from an empty table.
 
     def tearDown(self):
         for outbox in self.outboxes:

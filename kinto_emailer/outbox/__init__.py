@@ -42,6 +42,9 @@ class Email:
     attempts: int = 0
     error: str | None = None
     created: float = field(default_factory=time.time)
+    last_modified: float = field(default_factory=time.time)
+    #: When the mail server accepted it (epoch seconds), for the status views.
+    sent: float | None = None
     #: Bytes, from the fields that a hook's author controls; what the byte limits count.
     size: int = 0
     #: The bytes for SMTP; rendered by the worker, or read back from a Maildir file.
@@ -81,6 +84,10 @@ def message_size(message: Message) -> int:
     texts += [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
     texts += [str(v) for v in (message.extra_headers or {}).values()]
     return sum(len(text.encode("utf-8", "replace")) for text in texts)
+
+
+class StatusUnavailable(Exception):
+    """This outbox keeps no status of its emails."""
 
 
 def active_transaction() -> transaction.interfaces.ITransaction | None:
@@ -155,9 +162,28 @@ class Outbox(abc.ABC):
     def wake(self) -> None:
         """Wake a worker blocked in ``wait``."""
 
+    # The status views (``views.py``); see ``status`` for the records and the query.
+
+    def emails(self, query) -> list[dict]:
+        """The records that ``query`` (a ``status.Query``) asks for."""
+        raise StatusUnavailable(self.name)
+
+    def email(self, bucket_id: str, email_id: str) -> dict | None:
+        """One email's record, or ``None``."""
+        raise StatusUnavailable(self.name)
+
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+        """Send a failed, cancelled or dropped email again (``queued``), or cancel one that
+        waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email."""
+        raise StatusUnavailable(self.name)
+
     def purge(self) -> int:
         """Forget ended emails older than the retention; how many were forgotten."""
         return 0
+
+    def flush(self) -> None:
+        """Forget every email, as Kinto's ``storage.flush()``: for tests."""
+        raise NotImplementedError
 
     def close(self) -> None:
         """Release what this process holds (connections, locks)."""

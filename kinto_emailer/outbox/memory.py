@@ -1,4 +1,5 @@
-"""The outbox of one process: emails wait in memory, in bounded per-bucket queues."""
+"""The outbox of one process: emails wait in memory, in bounded per-bucket queues; ended
+ones are kept a while for the status views."""
 
 import heapq
 import itertools
@@ -7,6 +8,7 @@ import time
 from collections import Counter, OrderedDict, deque
 
 from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
+from . import status as status_views
 from .limits import HourlyLimit, make_room
 
 
@@ -22,12 +24,18 @@ class MemoryOutbox(Outbox):
 
     def _reset(self):
         self._condition = threading.Condition()
+        self._clear()
+
+    def _clear(self):
         self._ready = OrderedDict()  # bucket_id -> deque of emails due now; served in turn.
         self._later = []  # Heap of (due, sequence, email): retries.
         self._sequence = itertools.count()
         self._claimed = set()
         self._bytes = Counter()  # Pending bytes by bucket.
         self._count = Counter()  # Pending emails by bucket.
+        self._pending = {}  # id -> email, while it waits or is sent.
+        self._ended = OrderedDict()  # id -> email, oldest end first: for the status views.
+        self._ended_bytes = 0
         self._woken = False
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
@@ -36,21 +44,17 @@ class MemoryOutbox(Outbox):
             for email in emails:
                 reason = self.hourly.refuse(email.bucket_id)
                 if reason is None:
-                    reason = self._make_room(email, refused)
+                    reason = self._enqueue(email, refused)
                 if reason is not None:
-                    email.status, email.error = DROPPED, reason
+                    self._end(email, DROPPED, reason)
                     refused.append((email, reason))
                     continue
                 self.hourly.count(email.bucket_id)
-                email.status = QUEUED
-                self._ready.setdefault(email.bucket_id, deque()).append(email)
-                self._count[email.bucket_id] += 1
-                self._bytes[email.bucket_id] += email.size
-            self._woken = True
-            self._condition.notify_all()
         return refused
 
-    def _make_room(self, email, refused):
+    def _enqueue(self, email, refused):
+        """``None`` once ``email`` waits, else why it can't (the queue is full)."""
+
         def evict_newest(bucket_id, reason):
             queue = self._ready.get(bucket_id)
             if not queue:
@@ -63,7 +67,16 @@ class MemoryOutbox(Outbox):
 
         reason, victims = make_room(email, self._count, self._bytes, self.settings, evict_newest)
         refused += victims
-        return reason
+        if reason is not None:
+            return reason
+        self._set(email, QUEUED)
+        self._pending[email.id] = email
+        self._ready.setdefault(email.bucket_id, deque()).append(email)
+        self._count[email.bucket_id] += 1
+        self._bytes[email.bucket_id] += email.size
+        self._woken = True
+        self._condition.notify_all()
+        return None
 
     def claim(self, limit: int) -> list[Email]:
         claimed = []
@@ -80,7 +93,7 @@ class MemoryOutbox(Outbox):
                 if not queue:
                     del self._ready[bucket_id]
             for email in claimed:
-                email.status = SENDING
+                self._set(email, SENDING)
                 self._claimed.add(email)
         return claimed
 
@@ -92,23 +105,10 @@ class MemoryOutbox(Outbox):
         with self._condition:
             self._forget(email, FAILED, error)
 
-    def cancel(self, email: Email) -> None:
-        with self._condition:
-            self._forget(email, CANCELLED)
-
-    def _forget(self, email, status, error=None):
-        self._claimed.discard(email)
-        email.status, email.error = status, error
-        self._count[email.bucket_id] -= 1
-        self._bytes[email.bucket_id] -= email.size
-        if not self._count[email.bucket_id]:
-            del self._count[email.bucket_id], self._bytes[email.bucket_id]
-        self._condition.notify_all()
-
     def retry(self, email: Email, delay: float, error: str) -> None:
         with self._condition:
             self._claimed.discard(email)
-            email.status, email.error = RETRYING, error
+            self._set(email, RETRYING, error)
             due = time.monotonic() + delay
             heapq.heappush(self._later, (due, next(self._sequence), email))
             self._condition.notify_all()
@@ -117,10 +117,36 @@ class MemoryOutbox(Outbox):
         with self._condition:
             for email in emails:
                 self._claimed.discard(email)
-                email.status = RETRYING if email.attempts else QUEUED
+                self._set(email, RETRYING if email.attempts else QUEUED, email.error)
                 self._ready.setdefault(email.bucket_id, deque()).appendleft(email)
                 self._ready.move_to_end(email.bucket_id, last=False)
             self._condition.notify_all()
+
+    def _set(self, email, status, error=None):
+        email.status, email.error, email.last_modified = status, error, time.time()
+        if status == SENT:
+            email.sent = email.last_modified
+
+    def _forget(self, email, status, error=None):
+        """``email`` stops waiting: sent, given up, cancelled or dropped."""
+        self._claimed.discard(email)
+        del self._pending[email.id]
+        self._count[email.bucket_id] -= 1
+        self._bytes[email.bucket_id] -= email.size
+        if not self._count[email.bucket_id]:
+            del self._count[email.bucket_id], self._bytes[email.bucket_id]
+        self._end(email, status, error)
+
+    def _end(self, email, status, error=None):
+        self._set(email, status, error)
+        self._ended[email.id] = email
+        self._ended_bytes += email.size
+        # Kept for the status views within the queue's own bounds: the oldest go first.
+        settings = self.settings
+        while len(self._ended) > settings.queue_size or self._ended_bytes > settings.queue_bytes:
+            _, oldest = self._ended.popitem(last=False)
+            self._ended_bytes -= oldest.size
+        self._condition.notify_all()
 
     def hurry(self) -> None:
         with self._condition:
@@ -131,8 +157,7 @@ class MemoryOutbox(Outbox):
     def abandon(self) -> list[Email]:
         """Everything still waiting, forgotten: this process is ending."""
         with self._condition:
-            left = [e for queue in self._ready.values() for e in queue]
-            left += [email for *_, email in self._later] + list(self._claimed)
+            left = list(self._pending.values())
             for email in left:
                 self._forget(email, DROPPED, "not delivered at shutdown")
             self._ready.clear()
@@ -167,6 +192,66 @@ class MemoryOutbox(Outbox):
         """Wait until nothing is pending; False when ``timeout`` seconds passed first."""
         with self._condition:
             return self._condition.wait_for(lambda: not self._count, timeout)
+
+    def purge(self) -> int:
+        horizon = time.time() - self.settings.outbox_retention_days * 86400
+        with self._condition:
+            old = [email for email in self._ended.values() if email.last_modified < horizon]
+            for email in old:
+                del self._ended[email.id]
+                self._ended_bytes -= email.size
+        return len(old)
+
+    # The status views.
+
+    def emails(self, query) -> list[dict]:
+        with self._condition:
+            every = [*self._pending.values(), *self._ended.values()]
+            records = [status_views.describe(email) for email in every]
+        return status_views.select(records, query)
+
+    def _find(self, bucket_id, email_id):
+        email = self._pending.get(email_id) or self._ended.get(email_id)
+        return email if email is not None and email.bucket_id == bucket_id else None
+
+    def email(self, bucket_id: str, email_id: str) -> dict | None:
+        with self._condition:
+            email = self._find(bucket_id, email_id)
+            return None if email is None else status_views.describe(email)
+
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+        with self._condition:
+            email = self._find(bucket_id, email_id)
+            if email is None:
+                return None
+            status_views.check_transition(email.status, status)
+            if status == CANCELLED:
+                self._unqueue(email)
+                self._forget(email, CANCELLED)
+            else:
+                del self._ended[email.id]
+                self._ended_bytes -= email.size
+                email.attempts, email.outgoing = 0, None
+                reason = self._enqueue(email, [])
+                if reason is not None:
+                    self._end(email, DROPPED, reason)
+            return status_views.describe(email)
+
+    def _unqueue(self, email):
+        queue = self._ready.get(email.bucket_id)
+        if queue is not None and email in queue:
+            queue.remove(email)
+            if not queue:
+                del self._ready[email.bucket_id]
+            return
+        self._later = [entry for entry in self._later if entry[2] is not email]
+        heapq.heapify(self._later)
+
+    def flush(self) -> None:
+        with self._condition:
+            self._clear()  # The worker waits on this condition: it stays.
+            self._condition.notify_all()
+        self.hourly.reset()
 
     def reset_after_fork(self) -> None:
         # The parent's emails are the parent's to send; its lock may have been held.

@@ -34,6 +34,7 @@ from .. import (
     active_transaction,
 )
 from ..limits import HOUR, hourly_reason, make_room
+from ..status import FIELDS, RECIPIENTS, check_transition, millis
 
 
 TABLE = "kinto_emailer_outbox"
@@ -162,11 +163,8 @@ class PostgreSQLOutbox(Outbox):
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         if not emails:
             return []
-        if self.storage is not None and active_transaction() is not None:
-            with self.storage.client.connect() as session:
-                return self._insert(_SessionCursor(session), emails)
         # An event notified after its transaction committed: a transaction of our own.
-        with self._worker_connection() as cursor:
+        with self._request_cursor() as cursor:
             return self._insert(cursor, emails)
 
     def _insert(self, cursor, emails):
@@ -297,7 +295,7 @@ class PostgreSQLOutbox(Outbox):
         email.status = "sent"
         self._update(
             email, "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s",
-            attempts=email.attempts + 1,
+            attempts=email.attempts,
         )  # fmt: skip
 
     def retry(self, email: Email, delay: float, error: str) -> None:
@@ -388,6 +386,70 @@ class PostgreSQLOutbox(Outbox):
     def wake(self) -> None:
         os.write(self._wake_w, b"x")
 
+    # The status views, in the request's transaction.
+
+    def _request_cursor(self):
+        if self.storage is not None and active_transaction() is not None:
+            return _StorageCursor(self.storage)
+        return self._worker_connection()
+
+    def emails(self, query) -> list[dict]:
+        where, params = _visible(query.bucket_id, query.collection_ids)
+        # Only names of ``status.FIELDS`` reach here: the views refuse others.
+        for index, (name, values) in enumerate(query.filters):
+            where.append(f"{name}::text = ANY(%(f{index})s)")
+            params[f"f{index}"] = [str(v) for v in values]
+        order = ", ".join(
+            f"{name} {'DESC NULLS LAST' if descending else 'ASC NULLS FIRST'}"
+            for name, descending in query.sort
+        )
+        params.update(limit=query.limit, offset=query.offset)
+        with self._request_cursor() as cursor:
+            cursor.execute(
+                f"SELECT {_RECORD} FROM {TABLE} WHERE {' AND '.join(where)} "
+                f"ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s",
+                params,
+            )
+            return [_record(row) for row in cursor.fetchall()]
+
+    def email(self, bucket_id: str, email_id: str) -> dict | None:
+        if not email_id.isdigit():
+            return None
+        with self._request_cursor() as cursor:
+            cursor.execute(
+                f"SELECT {_RECORD} FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s",
+                {"b": bucket_id, "id": int(email_id)},
+            )
+            row = cursor.fetchone()
+        return None if row is None else _record(row)
+
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+        if not email_id.isdigit():
+            return None
+        params = {"b": bucket_id, "id": int(email_id)}
+        with self._request_cursor() as cursor:
+            cursor.execute(
+                f"SELECT status FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s FOR UPDATE",
+                params,
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            check_transition(row[0], status)
+            if status == QUEUED:
+                sets = (
+                    "status = 'queued', attempts = 0, error = NULL, remaining = NULL, "
+                    "sent = NULL, next_attempt = now()"
+                )
+            else:
+                sets = "status = 'cancelled'"
+            cursor.execute(
+                f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp() WHERE id = %(id)s",
+                params,
+            )
+            cursor.execute("SELECT pg_notify(%(channel)s, '')", {"channel": CHANNEL})
+        return self.email(bucket_id, email_id)
+
     def purge(self) -> int:
         days = self.settings.outbox_retention_days
         ended = ", ".join(f"'{status}'" for status in ENDED)
@@ -399,6 +461,10 @@ class PostgreSQLOutbox(Outbox):
             )
             return cursor.rowcount
 
+    def flush(self) -> None:
+        with self._worker_connection() as cursor:
+            cursor.execute(f"TRUNCATE {TABLE}")
+
     def close(self) -> None:
         self._close_listener()
         if self._connection is not None:
@@ -408,6 +474,45 @@ class PostgreSQLOutbox(Outbox):
     def reset_after_fork(self) -> None:
         # The parent's connections are the parent's: a child never uses their sockets.
         self._reset()
+
+
+_RECORD = (
+    "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
+    "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
+    "extract(epoch FROM sent), message->'recipients', message->'cc', message->'bcc'"
+)
+
+
+def _visible(bucket_id, collection_ids):
+    where, params = ["bucket_id = %(bucket)s"], {"bucket": bucket_id}
+    if collection_ids is not None:
+        where.append("collection_id = ANY(%(collections)s)")
+        params["collections"] = list(collection_ids)
+    return where, params
+
+
+def _record(row) -> dict:
+    record = dict(zip(FIELDS, row[:15]))
+    record["id"] = str(record["id"])
+    for name in ("created", "last_modified", "sent"):
+        record[name] = millis(None if record[name] is None else float(record[name]))
+    to, cc, bcc = row[15:]
+    record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
+    return record
+
+
+class _StorageCursor:
+    """A cursor on Kinto's own connection: the request's transaction."""
+
+    def __init__(self, storage):
+        self.storage = storage
+
+    def __enter__(self):
+        self._context = self.storage.client.connect()
+        return _SessionCursor(self._context.__enter__())
+
+    def __exit__(self, *exc_info):
+        return self._context.__exit__(*exc_info)
 
 
 class _Transaction:

@@ -1,0 +1,119 @@
+"""What the status views say of an email, and the changes they may make.
+
+``GET /buckets/{bid}/emails`` lists records of the fields below; a query filters them
+(equality, or ``in_`` a list), sorts and pages them. Each outbox answers the same query.
+"""
+
+from dataclasses import dataclass, field
+
+from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, Email
+
+
+#: The fields of a record, in the order they are shown.
+FIELDS = (
+    "id",
+    "status",
+    "attempts",
+    "error",
+    "hook",
+    "bucket_id",
+    "collection_id",
+    "uri",
+    "action",
+    "event",
+    "subject",
+    "recipients_count",
+    "created",
+    "last_modified",
+    "sent",
+)
+#: Every address the email goes to (To, Cc, Bcc): only for the bucket's writers.
+RECIPIENTS = "recipients"
+#: The status a PATCH may set, and the statuses it may set it from.
+TRANSITIONS = {
+    QUEUED: (FAILED, CANCELLED, DROPPED),
+    CANCELLED: (QUEUED, RETRYING),
+}
+DEFAULT_SORT = (("created", True), ("id", True))
+
+
+class TransitionError(ValueError):
+    """A change of status that the views don't allow; the message lists those they do."""
+
+
+def transition_error(current: str, wanted: object) -> TransitionError:
+    allowed = "; ".join(
+        f'"{target}" from {" or ".join(repr(s) for s in sources)}'
+        for target, sources in TRANSITIONS.items()
+    )
+    return TransitionError(
+        f"Can't change the status from {current!r} to {wanted!r}: allowed changes are {allowed}"
+    )
+
+
+def check_transition(current: str, wanted: object) -> None:
+    if current not in TRANSITIONS.get(wanted, ()):  # type: ignore[arg-type]
+        raise transition_error(current, wanted)
+
+
+@dataclass
+class Query:
+    bucket_id: str
+    #: The collections whose emails the reader may see; ``None``: all the bucket's.
+    collection_ids: list[str] | None = None
+    #: ``(field, accepted values)``: a record matches when its field is one of them.
+    filters: list[tuple[str, tuple]] = field(default_factory=list)
+    #: ``(field, descending)``, most significant first.
+    sort: tuple[tuple[str, bool], ...] = DEFAULT_SORT
+    limit: int = 100
+    offset: int = 0
+
+
+def millis(seconds: float | None) -> int | None:
+    return None if seconds is None else int(seconds * 1000)
+
+
+def describe(email: Email) -> dict:
+    """The record of an email kept in this process (memory and Maildir outboxes)."""
+    message = email.message
+    return {
+        "id": email.id,
+        "status": email.status,
+        "attempts": email.attempts,
+        "error": email.error,
+        "hook": email.location,
+        "bucket_id": email.bucket_id,
+        "collection_id": email.collection_id,
+        "uri": email.uri,
+        "action": email.action,
+        "event": email.event,
+        "subject": message.subject if message is not None else None,
+        "recipients_count": len(email.recipients),
+        "created": millis(email.created),
+        "last_modified": millis(email.last_modified),
+        "sent": millis(email.sent),
+        RECIPIENTS: email.recipients,
+    }
+
+
+def select(records: list[dict], query: Query) -> list[dict]:
+    """``query`` applied to records in memory: visible, filtered, sorted, one page."""
+    visible = [
+        r
+        for r in records
+        if r["bucket_id"] == query.bucket_id
+        and (query.collection_ids is None or r["collection_id"] in query.collection_ids)
+        and all(str(r[name]) in map(str, values) for name, values in query.filters)
+    ]
+    for name, descending in reversed(query.sort):
+        # None sorts first, as the smallest value: PostgreSQL's NULLS FIRST in ascending order.
+        visible.sort(key=lambda r: _sortable(r[name], name), reverse=descending)
+    return visible[query.offset : query.offset + query.limit]
+
+
+def _sortable(value, name):
+    if name == "id":
+        return (1, int(value))
+    if value is None:
+        return (0, 0)
+    return (1, value)
