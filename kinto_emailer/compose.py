@@ -108,7 +108,7 @@ def compose(hook, context, finder, settings, where=""):
     reply_to = addresses(hook, "reply_to", context, finder, settings, where)
 
     sender = recipients.format_address(hook.get("sender") or "")
-    subject = templates.render_subject(_text(hook, "subject", DEFAULT_SUBJECT), context)
+    subject = templates.render_line(_text(hook, "subject", DEFAULT_SUBJECT), context)
     body = templates.render(_text(hook, "template", ""), context)
     html_template = _text(hook, "html_template")
     html = (

@@ -11,6 +11,8 @@ import json
 import re
 import string
 
+from .config import EXPOSED_SETTINGS
+
 
 #: Placeholders every change has.
 RESOURCE_PLACEHOLDERS = (
@@ -32,7 +34,6 @@ RESOURCE_PLACEHOLDERS = (
 EVENT_PLACEHOLDERS = ("comment", "changes_count", "changes_size_bytes")
 #: Placeholders that take ``[key]`` look-ups.
 LOOKUP_PLACEHOLDERS = ("new", "old", "settings")
-EXPOSED_SETTINGS = ("project_name", "project_version", "url")
 #: What a digest's subject and bodies add to the placeholders of its first object.
 DIGEST_PLACEHOLDERS = ("count", "items")
 
@@ -200,7 +201,3 @@ def render_line(template, context):
     rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
     # Runs of blanks collapse too: a header line of only blanks can't be folded for SMTP.
     return " ".join(rendered.split())[:MAX_SUBJECT_LENGTH]
-
-
-#: A subject is one header line.
-render_subject = render_line

@@ -152,14 +152,14 @@ def test_render_stops_at_the_limit():
     assert templates.render("{new[big]}{new[big]}", context, limit=50) == "x" * 50
 
 
-def test_render_subject_folds_line_breaks_into_one_line():
+def test_render_line_folds_line_breaks_into_one_line():
     context = {**CONTEXT, "new": {"title": "a\r\nb\nc"}}
-    assert templates.render_subject("T: {new[title]}", context) == "T: a b c"
+    assert templates.render_line("T: {new[title]}", context) == "T: a b c"
 
 
-def test_render_subject_is_at_most_998_characters():
+def test_render_line_is_at_most_998_characters():
     context = {**CONTEXT, "new": {"title": "y" * 5000}}
-    assert len(templates.render_subject("{new[title]}", context)) == 998
+    assert len(templates.render_line("{new[title]}", context)) == 998
 
 
 def test_render_as_html_escapes_values_never_the_template():
