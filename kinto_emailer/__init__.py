@@ -12,7 +12,6 @@ from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .event_names import review_event_classes
 from .listener import build_notification
-from .outbox import postgresql as outbox_postgresql
 from .saving import validate_metadata
 
 
@@ -46,10 +45,13 @@ def includeme(config):
         outbox=emailer_settings.outbox_name,
     )
     if emailer_settings.outbox_name == "postgresql":
-        config.add_migration(outbox_postgresql.Migration())
+        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
+        from .outbox import postgresql
+
+        config.add_migration(postgresql.Migration())
         # ``kinto migrate`` loads the app to create the table: it can't need it yet.
-        if getattr(config.registry, "command", None) is None:
-            outbox_postgresql.check_schema(emailer_settings.storage_url)
+        if not getattr(config.registry, "command", None):
+            postgresql.check_schema(emailer_settings.storage_url)
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)

@@ -13,7 +13,6 @@ from . import mime
 from .outbox import Email, Outbox
 from .outbox.maildir import MaildirOutbox
 from .outbox.memory import MemoryOutbox
-from .outbox.postgresql import PostgreSQLOutbox
 from .report import DROPPED, FAILED, QUEUED, SENT, Report
 from .transport import SMTPTransport
 from .worker import Worker
@@ -121,6 +120,9 @@ class Delivery:
 def open_outbox(settings, render, storage=None) -> Outbox:
     """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
     if settings.outbox_name == "postgresql":
+        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
+        from .outbox.postgresql import PostgreSQLOutbox
+
         return PostgreSQLOutbox(settings, settings.storage_url, storage)
     if settings.outbox_name == "maildir":
         return MaildirOutbox(settings, render)

@@ -1,14 +1,41 @@
 """The outbox backends pass one suite (kinto_emailer/outbox/testing.py)."""
 
+import shutil
+import tempfile
 import time
 import unittest
 
 import pytest
 
+from kinto_emailer import mime
+from kinto_emailer.outbox.maildir import MaildirOutbox
 from kinto_emailer.outbox.memory import MemoryOutbox
 from kinto_emailer.outbox.postgresql import PostgreSQLOutbox
 from kinto_emailer.outbox.testing import OutboxTests, email, outbox_settings
 from tests.support import TemporaryDatabase, migrate, postgresql_settings
+
+
+class TestMaildirOutbox(OutboxTests, unittest.TestCase):
+    shared = True
+    leased = False  # A claim ends with its process (see tests/test_maildir_queue.py).
+    bounded = False
+
+    def setUp(self):
+        self.directory = tempfile.mkdtemp()
+        self.outboxes = []
+        self.addCleanup(shutil.rmtree, self.directory, ignore_errors=True)
+        super().setUp()
+
+    def tearDown(self):
+        for outbox in self.outboxes:
+            outbox.close()
+        super().tearDown()
+
+    def make_outbox(self, **settings):
+        settings = outbox_settings(queue_path=self.directory, **settings)
+        outbox = MaildirOutbox(settings, lambda message: mime.render(message, "kinto@localhost"))
+        self.outboxes.append(outbox)
+        return outbox
 
 
 class TestMemoryOutbox(OutboxTests, unittest.TestCase):

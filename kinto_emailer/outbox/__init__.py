@@ -7,9 +7,11 @@ sender reports each outcome back here, and the status views read and change them
 """
 
 import abc
+import email.policy
 import itertools
 import time
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 
 import transaction
 from pyramid_mailer.message import Message
@@ -67,6 +69,15 @@ class Email:
         if self.outgoing is not None:
             return self.outgoing.message_id
         return str(self.message.extra_headers.get("Message-ID", "")) if self.message else ""
+
+    @property
+    def subject(self) -> str | None:
+        if self.message is not None:
+            return self.message.subject
+        if self.outgoing is not None:  # Read back from a Maildir file: the header says.
+            headers = BytesHeaderParser(policy=email.policy.default).parsebytes(self.outgoing.data)
+            return str(headers["Subject"] or "")
+        return None
 
     @property
     def recipients(self) -> list:
@@ -133,6 +144,9 @@ class Outbox(abc.ABC):
     @abc.abstractmethod
     def release(self, emails: list[Email]) -> None:
         """Give claimed emails back, unsent, for another worker or the next start."""
+
+    def renew(self, emails: list[Email]) -> None:
+        """Keep the claim on ``emails`` for another lease: they are still being sent."""
 
     @abc.abstractmethod
     def pending(self) -> int:

@@ -29,10 +29,12 @@ class MaildirOutbox(Outbox):
 
     def _reset(self):
         self._lock = threading.Lock()
+        self._woken = threading.Event()
         self._queue = None  # Our claims, opened by the first claim: only workers claim.
         self._later = []  # Heap of (due, sequence, email): retries of the files we claimed.
         self._sequence = itertools.count()
         self._next_recovery = 0.0
+        self._recipients = {}  # Claimed file -> the recipients it names.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused = []
@@ -45,6 +47,7 @@ class MaildirOutbox(Outbox):
             email.outgoing = self.render(email.message)
             path = maildir.write(self.path, email.outgoing, email.location, email.labels)
             email.filename, email.status = path, QUEUED
+        self._woken.set()
         return refused
 
     def _claims(self):
@@ -65,6 +68,7 @@ class MaildirOutbox(Outbox):
                 self._next_recovery = now + self.settings.queue_poll_interval
             for filename in queue.claim(limit - len(emails)):
                 outgoing, location, labels = maildir.load(filename)
+                self._recipients[filename] = list(outgoing.recipients)
                 emails.append(
                     Email(
                         None,
@@ -89,6 +93,7 @@ class MaildirOutbox(Outbox):
         self._remove(email, self._queue.fail)
 
     def _remove(self, email, how):
+        self._recipients.pop(email.filename, None)
         try:
             how(email.filename)
         except OSError as e:
@@ -96,15 +101,18 @@ class MaildirOutbox(Outbox):
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status, email.error = RETRYING, error
-        # The file keeps only the recipients still to try: a process that takes it over
-        # after we die doesn't send twice to those that accepted it.
-        self._queue.narrow(email.filename, email.outgoing, email.location, email.labels)
+        if email.outgoing.recipients != self._recipients.get(email.filename):
+            # The file keeps only the recipients still to try: a process that takes it over
+            # after we die doesn't send twice to those that accepted it.
+            self._queue.narrow(email.filename, email.outgoing, email.location, email.labels)
+            self._recipients[email.filename] = list(email.outgoing.recipients)
         with self._lock:
             heapq.heappush(self._later, (time.monotonic() + delay, next(self._sequence), email))
 
     def release(self, emails: list[Email]) -> None:
         with self._lock:
             for email in emails:
+                self._recipients.pop(email.filename, None)
                 self._queue.give_back(email.filename)
                 email.status = QUEUED
 
@@ -122,6 +130,15 @@ class MaildirOutbox(Outbox):
             if self._later:
                 return max(0.0, self._later[0][0] - time.monotonic())
         return None
+
+    def wait(self, timeout: float | None) -> bool:
+        # Other processes write without telling us: the worker's poll finds their files.
+        woken = self._woken.wait(timeout)
+        self._woken.clear()
+        return woken
+
+    def wake(self) -> None:
+        self._woken.set()
 
     def close(self) -> None:
         with self._lock:

@@ -333,6 +333,20 @@ class PostgreSQLOutbox(Outbox):
         for email in emails:
             email.status = RETRYING if email.attempts else QUEUED
 
+    def renew(self, emails: list[Email]) -> None:
+        if not emails:
+            return
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s) "
+                "WHERE id = ANY(%(ids)s) AND worker = %(w)s AND status = 'sending'",
+                {
+                    "lease": self.settings.outbox_lease,
+                    "ids": [int(e.id) for e in emails],
+                    "w": self.worker_id,
+                },
+            )
+
     def pending(self) -> int:
         with self._worker_connection() as cursor:
             cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status IN {_PENDING_SQL}")
