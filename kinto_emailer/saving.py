@@ -11,7 +11,7 @@ from pyramid.interfaces import IAuthorizationPolicy
 from pyramid.settings import aslist
 
 from . import recipients, rollback, schema, selection
-from .compose import ADDRESS_FIELDS
+from .compose import ADDRESS_FIELDS, address_entries
 
 
 _ABSENT = object()
@@ -39,7 +39,7 @@ def can_read(request, principals: list[str], uri: str) -> bool:
 def _groups(hook, bucket_id, collection_id):
     """``(field, entry, uri to read)`` for each group a hook names."""
     for field in ADDRESS_FIELDS:
-        entries = hook.get(field)
+        entries = address_entries(hook, field)
         for entry in entries if isinstance(entries, list) else []:
             if not recipients.is_group_uri(entry):
                 continue

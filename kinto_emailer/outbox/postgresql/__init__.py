@@ -31,14 +31,18 @@ from .. import (
     SENDING,
     Email,
     Outbox,
+    Window,
     active_transaction,
 )
 from ..limits import HOUR, hourly_reason, make_room
+from . import windows
 
 
 TABLE = "kinto_emailer_outbox"
 CHANNEL = "kinto_emailer_outbox"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: Windows closed per transaction.
+BURST_OF_WINDOWS = 100
 _PENDING_SQL = "('queued', 'sending', 'retrying')"
 _COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
@@ -142,6 +146,7 @@ class PostgreSQLOutbox(Outbox):
     name = "postgresql"
     transactional = True
     durable = True
+    windowed = True
 
     def __init__(self, settings, storage_url: str, storage=None):
         self.settings = settings
@@ -240,6 +245,28 @@ class PostgreSQLOutbox(Outbox):
         for email, reason in refused:
             email.error = reason
         return refused
+
+    def gather(self, windows_: list[Window]) -> None:
+        if not windows_:
+            return
+        if self.storage is not None and active_transaction() is not None:
+            with self.storage.client.connect() as session:
+                windows.gather(_SessionCursor(session), windows_)
+                return
+        with self._worker_connection() as cursor:
+            windows.gather(cursor, windows_)
+
+    def close_windows(self) -> list[tuple[Email, str]]:
+        with self._worker_connection() as cursor:
+            # Its emails are queued in the transaction that takes the window: never lost.
+            emails = windows.take_closed(cursor, BURST_OF_WINDOWS)
+            return self._insert(cursor, emails) if emails else []
+
+    def next_window(self) -> float | None:
+        with self._worker_connection() as cursor:
+            cursor.execute(windows.NEXT_WINDOW)
+            due = cursor.fetchone()[0]
+        return None if due is None else float(due)
 
     # Delivering, on the worker's own connection.
 
