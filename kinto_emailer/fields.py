@@ -88,8 +88,10 @@ class Seconds(colander.Int):
     def deserialize(self, node, cstruct):
         if cstruct is colander.null:
             return cstruct
-        if isinstance(cstruct, bool) or not isinstance(cstruct, int) or not (
-            self.low <= cstruct <= self.high
+        if (
+            isinstance(cstruct, bool)
+            or not isinstance(cstruct, int)
+            or not (self.low <= cstruct <= self.high)
         ):
             raise colander.Invalid(
                 node,

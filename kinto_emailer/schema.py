@@ -72,7 +72,7 @@ class Hook(colander.MappingSchema):
             raise colander.Invalid(
                 node["digest_window"],
                 '"digest_window" is not available with the Maildir outbox (mail.queue_path): '
-                'remove it for one email per request, or use kinto_emailer.outbox',
+                "remove it for one email per request, or use kinto_emailer.outbox",
             )
         for field in ("cc", "bcc"):
             if hook.get("private") and hook.get(field):
