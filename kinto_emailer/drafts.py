@@ -22,7 +22,8 @@ from .outbox.postgresql import message_from_json, message_to_json
 DEFAULT_ITEM_TEMPLATE = "{resource_name} {id} {action}d"
 
 
-def _mark(nonce: str, name: str) -> str:
+def mark(nonce: str, name: str) -> str:
+    """Where ``{name}`` goes in a draft's texts."""
     # Unguessable: a record's data can't contain the mark of a draft made after it was written.
     return f"\u27e6{nonce}:{name}\u27e7"
 
@@ -46,7 +47,7 @@ def make_draft(hook: dict, context: dict, finder, settings, where: str) -> dict 
     it would reach nobody."""
     nonce = secrets.token_hex(16)
     full_hook, html_list = with_items(hook)
-    marked = {**context, "count": _mark(nonce, "count"), "items": _mark(nonce, "items")}
+    marked = {**context, "count": mark(nonce, "count"), "items": mark(nonce, "items")}
     # The author is left out once the window's authors are known, in ``complete``.
     messages = compose(full_hook, marked, finder, settings, where, spare_author=False)
     if not messages:
@@ -75,7 +76,7 @@ def _fill(text, nonce, count, items, kind, html_list=False):
             rendered = "<br>\n".join(escaped)
     else:
         rendered = "\n".join(items)
-    text = text.replace(_mark(nonce, "count"), str(count)).replace(_mark(nonce, "items"), rendered)
+    text = text.replace(mark(nonce, "count"), str(count)).replace(mark(nonce, "items"), rendered)
     if kind == "subject":
         return " ".join(text.split())[: templates.MAX_SUBJECT_LENGTH]
     return text.encode("utf-8")[: templates.MAX_BODY_LENGTH].decode("utf-8", "ignore")
@@ -113,4 +114,4 @@ def complete(draft: dict, lines: list[str], count: int, author: str | None) -> l
 def placeholders(text: str, draft: dict) -> str:
     """``text`` of a draft with its marks shown as the placeholders they stand for."""
     nonce = draft["nonce"]
-    return text.replace(_mark(nonce, "count"), "{count}").replace(_mark(nonce, "items"), "{items}")
+    return text.replace(mark(nonce, "count"), "{count}").replace(mark(nonce, "items"), "{items}")

@@ -36,6 +36,7 @@ class MemoryOutbox(Outbox):
         self._count = Counter()  # Pending emails by bucket.
         self._woken = False
         self._windows = {}  # Hook location -> (closes, the first part, its later parts).
+        self._closed = []  # (first part, later parts) of windows closed by a later part.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused = []
@@ -135,6 +136,8 @@ class MemoryOutbox(Outbox):
             for window in windows:
                 closes, first, parts = self._windows.get(window.location, (now, None, []))
                 if closes <= now:
+                    if first is not None:  # Closed, not yet sent: this part opens the next.
+                        self._closed.append((first, parts))
                     self._windows[window.location] = (now + window.seconds, window, [])
                 else:
                     parts.append(window)
@@ -145,12 +148,14 @@ class MemoryOutbox(Outbox):
         with self._condition:
             now = time.monotonic()
             closed = [key for key, (closes, *_) in self._windows.items() if closes <= now]
-            windows = [self._windows.pop(key)[1:] for key in closed]
+            windows = [self._windows.pop(key)[1:] for key in closed] + self._closed
+            self._closed = []
         return [refused for w in windows for refused in self.put(_emails_of(*w))]
 
     def next_window(self) -> float | None:
         with self._condition:
             closes = [closes for closes, *_ in self._windows.values()]
+            closes += [0.0] if self._closed else []
         return max(0.0, min(closes) - time.monotonic()) if closes else None
 
     def hurry(self) -> None:

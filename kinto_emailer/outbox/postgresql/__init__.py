@@ -266,7 +266,7 @@ class PostgreSQLOutbox(Outbox):
         with self._worker_connection() as cursor:
             cursor.execute(windows.NEXT_WINDOW)
             due = cursor.fetchone()[0]
-        return None if due is None else float(due)
+        return None if due is None else max(0.0, float(due))
 
     # Delivering, on the worker's own connection.
 

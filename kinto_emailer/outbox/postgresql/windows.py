@@ -50,8 +50,9 @@ DELETE FROM {TABLE} WHERE id IN (
 RETURNING hook, bucket_id, collection_id, uri, action, event, window_draft, items, item_count,
           CASE WHEN authors_mixed THEN NULL ELSE author END
 """
+# Not greatest(0, ...): it would turn "no window open" (NULL) into 0.
 NEXT_WINDOW = f"""
-SELECT greatest(0, extract(epoch FROM min(window_closes) - now())) FROM {TABLE}
+SELECT extract(epoch FROM min(window_closes) - now()) FROM {TABLE}
  WHERE status IN ('collecting', 'closing')
 """
 
