@@ -370,12 +370,13 @@ class PostgreSQLOutbox(Outbox):
     def next_due(self) -> float | None:
         with self._worker_connection() as cursor:
             cursor.execute(
-                "SELECT greatest(0, extract(epoch FROM min(CASE WHEN status = 'sending' "
-                f"THEN lease_until ELSE next_attempt END) - now())) FROM {TABLE} "
+                # Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
+                "SELECT extract(epoch FROM min(CASE WHEN status = 'sending' "
+                f"THEN lease_until ELSE next_attempt END) - now()) FROM {TABLE} "
                 f"WHERE status IN {_PENDING_SQL}"
             )
             due = cursor.fetchone()[0]
-        return None if due is None else float(due)
+        return None if due is None else max(0.0, float(due))
 
     def wait(self, timeout: float | None) -> bool:
         listener = self._listen()
