@@ -37,6 +37,13 @@ def includeme(config):
         # Emails wait in memory (or in our claims): SIGTERM must let the worker finish.
         shutdown.handle_sigterm()
 
+    if emailer_settings.unsubscribe_key is None:
+        logger.warning(
+            "Private hooks' emails carry no unsubscribe link: set kinto.userid_hmac_secret "
+            "or kinto_emailer.unsubscribe_secret"
+        )
+    config.include("kinto_emailer.unsubscribe")
+
     config.add_api_capability(
         "emailer",
         description="Send emails when records and collections change.",

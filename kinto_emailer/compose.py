@@ -1,10 +1,11 @@
 """What one hook's email says and who gets it: subject, text and HTML bodies, addresses."""
 
+import email.utils
 import logging
 
 from pyramid_mailer.message import Message
 
-from . import mime, recipients, templates
+from . import mime, optouts, recipients, templates
 
 
 logger = logging.getLogger(__name__)
@@ -14,10 +15,18 @@ DEFAULT_SUBJECT = "New message"
 ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
 #: What a group URI may read: where the change happened, never what a writer chose.
 GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
+#: The placeholder of a private hook's one-click unsubscribe link.
+UNSUBSCRIBE_URL = "unsubscribe_url"
+
+
+def address_entries(hook: dict, field: str) -> list:
+    """The entries of an address field: a single string is a list of one."""
+    entries = hook.get(field)
+    return [entries] if isinstance(entries, str) else entries
 
 
 def _entries(hook, field, where):
-    entries = hook.get(field)
+    entries = address_entries(hook, field)
     if entries is None:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
@@ -90,10 +99,30 @@ def _text(hook, field, default=None):
     return hook[field]
 
 
-def compose(hook, context, finder, settings, where=""):
+def _left_out(hook, context, finder, where, spare_author):
+    """The addresses (lower case) a hook's email must not reach: opted out, or its author."""
+    left_out = optouts.opted_out(finder, where.partition("#")[0])
+    author = recipients.member_address(context.get("user_id"))
+    if spare_author and hook.get("notify_author") is False and author:
+        left_out |= {author.lower()}
+    return left_out
+
+
+def _without(entries, left_out):
+    if not left_out:
+        return entries
+    return [e for e in entries if email.utils.parseaddr(e)[1].lower() not in left_out]
+
+
+def compose(hook, context, finder, settings, where="", spare_author=True):
     """The emails of one hook for one context: none when nobody is left in ``recipients``,
-    one for all of them, or one for each with ``"private": true``."""
-    to = addresses(hook, "recipients", context, finder, settings, where)
+    one for all of them, or one for each with ``"private": true``.
+
+    Addresses that opted out of the hook's owner are left out, and with
+    ``"notify_author": false`` the change's author, unless ``spare_author`` is false.
+    """
+    left_out = _left_out(hook, context, finder, where, spare_author)
+    to = _without(addresses(hook, "recipients", context, finder, settings, where), left_out)
     if not to:
         return []
     private = hook.get("private") is True
@@ -105,29 +134,52 @@ def compose(hook, context, finder, settings, where=""):
         cc = recipients.without(addresses(hook, "cc", context, finder, settings, where), to)
         bcc = addresses(hook, "bcc", context, finder, settings, where)
         bcc = recipients.without(bcc, to + cc)
+        cc, bcc = _without(cc, left_out), _without(bcc, left_out)
     reply_to = addresses(hook, "reply_to", context, finder, settings, where)
-
     sender = recipients.format_address(hook.get("sender") or "")
-    subject = templates.render_line(_text(hook, "subject", DEFAULT_SUBJECT), context)
-    body = templates.render(_text(hook, "template", ""), context)
-    html_template = _text(hook, "html_template")
-    html = (
-        None if html_template is None else templates.render(html_template, context, as_html=True)
-    )
+    texts = {
+        "subject": _text(hook, "subject", DEFAULT_SUBJECT),
+        "body": _text(hook, "template", ""),
+        "html": _text(hook, "html_template"),
+    }
 
-    def message(to):
+    def render(context):
+        html = texts["html"]
+        return {
+            "subject": templates.render_line(texts["subject"], context),
+            "body": templates.render(texts["body"], context),
+            "html": None if html is None else templates.render(html, context, as_html=True),
+        }
+
+    def message(to, rendered, unsubscribe_url=None):
         headers = mime.identity_headers()  # Date: when the event is turned into an email.
         if reply_to:
             headers["Reply-To"] = ", ".join(reply_to)
+        if unsubscribe_url:
+            headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"  # RFC 8058
         return Message(
-            subject=subject,
             sender=sender or settings.default_sender,
             recipients=to,
             cc=cc,
             bcc=bcc,
-            body=body,
-            html=html,
             extra_headers=headers,
+            **rendered,
         )
 
-    return [message([address]) for address in to] if private else [message(to)]
+    if not private:
+        return [message(to, render(context))]
+    # Each recipient has a link of their own: rendered for each only where a template uses it.
+    per_recipient = any(UNSUBSCRIBE_URL in templates.names(t or "") for t in texts.values())
+    shared = None if per_recipient else render(context)
+    messages = []
+    for address in to:
+        url = optouts.link(
+            settings.unsubscribe_key,
+            context.get("root_url") or "",
+            email.utils.parseaddr(address)[1],
+            where.partition("#")[0],
+        )
+        rendered = shared or render({**context, UNSUBSCRIBE_URL: url or ""})
+        messages.append(message([address], rendered, url))
+    return messages

@@ -6,6 +6,8 @@ adding a line; its key is then known, and any other ``kinto_emailer.*`` key is r
 """
 
 import difflib
+import hashlib
+import hmac
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -169,6 +171,8 @@ class EmailerSettings:
     )
     sender_domains: tuple[str, ...] = setting("kinto_emailer.sender_domains", "", domains)
     recipient_domains: tuple[str, ...] = setting("kinto_emailer.recipient_domains", "", domains)
+    # Empty: derived from Kinto's userid_hmac_secret.
+    unsubscribe_secret: str | None = setting("kinto_emailer.unsubscribe_secret", "", optional)
     # The outbox: where emails wait, and the limits that keep buckets from starving others.
     outbox: str = setting("kinto_emailer.outbox", "memory", outbox_choice)
     outbox_worker: bool = setting("kinto_emailer.outbox_worker", "true", boolean)
@@ -186,6 +190,7 @@ class EmailerSettings:
     url: str = setting("url", "", text)
     storage_backend: str = setting("storage_backend", "", text)
     storage_url: str = setting("storage_url", "", text)
+    userid_hmac_secret: str = setting("userid_hmac_secret", "", text)
 
     @property
     def debug_directory(self) -> str | None:
@@ -213,6 +218,17 @@ class EmailerSettings:
         if self.outbox_name == "maildir":
             return self.queue_processor
         return self.outbox_name == "memory" or self.outbox_worker
+
+    @property
+    def unsubscribe_key(self) -> bytes | None:
+        """The key that signs unsubscribe links; ``None`` without a secret to derive it from."""
+        if self.unsubscribe_secret:
+            return self.unsubscribe_secret.encode("utf-8")
+        if not self.userid_hmac_secret:
+            return None
+        # Derived: a signature never doubles as a user id hash, nor the reverse.
+        secret = self.userid_hmac_secret.encode("utf-8")
+        return hmac.new(secret, b"kinto-emailer unsubscribe", hashlib.sha256).digest()
 
     @property
     def exposed_settings(self) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
 from . import mime
-from .outbox import Email, Outbox
+from .outbox import Email, Outbox, Window
 from .outbox.maildir import MaildirOutbox
 from .outbox.memory import MemoryOutbox
 from .report import DROPPED, FAILED, QUEUED, SENT, Report
@@ -50,6 +50,11 @@ class Delivery:
     def transactional(self) -> bool:
         """Whether ``put`` must be called inside the request's transaction."""
         return self.outbox is not None and self.outbox.transactional
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the outbox keeps time-window digests (else they are sent per request)."""
+        return self.outbox is not None and self.outbox.windowed
 
     def render(self, message: Message) -> mime.Outgoing:
         return mime.render(message, self.settings.default_sender)
@@ -103,6 +108,20 @@ class Delivery:
                 self.report(QUEUED, email, level=level)
         if self.worker is not None:
             self.worker.wake()
+
+    def gather(self, windows: list[Window]) -> None:
+        """Add a request's digest parts to their hooks' windows; as ``put`` on failure."""
+        if not windows:
+            return
+        try:
+            self.outbox.gather(windows)
+        except Exception:
+            if self.outbox.transactional:
+                raise  # The window is part of the change: neither is committed.
+            logger.exception("Could not add %d digest part(s) to their windows", len(windows))
+            return
+        if self.worker is not None:
+            self.worker.wake()  # Its wait now ends when the first window closes.
 
     def drop(self, email: Email, reason: str) -> None:
         """An email refused before it reaches the outbox."""

@@ -1,25 +1,34 @@
-"""One email per request and hook: the objects that a ``"digest": true`` hook matched.
+"""The objects that a ``"digest": true`` hook matched: one email per request and hook, or,
+with ``"digest_window"``, one per time window, gathered in the outbox.
 
 Each object's line is rendered when its event comes (inside the transaction, like any
-email); the email itself is composed once every event of the request is in.
+email); the draft of the email is composed once every event of the request is in.
 """
 
 import logging
 
-from . import templates
-from .compose import compose
-from .outbox import Email
+from . import recipients, templates
+from .drafts import DEFAULT_ITEM_TEMPLATE, complete, make_draft
+from .outbox import Email, Window
 
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ITEM_TEMPLATE = "{resource_name} {id} {action}d"
 #: What an email says of the change that asked for it, in the outbox and its status views.
 ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+_NOBODY = object()
 
 
 def origin(context: dict) -> dict:
     return {name: context.get(name) for name in ORIGIN}
+
+
+def window_seconds(hook: dict) -> int | None:
+    seconds = hook.get("digest_window")
+    # Validation refuses other values; stored metadata may predate it.
+    if isinstance(seconds, int) and not isinstance(seconds, bool) and 1 <= seconds <= 86400:
+        return seconds
+    return None
 
 
 class Digest:
@@ -29,6 +38,7 @@ class Digest:
         self.hook, self.first, self.where = hook, context, where
         # What all its objects share: a field that differs between two of them is None.
         self.origin = origin(context)
+        self.author = _NOBODY
         self.lines = []
         self.size = 0
         self.count = 0
@@ -38,6 +48,8 @@ class Digest:
         for name, value in origin(context).items():
             if self.origin[name] != value:
                 self.origin[name] = None
+        author = recipients.member_address(context.get("user_id"))
+        self.author = author if self.author in (_NOBODY, author) else None
         # The lines stop at the limit, or once they fill a body: the rest is "and N more".
         if len(self.lines) >= max_items or self.size >= templates.MAX_BODY_LENGTH:
             return
@@ -48,17 +60,13 @@ class Digest:
         self.lines.append(line)
         self.size += len(line.encode("utf-8")) + 1
 
-    def context(self):
-        more = self.count - len(self.lines)
-        items = (self.lines + [f"and {more} more"]) if more else self.lines
-        return {**self.first, "count": self.count, "items": templates.Lines(items)}
-
 
 class Digests:
-    """The digests of one request, by hook."""
+    """The digests of one request, by hook; ``windowed``: whether the outbox keeps windows."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, windowed=False):
         self.settings = settings
+        self.windowed = windowed
         self.by_hook = {}
 
     def __bool__(self):
@@ -70,16 +78,37 @@ class Digests:
             digest = self.by_hook[where] = Digest(hook, context, where)
         digest.add(context, self.settings.max_digest_items)
 
-    def emails(self, finder):
-        """Compose one email per digest (one per recipient if private), and forget them."""
+    def take(self, finder) -> tuple[list[Email], list[Window]]:
+        """One email per digest (one per recipient if private), or its part of a time window;
+        the digests are forgotten."""
         digests, self.by_hook = self.by_hook, {}
-        emails = []
+        emails, windows = [], []
         for where, digest in digests.items():
             try:
-                messages = compose(digest.hook, digest.context(), finder, self.settings, where)
+                draft = make_draft(digest.hook, digest.first, finder, self.settings, where)
+                if draft is None:
+                    continue
+                seconds = window_seconds(digest.hook) if self.windowed else None
+                if seconds is not None:
+                    windows.append(self._window(digest, draft, seconds))
+                    continue
+                author = None if digest.author is _NOBODY else digest.author
+                messages = complete(draft, digest.lines, digest.count, author)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", where)
                 continue
             emails += [Email(message, where, **digest.origin) for message in messages]
-        return emails
+        return emails, windows
+
+    def _window(self, digest, draft, seconds):
+        return Window(
+            location=digest.where,
+            seconds=seconds,
+            draft=draft,
+            lines=digest.lines,
+            count=digest.count,
+            author=None if digest.author is _NOBODY else digest.author,
+            max_items=self.settings.max_digest_items,
+            **digest.origin,
+        )

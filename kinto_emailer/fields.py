@@ -78,14 +78,38 @@ class Flag(colander.Boolean):
         return cstruct
 
 
+class Seconds(colander.Int):
+    """A whole number of seconds within bounds, and only that: colander would read ``"5"``."""
+
+    def __init__(self, low: int, high: int):
+        super().__init__()
+        self.low, self.high = low, high
+
+    def deserialize(self, node, cstruct):
+        if cstruct is colander.null:
+            return cstruct
+        if (
+            isinstance(cstruct, bool)
+            or not isinstance(cstruct, int)
+            or not (self.low <= cstruct <= self.high)
+        ):
+            raise colander.Invalid(
+                node,
+                f'"{node.name}" must be a whole number of seconds from {self.low} to {self.high}',
+            )
+        return cstruct
+
+
 class StringList(colander.Sequence):
-    """A list of strings, and only that: colander would iterate a string or a mapping."""
+    """A list of strings, or one string as a list of one: colander would iterate a string."""
 
     def deserialize(self, node, cstruct, accept_scalar=None):
+        if isinstance(cstruct, str):
+            cstruct = [cstruct]
         if cstruct is not colander.null and not (
             isinstance(cstruct, list) and all(isinstance(e, str) for e in cstruct)
         ):
-            raise colander.Invalid(node, f'"{node.name}" must be a list of strings')
+            raise colander.Invalid(node, f'"{node.name}" must be a string or a list of strings')
         return super().deserialize(node, cstruct, accept_scalar)
 
 

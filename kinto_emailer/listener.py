@@ -91,16 +91,17 @@ def _hooks_owner(event, impacted):
     return payload.get("bucket_id"), obj.get("id"), collection
 
 
-def collect_emails(event, emailer, digests=None):
+def collect_emails(event, emailer, digests=None, windows=None):
     """Every email that ``event`` asks for, one per impacted object and matching hook.
 
     Digest hooks add their objects to ``digests``, to be composed once the request's events
-    are all in; without ``digests``, those of this event are composed at once.
+    are all in; without ``digests``, those of this event are composed at once, and their
+    parts of time windows added to ``windows``.
     """
     settings = emailer.settings
     own_digests = digests is None
     if own_digests:
-        digests = Digests(settings)
+        digests = Digests(settings, emailer.delivery.windowed)
     request = event.request
     finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
     base = None
@@ -135,7 +136,10 @@ def collect_emails(event, emailer, digests=None):
         )
         budget.reported = budget.skipped
     if own_digests:
-        emails += digests.emails(finder)
+        digest_emails, digest_windows = digests.take(finder)
+        emails += digest_emails
+        if windows is not None:
+            windows += digest_windows
     return emails
 
 
@@ -147,8 +151,9 @@ class RequestEmails:
         self.delivery = emailer.delivery
         self.settings = emailer.settings
         self.emails = []
+        self.windows = []
         self.seen_events = []
-        self.digests = Digests(emailer.settings)
+        self.digests = Digests(emailer.settings, emailer.delivery.windowed)
         self.storage = storage
         self.size = 0
         self.hooked = None  # The transaction whose commit calls us back.
@@ -187,23 +192,28 @@ class RequestEmails:
         if self.digests:
             # Every event is in, and storage is still readable.
             try:
-                digests = self.digests.emails(selection.HookFinder(self.storage))
+                digests, windows = self.digests.take(selection.HookFinder(self.storage))
             except Exception:
                 # Raising here would fail the commit: a hook can never break a write.
                 logger.exception("Could not build the digests of the request")
-                digests = []
+                digests, windows = [], []
             self.emails.extend(self._within_request_bytes(digests))
+            self.windows.extend(windows)
         if self.delivery.transactional:
             # In the transaction: committed with the change, or not at all.
             emails, self.emails, self.hooked = self.emails, [], None
+            windows, self.windows = self.windows, []
             self.delivery.put(emails)
+            self.delivery.gather(windows)
 
     def _after_commit(self, success):
         emails, self.emails, self.hooked = self.emails, [], None
+        windows, self.windows = self.windows, []
         if success:
             self.delivery.put(emails)
-        elif emails:
-            logger.info("Transaction aborted: %d email(s) not sent", len(emails))
+            self.delivery.gather(windows)
+        elif emails or windows:
+            logger.info("Transaction aborted: %d email(s) not sent", len(emails) + len(windows))
 
 
 def collect_after_commit(event, emailer):
@@ -217,7 +227,8 @@ def collect_after_commit(event, emailer):
     def read():
         transaction.begin()
         try:
-            outcome["emails"] = collect_emails(event, emailer)
+            outcome["windows"] = []
+            outcome["emails"] = collect_emails(event, emailer, windows=outcome["windows"])
         except Exception as e:
             outcome["error"] = e
         finally:
@@ -228,6 +239,7 @@ def collect_after_commit(event, emailer):
     reader.join()
     if "error" in outcome:
         raise outcome["error"]
+    emailer.delivery.gather(outcome["windows"])
     return outcome["emails"]
 
 

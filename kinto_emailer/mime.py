@@ -14,6 +14,8 @@ MAX_LINE_LENGTH = 78
 CRLF = b"\r\n"
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To")
 _TEXT_HEADERS = ("Subject",)
+#: ASCII values that readers parse (a URL in ``<>``): written as they are, never encoded.
+_RAW_HEADERS = ("List-Unsubscribe", "List-Unsubscribe-Post")
 _BODY_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=MAX_LINE_LENGTH)
 #: RFC 5322 forbids longer lines: a body with one is sent quoted-printable.
 MAX_BODY_LINE = 998
@@ -146,6 +148,11 @@ def render(message, default_sender):
         if value is not None:
             del mime[name]
             head.append(fold_text(name, str(value)))
+    for name in _RAW_HEADERS:
+        value = message.extra_headers.get(name)
+        if value is not None:
+            del mime[name]
+            head.append(f"{name}: {value}".encode("ascii", "replace") + CRLF)
     buffer = io.BytesIO()
     BytesGenerator(buffer, mangle_from_=False, policy=_BODY_POLICY).flatten(mime)
 

@@ -11,7 +11,7 @@ from pyramid.interfaces import IAuthorizationPolicy
 from pyramid.settings import aslist
 
 from . import recipients, rollback, schema, selection
-from .compose import ADDRESS_FIELDS
+from .compose import ADDRESS_FIELDS, address_entries
 
 
 _ABSENT = object()
@@ -22,24 +22,30 @@ def _forbidden(request, message):
     raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
 
 
-def can_read(request, principals: list[str], uri: str) -> bool:
-    """Whether ``principals`` may read the group or bucket ``uri``, as Kinto decides it."""
+def has_permission(request, principals: list[str], uri: str, permission: str) -> bool:
+    """Whether ``principals`` have ``permission`` on the group or bucket ``uri``, as Kinto
+    decides it."""
     policy = request.registry.queryUtility(IAuthorizationPolicy)
     inherited = getattr(policy, "get_bound_permissions", None)
-    bound = inherited(uri, "read") if inherited else [(uri, "read"), (uri, "write")]
+    bound = inherited(uri, permission) if inherited else [(uri, permission), (uri, "write")]
     # Kinto's settings grant permissions too, such as ``bucket_read_principals``.
     settings = request.registry.settings
-    for object_uri, permission in bound:
+    for object_uri, granted in bound:
         kind = "group" if "/groups/" in object_uri else "bucket"
-        if set(aslist(settings.get(f"{kind}_{permission}_principals", ""))) & set(principals):
+        if set(aslist(settings.get(f"{kind}_{granted}_principals", ""))) & set(principals):
             return True
     return request.registry.permission.check_permission(principals, bound)
+
+
+def can_read(request, principals: list[str], uri: str) -> bool:
+    """Whether ``principals`` may read the group or bucket ``uri``, as Kinto decides it."""
+    return has_permission(request, principals, uri, "read")
 
 
 def _groups(hook, bucket_id, collection_id):
     """``(field, entry, uri to read)`` for each group a hook names."""
     for field in ADDRESS_FIELDS:
-        entries = hook.get(field)
+        entries = address_entries(hook, field)
         for entry in entries if isinstance(entries, list) else []:
             if not recipients.is_group_uri(entry):
                 continue

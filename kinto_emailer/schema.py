@@ -5,6 +5,7 @@ import difflib
 import colander
 
 from . import recipients, selection, templates
+from .compose import UNSUBSCRIBE_URL
 from .fields import (
     ACTIONS,
     RESOURCE_NAMES,
@@ -13,6 +14,7 @@ from .fields import (
     Flag,
     Recipients,
     ReplyTo,
+    Seconds,
     Text,
     no_line_break,
 )
@@ -42,7 +44,9 @@ class Hook(colander.MappingSchema):
     reply_to = ReplyTo(missing=colander.drop)
     private = colander.SchemaNode(Flag(), missing=colander.drop)
     digest = colander.SchemaNode(Flag(), missing=colander.drop)
+    digest_window = colander.SchemaNode(Seconds(1, 86400), missing=colander.drop)
     item_template = colander.SchemaNode(Text(allow_empty=True), missing=colander.drop)
+    notify_author = colander.SchemaNode(Flag(), missing=colander.drop)
 
     def validator(self, node, hook):
         settings = self.bindings["settings"]
@@ -61,8 +65,15 @@ class Hook(colander.MappingSchema):
                     "kinto_emailer.sender_domains); other domains fail SPF and DMARC",
                 )
         digest = hook.get("digest", False)
-        if "item_template" in hook and not digest:
-            raise colander.Invalid(node["item_template"], '"item_template" needs "digest": true')
+        for field in ("item_template", "digest_window"):
+            if field in hook and not digest:
+                raise colander.Invalid(node[field], f'"{field}" needs "digest": true')
+        if "digest_window" in hook and settings.outbox_name == "maildir":
+            raise colander.Invalid(
+                node["digest_window"],
+                '"digest_window" is not available with the Maildir outbox (mail.queue_path): '
+                "remove it for one email per request, or use kinto_emailer.outbox",
+            )
         for field in ("cc", "bcc"):
             if hook.get("private") and hook.get(field):
                 raise colander.Invalid(
@@ -82,6 +93,9 @@ class Hook(colander.MappingSchema):
                     f"(kinto_emailer.max_template_length is {limit})",
                 )
             extra = templates.DIGEST_PLACEHOLDERS if digest and field != "item_template" else ()
+            if UNSUBSCRIBE_URL in templates.names(text):
+                _check_unsubscribe_url(node[field], field, hook)
+                extra = (*extra, UNSUBSCRIBE_URL)
             unusable = templates.names(text) & set(templates.DIGEST_PLACEHOLDERS) - set(extra)
             if strict and unusable and field != "item_template":
                 raise colander.Invalid(
@@ -92,6 +106,18 @@ class Hook(colander.MappingSchema):
                 templates.check(text, field, strict=strict, extra=extra)
             except templates.TemplateError as e:
                 raise colander.Invalid(node[field], str(e))
+
+
+def _check_unsubscribe_url(node, field, hook):
+    placeholder = f'Placeholder "{{{UNSUBSCRIBE_URL}}}"'
+    if field == "item_template":
+        raise colander.Invalid(node, f'{placeholder} can\'t be used in "item_template"')
+    if not hook.get("private"):
+        raise colander.Invalid(
+            node,
+            f'{placeholder} in "{field}" needs "private": true '
+            "(each recipient gets an email, and a link, of their own)",
+        )
 
 
 class Hooks(colander.SequenceSchema):

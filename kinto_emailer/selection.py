@@ -116,6 +116,12 @@ class HookFinder:
             self._cache[key] = _read(self.storage, resource_name, parent_id, object_id)
         return self._cache[key]
 
+    def remember(self, key, read):
+        """``read()``, called once per request for ``key``."""
+        if key not in self._cache:
+            self._cache[key] = read()
+        return self._cache[key]
+
     def group(self, bucket_id, group_id):
         key = ("group", bucket_id, group_id)
         if key not in self._cache:

@@ -136,6 +136,8 @@ class Worker:
     def _deliver_round(self):
         if self._stopping and time.monotonic() > self.sender.deadline:
             return False
+        for email, reason in self.outbox.close_windows():
+            self.report(DROPPED, email, reason)
         emails = [email for email in self.outbox.claim(BURST) if self._prepare(email)]
         if emails:
             self.sender.send_burst(emails)
@@ -153,7 +155,7 @@ class Worker:
         return True
 
     def _next_wait(self):
-        waits = [self.outbox.next_due()]
+        waits = [self.outbox.next_due(), self.outbox.next_window()]
         if self.outbox.durable:
             # Other processes' emails, retries and expired leases: the poll finds them.
             waits.append(self.settings.queue_poll_interval)

@@ -165,6 +165,33 @@ class ReplyToTest(SafetyWebTest):
             assert self.one_email()["Reply-To"] is None
 
 
+class SingleStringTest(SafetyWebTest):
+    """Issue 14, point 4: an address field written as one string is a list of one."""
+
+    def test_a_string_reply_to_is_accepted_and_used(self):
+        self.save_hooks(hook(reply_to="Team <team@example.com>"))
+        self.create_record()
+        assert str(self.one_email()["Reply-To"]) == "Team <team@example.com>"
+
+    def test_string_recipients_cc_and_bcc_are_lists_of_one(self):
+        self.app.put_json(
+            "/buckets/b/groups/copies",
+            {"data": {"members": ["account:dave@example.com"]}},
+            headers=self.headers,
+        )
+        fields = {"cc": "carol@example.com", "bcc": "/buckets/b/groups/copies"}
+        self.save_hooks(hook(recipients="bob@example.com", **fields))
+        self.create_record()
+        message = self.one_email()
+        assert (message["To"], message["Cc"]) == ("bob@example.com", "carol@example.com")
+        assert message.envelope_to == ["bob@example.com", "carol@example.com", "dave@example.com"]
+
+    def test_a_string_is_checked_as_its_list_would_be(self):
+        assert 'Invalid recipients in "reply_to": nobody' in self.refused(hook(reply_to="nobody"))
+        message = self.refused(hook(cc="/buckets/other/groups/g"))
+        assert 'Invalid bucket for groups in "cc": /buckets/other/groups/g' in message
+
+
 class PrivateTest(SafetyWebTest):
     def setUp(self):
         super().setUp()

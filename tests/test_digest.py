@@ -120,6 +120,51 @@ class DigestTest(DigestWebTest):
         ]
 
 
+class ItemsAppendedTest(DigestWebTest):
+    """Issue 14, point 5: a digest whose templates lack ``{items}`` still lists its items."""
+
+    __test__ = True
+
+    def test_a_template_without_items_gets_them_after_a_blank_line(self):
+        self.save_hooks(digest_hook(template="{count} records changed.\n"))
+        ids = self.create_records(2)
+        assert self.lines(self.one_email()) == [
+            "2 records changed.",
+            "",
+            *[f"record {rid} created" for rid in ids],
+        ]
+
+    def test_an_empty_template_is_the_list(self):
+        self.save_hooks(digest_hook(template=""))
+        ids = self.create_records(2)
+        assert self.lines(self.one_email()) == [f"record {rid} created" for rid in ids]
+
+    def test_an_html_template_without_items_gets_an_html_list(self):
+        html = "<p>{count} changes</p>"
+        self.save_hooks(digest_hook(template="{items}", html_template=html))
+        ids = self.create_records(2)
+        message = self.one_email()
+        html_part = message.get_body(("html",)).get_content().replace("\r\n", "\n")
+        items = "".join(f"<li>record {rid} created</li>\n" for rid in ids)
+        assert html_part.rstrip("\n") == f"<p>2 changes</p>\n<ul>\n{items}</ul>"
+        text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        assert text.rstrip("\n").split("\n") == [f"record {rid} created" for rid in ids]
+
+    def test_with_items_nothing_changes(self):
+        self.save_hooks(digest_hook(template="{items}\n-- end", html_template="<p>{items}</p>"))
+        ids = self.create_records(2)
+        message = self.one_email()
+        assert self.lines(message.get_body(("plain",))) == [
+            *[f"record {rid} created" for rid in ids],
+            "-- end",
+        ]
+        html_lines = message.get_body(("html",)).get_content().splitlines()
+        assert [line.rstrip() for line in html_lines] == [
+            f"<p>record {ids[0]} created<br>",
+            f"record {ids[1]} created</p>",
+        ]
+
+
 class DigestCapTest(DigestWebTest):
     __test__ = True
 

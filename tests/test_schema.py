@@ -276,8 +276,9 @@ class RicherHooksSchemaTest(SafetyWebTest):
         self.accepted(richer(cc=many[:100], bcc=many[:100], reply_to=many[:100]))
 
     def test_address_fields_must_be_lists_of_strings_without_line_breaks(self):
-        assert '"cc" must be a list of strings' in self.refused(richer(cc="bob@example.com"))
-        assert '"bcc" must be a list of strings' in self.refused(richer(bcc=[1]))
+        message = self.refused(richer(cc={"bob": "bob@example.com"}))
+        assert '"cc" must be a string or a list of strings' in message
+        assert '"bcc" must be a string or a list of strings' in self.refused(richer(bcc=[1]))
         message = self.refused(richer(reply_to=["a@example.com\r\nBcc: evil@example.com"]))
         assert 'Line break not allowed in "reply_to"' in message
 

@@ -89,6 +89,27 @@ class Email:
         return [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
 
 
+@dataclass(eq=False)
+class Window:
+    """A request's part of a time-window digest: it opens the hook's window, or joins it."""
+
+    location: str  # The hook: ``/buckets/b/collections/c#0``; one window open per hook.
+    seconds: int
+    #: The emails with marks for ``{count}`` and ``{items}`` (``drafts.make_draft``): used
+    #: when this part opens the window, else the open window's draft stays.
+    draft: dict
+    lines: list[str]
+    count: int
+    #: The address of the author of these changes; ``None``: unknown, or several.
+    author: str | None
+    max_items: int
+    bucket_id: str | None = None
+    collection_id: str | None = None
+    uri: str | None = None
+    action: str | None = None
+    event: str | None = None
+
+
 def message_size(message: Message) -> int:
     """About the bytes ``message`` takes once rendered, without rendering it."""
     texts = [message.subject or "", message.body or "", message.html or ""]
@@ -120,6 +141,8 @@ class Outbox(abc.ABC):
     transactional: bool = False
     #: Whether what it holds outlives the process.
     durable: bool = False
+    #: Whether it keeps time-window digests (``gather``); else they are sent per request.
+    windowed: bool = False
 
     @abc.abstractmethod
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
@@ -190,6 +213,18 @@ class Outbox(abc.ABC):
         """Send a failed, cancelled or dropped email again (``queued``), or cancel one that
         waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email."""
         raise StatusUnavailable(self.name)
+
+    def gather(self, windows: list[Window]) -> None:
+        """Open each hook's window, or add to the one open; at commit, as ``put``."""
+        raise NotImplementedError(f"the {self.name} outbox keeps no time windows")
+
+    def close_windows(self) -> list[tuple[Email, str]]:
+        """Put the emails of the windows that have closed; returns those refused by a limit."""
+        return []
+
+    def next_window(self) -> float | None:
+        """Seconds until the next open window closes; ``None``: none open, or unknown."""
+        return None
 
     def purge(self) -> int:
         """Forget ended emails older than the retention; how many were forgotten."""

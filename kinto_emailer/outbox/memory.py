@@ -7,15 +7,21 @@ import threading
 import time
 from collections import Counter, OrderedDict, deque
 
-from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
+from ..drafts import complete
+from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox, Window
 from . import status as status_views
 from .limits import HourlyLimit, make_room
+
+
+WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+_MIXED = object()  # A window's author when several people made its changes.
 
 
 class MemoryOutbox(Outbox):
     """Lost when the process ends; what it holds is bounded in count and in bytes."""
 
     name = "memory"
+    windowed = True
 
     def __init__(self, settings):
         self.settings = settings
@@ -37,6 +43,8 @@ class MemoryOutbox(Outbox):
         self._ended = OrderedDict()  # id -> email, oldest end first: for the status views.
         self._ended_bytes = 0
         self._woken = False
+        self._windows = {}  # Hook location -> (closes, the first part, its later parts).
+        self._closed = []  # (first part, later parts) of windows closed by a later part.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused = []
@@ -148,8 +156,38 @@ class MemoryOutbox(Outbox):
             self._ended_bytes -= oldest.size
         self._condition.notify_all()
 
+    def gather(self, windows: list[Window]) -> None:
+        with self._condition:
+            now = time.monotonic()
+            for window in windows:
+                closes, first, parts = self._windows.get(window.location, (now, None, []))
+                if closes <= now:
+                    if first is not None:  # Closed, not yet sent: this part opens the next.
+                        self._closed.append((first, parts))
+                    self._windows[window.location] = (now + window.seconds, window, [])
+                else:
+                    parts.append(window)
+            self._woken = True
+            self._condition.notify_all()
+
+    def close_windows(self) -> list[tuple[Email, str]]:
+        with self._condition:
+            now = time.monotonic()
+            closed = [key for key, (closes, *_) in self._windows.items() if closes <= now]
+            windows = [self._windows.pop(key)[1:] for key in closed] + self._closed
+            self._closed = []
+        return [refused for w in windows for refused in self.put(_emails_of(*w))]
+
+    def next_window(self) -> float | None:
+        with self._condition:
+            closes = [closes for closes, *_ in self._windows.values()]
+            closes += [0.0] if self._closed else []
+        return max(0.0, min(closes) - time.monotonic()) if closes else None
+
     def hurry(self) -> None:
         with self._condition:
+            # Windows close now too: their emails are sent before the process ends.
+            self._windows = {k: (0.0, *rest) for k, (_, *rest) in self._windows.items()}
             self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
             heapq.heapify(self._later)
             self._condition.notify_all()
@@ -257,3 +295,19 @@ class MemoryOutbox(Outbox):
         # The parent's emails are the parent's to send; its lock may have been held.
         self._reset()
         self.hourly.reset()
+
+
+def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
+    """The emails of a closed window: ``first`` opened it, ``parts`` joined it."""
+    lines, count, author = list(first.lines), first.count, first.author
+    origin = {name: getattr(first, name) for name in WINDOW_ORIGIN}
+    for part in parts:
+        lines += part.lines[: max(0, first.max_items - len(lines))]
+        count += part.count
+        author = author if author == part.author else _MIXED
+        for name, value in origin.items():
+            if getattr(part, name) != value:
+                origin[name] = None
+    author = None if author is _MIXED else author
+    messages = complete(first.draft, lines, count, author)
+    return [Email(message, first.location, **origin) for message in messages]

@@ -4,12 +4,16 @@ A backend's test class mixes ``OutboxTests`` in and defines ``make_outbox(**sett
 ``shared`` says whether two outboxes made that way see the same emails (two processes).
 """
 
+import json
+import threading
 import time
 from types import SimpleNamespace
 
 from pyramid_mailer.message import Message
 
-from . import DROPPED, QUEUED, RETRYING, SENDING, Email
+from ..drafts import mark
+from . import DROPPED, QUEUED, RETRYING, SENDING, Email, Window
+from .postgresql import message_to_json
 
 
 DEFAULTS = {
@@ -36,6 +40,28 @@ def email(bucket_id="b", subject="hello", body="text", to="alice@example.com", *
     )
     fields.setdefault("collection_id", "c")
     return Email(message, location=f"/buckets/{bucket_id}#0", bucket_id=bucket_id, **fields)
+
+
+def window_part(lines, seconds=1, author=None, to=("alice@example.com",), **draft):
+    """A request's part of the time window of hook ``/buckets/b#0``, as ``Digests`` makes it."""
+    message = Message(
+        subject=f"{mark('n', 'count')} changes",
+        sender="kinto@example.com",
+        recipients=list(to),
+        body=mark("n", "items"),
+    )
+    draft = {"nonce": "n", "messages": [json.loads(message_to_json(message))], **draft}
+    return Window(
+        location="/buckets/b#0",
+        seconds=seconds,
+        draft=draft,
+        lines=list(lines),
+        count=len(lines),
+        author=author,
+        max_items=draft.pop("max_items", 10),
+        bucket_id="b",
+        collection_id="c",
+    )
 
 
 class OutboxTests:
@@ -194,4 +220,89 @@ class OutboxTests:
             taken = other.claim(1)
             time.sleep(0.05)
         assert self.subjects(taken) == ["abandoned"]
+        other.close()
+
+    # Time-window digests.
+
+    def needs_windows(self):
+        if not self.outbox.windowed:
+            self.skipTest("no time windows: such hooks are refused at save")
+
+    def closed_windows(self, count, outbox=None, timeout=10):
+        """The emails of ``count`` closed windows, waiting at most ``timeout`` seconds."""
+        outbox = outbox or self.outbox
+        deadline, emails = time.monotonic() + timeout, []
+        while len(emails) < count and time.monotonic() < deadline:
+            outbox.close_windows()
+            emails += outbox.claim(10)
+            time.sleep(0.05)
+        return emails
+
+    def test_a_window_gathers_every_part_into_one_email_once_it_closes(self):
+        self.needs_windows()
+        self.outbox.gather([window_part(["one"], seconds=2)])
+        self.outbox.gather([window_part(["two", "three"], seconds=2)])
+        # Open: nothing to send, and the worker knows when to look again.
+        assert self.outbox.close_windows() == []
+        assert self.outbox.claim(10) == []
+        assert 0 < self.outbox.next_window() <= 2
+        (closed,) = self.closed_windows(1)
+        assert closed.message.subject == "3 changes"
+        assert closed.message.body == "one\ntwo\nthree"
+        assert (closed.bucket_id, closed.location) == ("b", "/buckets/b#0")
+        assert self.outbox.next_window() is None
+        assert self.closed_windows(1, timeout=0.5) == []
+
+    def test_a_part_after_the_window_closed_opens_the_next_window(self):
+        self.needs_windows()
+        self.outbox.gather([window_part(["first"])])
+        deadline = time.monotonic() + 10
+        while self.outbox.next_window() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # Closed, but not yet sent: the late part is not added to it.
+        self.outbox.gather([window_part(["late"])])
+        emails = self.closed_windows(2)
+        assert sorted(e.message.body for e in emails) == ["first", "late"]
+
+    def test_a_window_lists_its_first_items_then_how_many_more(self):
+        self.needs_windows()
+        self.outbox.gather([window_part(["1", "2"], max_items=3)])
+        self.outbox.gather([window_part(["3", "4", "5"], max_items=3)])
+        (closed,) = self.closed_windows(1)
+        assert closed.message.body == "1\n2\n3\nand 2 more"
+
+    def test_notify_author_false_spares_whoever_made_every_change(self):
+        self.needs_windows()
+        to = ("alice@example.com", "bob@example.com")
+        spare = {"to": to, "notify_author": False}
+        self.outbox.gather([window_part(["a"], author="alice@example.com", **spare)])
+        self.outbox.gather([window_part(["b"], author="alice@example.com", **spare)])
+        (closed,) = self.closed_windows(1)
+        assert closed.message.recipients == ["bob@example.com"]
+        # Bob changed something too: alice hears of it.
+        self.outbox.gather([window_part(["a"], author="alice@example.com", **spare)])
+        self.outbox.gather([window_part(["b"], author="bob@example.com", **spare)])
+        (closed,) = self.closed_windows(1)
+        assert closed.message.recipients == list(to)
+
+    def test_two_workers_send_one_email_per_window(self):
+        self.needs_windows()
+        if not self.shared:
+            self.skipTest("one process's outbox")
+        other = self.make_outbox()
+        self.outbox.gather([window_part(["mine"])])
+        other.gather([window_part(["theirs"])])
+        emails, start = [], threading.Barrier(2)
+
+        def close(outbox):
+            start.wait()
+            emails.extend(self.closed_windows(1, outbox, timeout=3))
+
+        workers = [threading.Thread(target=close, args=(o,)) for o in (self.outbox, other)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert [e.message.subject for e in emails] == ["2 changes"]
+        assert emails[0].message.body == "mine\ntheirs"
         other.close()

@@ -31,15 +31,19 @@ from .. import (
     SENDING,
     Email,
     Outbox,
+    Window,
     active_transaction,
 )
 from ..limits import HOUR, hourly_reason, make_room
 from ..status import FIELDS, RECIPIENTS, check_transition, millis
+from . import windows
 
 
 TABLE = "kinto_emailer_outbox"
 CHANNEL = "kinto_emailer_outbox"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: Windows closed per transaction.
+BURST_OF_WINDOWS = 100
 _PENDING_SQL = "('queued', 'sending', 'retrying')"
 _COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
@@ -143,6 +147,7 @@ class PostgreSQLOutbox(Outbox):
     name = "postgresql"
     transactional = True
     durable = True
+    windowed = True
 
     def __init__(self, settings, storage_url: str, storage=None):
         self.settings = settings
@@ -238,6 +243,28 @@ class PostgreSQLOutbox(Outbox):
         for email, reason in refused:
             email.error = reason
         return refused
+
+    def gather(self, windows_: list[Window]) -> None:
+        if not windows_:
+            return
+        if self.storage is not None and active_transaction() is not None:
+            with self.storage.client.connect() as session:
+                windows.gather(_SessionCursor(session), windows_)
+                return
+        with self._worker_connection() as cursor:
+            windows.gather(cursor, windows_)
+
+    def close_windows(self) -> list[tuple[Email, str]]:
+        with self._worker_connection() as cursor:
+            # Its emails are queued in the transaction that takes the window: never lost.
+            emails = windows.take_closed(cursor, BURST_OF_WINDOWS)
+            return self._insert(cursor, emails) if emails else []
+
+    def next_window(self) -> float | None:
+        with self._worker_connection() as cursor:
+            cursor.execute(windows.NEXT_WINDOW)
+            due = cursor.fetchone()[0]
+        return None if due is None else max(0.0, float(due))
 
     # Delivering, on the worker's own connection.
 
@@ -355,12 +382,13 @@ class PostgreSQLOutbox(Outbox):
     def next_due(self) -> float | None:
         with self._worker_connection() as cursor:
             cursor.execute(
-                "SELECT greatest(0, extract(epoch FROM min(CASE WHEN status = 'sending' "
-                f"THEN lease_until ELSE next_attempt END) - now())) FROM {TABLE} "
+                # Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
+                "SELECT extract(epoch FROM min(CASE WHEN status = 'sending' "
+                f"THEN lease_until ELSE next_attempt END) - now()) FROM {TABLE} "
                 f"WHERE status IN {_PENDING_SQL}"
             )
             due = cursor.fetchone()[0]
-        return None if due is None else float(due)
+        return None if due is None else max(0.0, float(due))
 
     def wait(self, timeout: float | None) -> bool:
         listener = self._listen()
@@ -431,7 +459,8 @@ class PostgreSQLOutbox(Outbox):
             return None
         with self._request_cursor() as cursor:
             cursor.execute(
-                f"SELECT {_RECORD} FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s",
+                f"SELECT {_RECORD} FROM {TABLE} "
+                f"WHERE bucket_id = %(b)s AND id = %(id)s AND {_EMAILS}",
                 {"b": bucket_id, "id": int(email_id)},
             )
             row = cursor.fetchone()
@@ -497,8 +526,12 @@ _RECORD = (
 )
 
 
+#: Rows that are emails: not the time windows that gather a digest's objects.
+_EMAILS = "status NOT IN ('collecting', 'closing')"
+
+
 def _visible(bucket_id, collection_ids):
-    where, params = ["bucket_id = %(bucket)s"], {"bucket": bucket_id}
+    where, params = ["bucket_id = %(bucket)s", _EMAILS], {"bucket": bucket_id}
     if collection_ids is not None:
         where.append("collection_id = ANY(%(collections)s)")
         params["collections"] = list(collection_ids)

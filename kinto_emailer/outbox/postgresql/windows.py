@@ -1,0 +1,100 @@
+"""Time-window digests in the outbox table: one ``collecting`` row per open window, shared
+by every process; the worker that claims it once closed puts its emails in the outbox.
+
+A change that finds its hook's window closed but not yet claimed marks it ``closing`` (the
+worker still sends it) and opens a new one: a window never takes changes past its end.
+"""
+
+import json
+
+# The module, not its names: drafts imports this package's message serialization.
+from ... import drafts
+from .. import Email, Window
+
+
+TABLE = "kinto_emailer_outbox"
+_CLOSE_STALE = f"""
+UPDATE {TABLE} SET status = 'closing', last_modified = clock_timestamp()
+ WHERE hook = %(hook)s AND status = 'collecting' AND window_closes <= now()
+"""
+# Origin fields that differ between two changes of the window are NULL.
+_SAME = ", ".join(
+    f"{name} = CASE WHEN w.{name} IS DISTINCT FROM EXCLUDED.{name} THEN NULL ELSE w.{name} END"
+    for name in ("collection_id", "uri", "action", "event")
+)
+_GATHER = f"""
+INSERT INTO {TABLE} AS w (
+    bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, message,
+    size, status, window_closes, window_draft, items, item_count, author)
+VALUES (
+    %(bucket_id)s, %(collection_id)s, %(hook)s, %(uri)s, %(action)s, %(event)s, %(subject)s,
+    %(recipients_count)s, %(message)s, %(size)s, 'collecting',
+    now() + make_interval(secs => %(seconds)s), %(draft)s, %(items)s, %(count)s, %(author)s)
+ON CONFLICT (hook) WHERE status = 'collecting' DO UPDATE SET
+    items = (
+        SELECT coalesce(jsonb_agg(e.value ORDER BY e.n), '[]'::jsonb)
+          FROM jsonb_array_elements(w.items || EXCLUDED.items) WITH ORDINALITY AS e(value, n)
+         WHERE e.n <= %(max_items)s),
+    item_count = w.item_count + EXCLUDED.item_count,
+    authors_mixed = w.authors_mixed OR w.author IS DISTINCT FROM EXCLUDED.author,
+    {_SAME},
+    last_modified = clock_timestamp()
+"""
+# SKIP LOCKED: each closed window is taken by one worker, whatever the processes.
+_TAKE_CLOSED = f"""
+DELETE FROM {TABLE} WHERE id IN (
+    SELECT id FROM {TABLE}
+     WHERE status IN ('collecting', 'closing') AND window_closes <= now()
+     ORDER BY window_closes LIMIT %(limit)s
+     FOR UPDATE SKIP LOCKED)
+RETURNING hook, bucket_id, collection_id, uri, action, event, window_draft, items, item_count,
+          CASE WHEN authors_mixed THEN NULL ELSE author END
+"""
+# Not greatest(0, ...): it would turn "no window open" (NULL) into 0.
+NEXT_WINDOW = f"""
+SELECT extract(epoch FROM min(window_closes) - now()) FROM {TABLE}
+ WHERE status IN ('collecting', 'closing')
+"""
+
+
+def gather(cursor, windows: list[Window]) -> None:
+    # Always in the order of hooks: two requests never wait for each other's rows in a cycle.
+    for window in sorted(windows, key=lambda w: w.location):
+        first = window.draft["messages"][0]
+        cursor.execute(_CLOSE_STALE, {"hook": window.location})
+        cursor.execute(
+            _GATHER,
+            {
+                "bucket_id": window.bucket_id,
+                "collection_id": window.collection_id,
+                "hook": window.location,
+                "uri": window.uri,
+                "action": window.action,
+                "event": window.event,
+                "subject": drafts.placeholders(first["subject"] or "", window.draft),
+                "recipients_count": sum(
+                    len(m["recipients"]) + len(m["cc"]) + len(m["bcc"])
+                    for m in window.draft["messages"]
+                ),
+                "message": json.dumps(first),
+                "size": 0,  # Counted in the byte limits once its emails are made.
+                "seconds": window.seconds,
+                "draft": json.dumps(window.draft),
+                "items": json.dumps(window.lines[: window.max_items]),
+                "count": window.count,
+                "author": window.author,
+                "max_items": window.max_items,
+            },
+        )
+
+
+def take_closed(cursor, limit: int) -> list[Email]:
+    """The emails of the windows that have closed; the windows are removed."""
+    cursor.execute(_TAKE_CLOSED, {"limit": limit})
+    rows = cursor.fetchall()
+    emails = []
+    for hook, bucket_id, cid, uri, action, event, draft, items, count, author in rows:
+        origin = {"bucket_id": bucket_id, "collection_id": cid, "uri": uri, "action": action}
+        for message in drafts.complete(draft, items, count, author):
+            emails.append(Email(message, hook, event=event, **origin))
+    return emails

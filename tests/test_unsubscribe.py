@@ -1,0 +1,158 @@
+"""Issue 14, point 3: one-click unsubscribe on private hooks, through the real app and the
+real SMTP server."""
+
+import base64
+import json
+from urllib.parse import urlsplit
+
+from kinto.core.testing import get_user_headers
+
+from tests.safety_support import SafetyWebTest
+
+
+def private_hook(**fields):
+    return {
+        "resource_name": "record",
+        "private": True,
+        "subject": "changed {id}",
+        "template": "Stop these: {unsubscribe_url}",
+        "recipients": ["bob@example.com", "Carol <carol@example.com>"],
+        **fields,
+    }
+
+
+def path_of(url):
+    # The test app adds the API prefix itself.
+    return urlsplit(url).path.removeprefix("/v1")
+
+
+class UnsubscribeTest(SafetyWebTest):
+    @classmethod
+    def extra_settings(cls):
+        return {"userid_hmac_secret": "unsubscribe-tests"}
+
+    def setUp(self):
+        super().setUp()
+        self.save_hooks(private_hook())
+
+    def by_recipient(self, count):
+        return {m["To"].addresses[0].addr_spec: m for m in self.emails(count)}
+
+    def link(self, address):
+        self.create_record()
+        link = self.by_recipient(2)[address]["List-Unsubscribe"]
+        self.inbox.clear()
+        return link.strip("<>")
+
+    def recipients_of_a_change(self, count):
+        self.inbox.clear()
+        self.create_record()
+        return sorted(self.by_recipient(count))
+
+    def test_each_email_carries_its_own_one_click_link(self):
+        self.create_record()
+        mails = self.by_recipient(2)
+        links = {a: m["List-Unsubscribe"] for a, m in mails.items()}
+        assert links["bob@example.com"] != links["carol@example.com"]
+        for address, message in mails.items():
+            assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            url = links[address].strip("<>")
+            assert links[address] == f"<{url}>"
+            assert url.startswith("http://localhost/v1/emailer/unsubscribe/")
+            assert message.get_content().strip() == f"Stop these: {url}"
+
+    def test_get_shows_a_button_and_does_not_unsubscribe(self):
+        url = self.link("bob@example.com")
+        page = self.app.get(path_of(url))
+        assert page.content_type == "text/html"
+        assert '<form method="post">' in page.text
+        assert "bob@example.com" in page.text and "/buckets/b/collections/c" in page.text
+        assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
+
+    def test_post_unsubscribes_that_address_from_that_owner_only(self):
+        # A bucket hook and another collection's hook email bob too.
+        bucket_hook = private_hook(recipients=["bob@example.com"], subject="bucket")
+        self.app.patch_json("/buckets/b", {"data": self.hooked(bucket_hook)}, headers=self.headers)
+        self.create_collection(collection_id="d", data=self.hooked(private_hook(subject="d")))
+        url = self.link("bob@example.com")
+
+        # As a mailbox provider does it (RFC 8058): no credentials, a form body.
+        response = self.app.post(
+            path_of(url),
+            "List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 200
+        assert "bob@example.com" in response.text
+
+        assert self.recipients_of_a_change(1) == ["carol@example.com"]
+        self.inbox.clear()
+        self.create_record(collection_id="d")
+        assert sorted(self.by_recipient(2)) == ["bob@example.com", "carol@example.com"]
+        self.inbox.clear()
+        self.create_collection(collection_id="plain")
+        self.create_record(collection_id="plain")
+        assert [m["Subject"] for m in self.emails(1)] == ["bucket"]  # The bucket's hook.
+
+    def test_a_non_private_hook_of_the_owner_leaves_the_address_out_too(self):
+        self.app.post(path_of(self.link("bob@example.com")), "List-Unsubscribe=One-Click")
+        shared = private_hook(private=False, template="{id}", cc=["bob@example.com"])
+        self.create_collection(data=self.hooked(shared), status=200)
+        self.inbox.clear()
+        self.create_record()
+        (message,) = self.emails(1)
+        assert message.envelope_to == ["carol@example.com"]
+
+    def test_forged_altered_and_other_address_tokens_are_refused(self):
+        url = self.link("bob@example.com")
+        token = path_of(url).rsplit("/", 1)[1]
+        payload, signature = token.split(".")
+        flipped = ("A" if signature[0] != "A" else "B") + signature[1:]
+        carol = json.dumps(
+            ["carol@example.com", "/buckets/b/collections/c"], separators=(",", ":")
+        )
+        carol = base64.urlsafe_b64encode(carol.encode()).rstrip(b"=").decode()
+        for bad in ("forged.token", f"{payload}.{flipped}", f"{payload}x.{signature}",
+                    f"{carol}.{signature}"):  # fmt: skip
+            for method in (self.app.post, self.app.get):
+                response = method(f"/emailer/unsubscribe/{bad}", status=400)
+                assert response.json["message"] == (
+                    "This unsubscribe link is not valid: it was not made by this server, "
+                    "or changed"
+                )
+        assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
+
+    def test_bucket_writers_list_and_undo_opt_outs(self):
+        self.app.post(path_of(self.link("bob@example.com")), "List-Unsubscribe=One-Click")
+        listed = self.app.get("/buckets/b/emailer/optouts", headers=self.headers).json["data"]
+        assert [(o["address"], o["owner"]) for o in listed] == [
+            ("bob@example.com", "/buckets/b/collections/c")
+        ]
+        optout = f"/buckets/b/emailer/optouts/{listed[0]['id']}"
+        mallory = get_user_headers("mallory")
+        self.app.get("/buckets/b/emailer/optouts", status=401)
+        self.app.get("/buckets/b/emailer/optouts", headers=mallory, status=403)
+        self.app.delete(optout, headers=mallory, status=403)
+        assert self.recipients_of_a_change(1) == ["carol@example.com"]
+
+        self.app.delete(optout, headers=self.headers)
+        self.app.delete(optout, headers=self.headers, status=404)
+        assert self.app.get("/buckets/b/emailer/optouts", headers=self.headers).json["data"] == []
+        assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
+
+
+class UnsubscribeSchemaTest(SafetyWebTest):
+    def test_unsubscribe_url_needs_a_private_hook(self):
+        message = self.refused(private_hook(private=False))
+        assert 'Placeholder "{unsubscribe_url}" in "template" needs "private": true' in message
+        message = self.refused(private_hook(digest=True, item_template="{unsubscribe_url}"))
+        assert 'Placeholder "{unsubscribe_url}" can\'t be used in "item_template"' in message
+
+
+class NoSecretTest(SafetyWebTest):
+    def test_without_a_secret_emails_carry_no_link(self):
+        self.save_hooks(private_hook(recipients=["bob@example.com"]))
+        self.create_record()
+        message = self.one_email()
+        assert message["List-Unsubscribe"] is None
+        assert message.get_content().strip() == "Stop these:"
