@@ -70,16 +70,21 @@ class Digests:
             digest = self.by_hook[where] = Digest(hook, context, where)
         digest.add(context, self.settings.max_digest_items)
 
-    def emails(self, finder):
-        """Compose one email per digest (one per recipient if private), and forget them."""
+    def emails(self, finder, request_bytes=None):
+        """Compose one email per digest (one per recipient if private), and forget them;
+        within ``request_bytes`` (a ``RequestBytes``) when given."""
         digests, self.by_hook = self.by_hook, {}
         emails = []
         for where, digest in digests.items():
+            if request_bytes is not None and request_bytes.spent:
+                request_bytes.skip(where, digest.origin)
+                continue
             try:
                 messages = compose(digest.hook, digest.context(), finder, self.settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", where)
                 continue
-            emails += [Email(message, where, **digest.origin) for message in messages]
+            built = [Email(message, where, **digest.origin) for message in messages]
+            emails += built if request_bytes is None else request_bytes.admit(built)
         return emails
