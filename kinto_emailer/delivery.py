@@ -123,9 +123,9 @@ class Delivery:
         if self.worker is not None:
             self.worker.wake()  # Its wait now ends when the first window closes.
 
-    def drop(self, email: Email, reason: str) -> None:
-        """An email refused before it reaches the outbox."""
-        self.report(DROPPED, email, reason)
+    def drop(self, email: Email, reason: str, **details) -> None:
+        """An email refused before it reaches the outbox; ``details`` go in the log line."""
+        self.report(DROPPED, email, reason, **details)
 
     def _write_debug_files(self, emails):
         for email in emails:

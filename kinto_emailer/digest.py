@@ -78,12 +78,15 @@ class Digests:
             digest = self.by_hook[where] = Digest(hook, context, where)
         digest.add(context, self.settings.max_digest_items)
 
-    def take(self, finder) -> tuple[list[Email], list[Window]]:
-        """One email per digest (one per recipient if private), or its part of a time window;
-        the digests are forgotten."""
+    def take(self, finder, request_bytes=None) -> tuple[list[Email], list[Window]]:
+        """One email per digest (one per recipient if private), or its part of a time window,
+        within ``request_bytes`` (a ``RequestBytes``) when given; the digests are forgotten."""
         digests, self.by_hook = self.by_hook, {}
         emails, windows = [], []
         for where, digest in digests.items():
+            if request_bytes is not None and request_bytes.spent:
+                request_bytes.skip(where, digest.origin)
+                continue
             try:
                 draft = make_draft(digest.hook, digest.first, finder, self.settings, where)
                 if draft is None:
@@ -98,7 +101,8 @@ class Digests:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", where)
                 continue
-            emails += [Email(message, where, **digest.origin) for message in messages]
+            built = [Email(message, where, **digest.origin) for message in messages]
+            emails += built if request_bytes is None else request_bytes.admit(built)
         return emails, windows
 
     def _window(self, digest, draft, seconds):

@@ -9,6 +9,7 @@ from . import selection, templates
 from .compose import compose
 from .digest import Digests, origin
 from .outbox import Email, active_transaction
+from .request_bytes import RequestBytes
 
 
 logger = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ def _hooks_owner(event, impacted):
     return payload.get("bucket_id"), obj.get("id"), collection
 
 
-def collect_emails(event, emailer, digests=None, windows=None):
-    """Every email that ``event`` asks for, one per impacted object and matching hook.
+def collect_emails(event, emailer, digests=None, windows=None, request_bytes=None):
+    """Every email that ``event`` asks for, one per impacted object and matching hook, within
+    the request's bytes (``request_bytes``; past them, emails are dropped or not built).
 
     Digest hooks add their objects to ``digests``, to be composed once the request's events
     are all in; without ``digests``, those of this event are composed at once, and their
@@ -102,6 +104,8 @@ def collect_emails(event, emailer, digests=None, windows=None):
     own_digests = digests is None
     if own_digests:
         digests = Digests(settings, emailer.delivery.windowed)
+    if request_bytes is None:
+        request_bytes = RequestBytes(settings.max_request_bytes, emailer.delivery.drop)
     request = event.request
     finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
     base = None
@@ -123,12 +127,16 @@ def collect_emails(event, emailer, digests=None, windows=None):
                 if hook.get("digest") is True:
                     digests.add(hook, context, where)
                     continue
+                if request_bytes.spent:
+                    request_bytes.skip(where, origin(context))
+                    continue
                 messages = compose(hook, context, finder, settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the email", where)
                 continue
-            emails += [Email(message, where, **origin(context)) for message in messages]
+            built = [Email(message, where, **origin(context)) for message in messages]
+            emails += request_bytes.admit(built)
     if budget.skipped > budget.reported:
         logger.warning(
             "%d hook(s) skipped: the request's regular expressions ran out of time",
@@ -136,10 +144,11 @@ def collect_emails(event, emailer, digests=None, windows=None):
         )
         budget.reported = budget.skipped
     if own_digests:
-        digest_emails, digest_windows = digests.take(finder)
+        digest_emails, digest_windows = digests.take(finder, request_bytes)
         emails += digest_emails
         if windows is not None:
             windows += digest_windows
+    request_bytes.report_skipped()
     return emails
 
 
@@ -155,11 +164,10 @@ class RequestEmails:
         self.seen_events = []
         self.digests = Digests(emailer.settings, emailer.delivery.windowed)
         self.storage = storage
-        self.size = 0
+        self.request_bytes = RequestBytes(emailer.settings.max_request_bytes, self.delivery.drop)
         self.hooked = None  # The transaction whose commit calls us back.
 
     def add(self, emails):
-        emails = self._within_request_bytes(emails)
         current = active_transaction()
         if current is None:
             # Events notified after commit (review events): the data is already stored.
@@ -167,17 +175,6 @@ class RequestEmails:
             return
         self.emails.extend(emails)
         self.call_at_commit(current)
-
-    def _within_request_bytes(self, emails):
-        limit, kept = self.settings.max_request_bytes, []
-        for email in emails:
-            if self.size + email.size > limit:
-                reason = f"request too large (kinto_emailer.max_request_bytes = {limit})"
-                self.delivery.drop(email, reason)
-                continue
-            self.size += email.size
-            kept.append(email)
-        return kept
 
     def call_at_commit(self, current=None):
         current = current or active_transaction()
@@ -192,12 +189,14 @@ class RequestEmails:
         if self.digests:
             # Every event is in, and storage is still readable.
             try:
-                digests, windows = self.digests.take(selection.HookFinder(self.storage))
+                finder = selection.HookFinder(self.storage)
+                digests, windows = self.digests.take(finder, self.request_bytes)
+                self.request_bytes.report_skipped()
             except Exception:
                 # Raising here would fail the commit: a hook can never break a write.
                 logger.exception("Could not build the digests of the request")
                 digests, windows = [], []
-            self.emails.extend(self._within_request_bytes(digests))
+            self.emails.extend(digests)
             self.windows.extend(windows)
         if self.delivery.transactional:
             # In the transaction: committed with the change, or not at all.
@@ -216,7 +215,7 @@ class RequestEmails:
             logger.info("Transaction aborted: %d email(s) not sent", len(emails) + len(windows))
 
 
-def collect_after_commit(event, emailer):
+def collect_after_commit(event, emailer, request_bytes=None):
     """``collect_emails`` for an event notified once its transaction has committed.
 
     On PostgreSQL, storage can't be read in a committed transaction (zope.sqlalchemy refuses
@@ -228,7 +227,9 @@ def collect_after_commit(event, emailer):
         transaction.begin()
         try:
             outcome["windows"] = []
-            outcome["emails"] = collect_emails(event, emailer, windows=outcome["windows"])
+            outcome["emails"] = collect_emails(
+                event, emailer, windows=outcome["windows"], request_bytes=request_bytes
+            )
         except Exception as e:
             outcome["error"] = e
         finally:
@@ -260,9 +261,9 @@ def build_notification(event):
     pending.seen_events.append(event)
     try:
         if active_transaction() is None:
-            emails = collect_after_commit(event, emailer)
+            emails = collect_after_commit(event, emailer, pending.request_bytes)
         else:
-            emails = collect_emails(event, emailer, pending.digests)
+            emails = collect_emails(event, emailer, pending.digests, pending.request_bytes)
             if pending.digests:
                 pending.call_at_commit()
     except Exception:

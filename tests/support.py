@@ -62,8 +62,8 @@ class Inbox:
 
 
 class SMTPServer:
-    def __init__(self, port=None):
-        self.inbox = Inbox()
+    def __init__(self, port=None, inbox=None):
+        self.inbox = inbox or Inbox()
         self.port = port or free_port()
         self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
 

@@ -199,7 +199,13 @@ class App(EmailerWebTest):
 
     @classmethod
     def extra_settings(cls):
-        return {"userid_hmac_secret": SECRET}
+        # Three hooks of 1 MiB bodies in emoji cost 30 MB (see ``message_size``): every
+        # email must arrive here, these tests are about rendering.
+        return {
+            "userid_hmac_secret": SECRET,
+            "kinto_emailer.max_request_bytes": "100000000",
+            "kinto_emailer.queue_bytes": "200000000",
+        }
 
 
 @pytest.fixture(scope="module")

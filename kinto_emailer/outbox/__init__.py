@@ -9,6 +9,7 @@ sender reports each outcome back here, and the status views read and change them
 import abc
 import email.policy
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
@@ -47,7 +48,8 @@ class Email:
     last_modified: float = field(default_factory=time.time)
     #: When the mail server accepted it (epoch seconds), for the status views.
     sent: float | None = None
-    #: Bytes, from the fields that a hook's author controls; what the byte limits count.
+    #: Bytes it may take in memory while it waits (see ``message_size``); what the byte
+    #: limits count.
     size: int = 0
     #: The bytes for SMTP; rendered by the worker, or read back from a Maildir file.
     outgoing: Outgoing | None = None
@@ -111,11 +113,22 @@ class Window:
 
 
 def message_size(message: Message) -> int:
-    """About the bytes ``message`` takes once rendered, without rendering it."""
+    """The bytes ``message`` may take while it waits, without rendering it: its texts in
+    memory, and the bytes they are rendered to for SMTP, kept for the next attempt."""
     texts = [message.subject or "", message.body or "", message.html or ""]
     texts += [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
     texts += [str(v) for v in (message.extra_headers or {}).values()]
-    return sum(len(text.encode("utf-8", "replace")) for text in texts)
+    return sum(text_size(text) for text in texts)
+
+
+def text_size(text: str) -> int:
+    # In memory, one emoji makes every character of a string take 4 bytes.
+    in_memory = sys.getsizeof(text)
+    encoded = len(text.encode("utf-8", "replace"))
+    # Quoted-printable at worst: 3 bytes per non-ASCII byte (at most 2 per extra byte of
+    # UTF-8), and a soft line break per 76 bytes.
+    rendered = encoded + encoded // 25 + 4 * (encoded - len(text))
+    return in_memory + rendered
 
 
 class StatusUnavailable(Exception):

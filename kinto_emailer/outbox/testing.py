@@ -149,12 +149,14 @@ class OutboxTests:
     def test_queue_bytes_bound_what_waits(self):
         if not self.bounded:
             self.skipTest("no queue bounds")
-        self.outbox = self.make_outbox(queue_bytes=5000)
-        big = email(body="x" * 6000)
+        small = [email(body="x" * 1500, subject=str(i)) for i in range(4)]
+        # Room for three of them.
+        self.outbox = self.make_outbox(queue_bytes=3 * small[0].size + small[0].size // 2)
+        big = email(body="x" * 6 * 1500)
         refused = self.outbox.put([big])
         assert [e for e, _ in refused] == [big]
         assert "kinto_emailer.queue_bytes" in refused[0][1]
-        refused = self.outbox.put([email(body="x" * 1500, subject=str(i)) for i in range(4)])
+        refused = self.outbox.put(small)
         assert len(refused) == 1
         assert self.outbox.pending() == 3
 

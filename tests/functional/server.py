@@ -133,7 +133,8 @@ class KintoServer:
         if result.returncode != 0:
             raise RuntimeError(f"kinto migrate failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, timeout=30):
+    def start(self, timeout=30, ready="/__heartbeat__"):
+        """Start, and wait until ``ready`` answers 200 (``/`` when the mail server is down)."""
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)],
@@ -149,7 +150,7 @@ class KintoServer:
                     f"kinto start exited with {self.process.returncode}:\n{self.log()}"
                 )
             try:
-                if requests.get(f"{self.url}/__heartbeat__", timeout=2).status_code == 200:
+                if requests.get(f"{self.url}{ready}", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

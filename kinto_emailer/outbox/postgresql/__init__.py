@@ -44,6 +44,8 @@ CHANNEL = "kinto_emailer_outbox"
 SCHEMA_VERSION = 3
 #: Windows closed per transaction.
 BURST_OF_WINDOWS = 100
+#: The first key of the advisory locks that serialize the hourly count of each bucket.
+HOURLY_LOCKS = 0x6B65  # "ke"
 _PENDING_SQL = "('queued', 'sending', 'retrying')"
 _COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
@@ -208,6 +210,13 @@ class PostgreSQLOutbox(Outbox):
         refused = []
         buckets = sorted({email.bucket_id for email in emails})
         if settings.max_emails_per_hour:
+            # Until commit: concurrent writes to a bucket would each count the rows without
+            # the others' (READ COMMITTED), and together pass the limit. Sorted: no deadlock.
+            for bucket_id in buckets:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%(space)s, hashtext(%(bucket)s))",
+                    {"space": HOURLY_LOCKS, "bucket": bucket_id},
+                )
             cursor.execute(
                 f"SELECT bucket_id, count(*) FROM {TABLE} WHERE bucket_id = ANY(%(buckets)s) "
                 f"AND created > now() - make_interval(secs => %(hour)s) AND status <> 'dropped' "
