@@ -39,6 +39,8 @@ class Sender:
                     for waiting in emails[index:] + again:
                         self.failed(waiting, failure)
                     return
+            if not self.outbox.renew(email):
+                continue  # Its lease ran out while the burst went on: another worker has it.
             if not self._send(email):
                 again.append(email)
         if again:

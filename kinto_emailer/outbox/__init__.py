@@ -136,6 +136,11 @@ class Outbox(abc.ABC):
         if email.outgoing is None:
             email.outgoing = render(email.message)
 
+    def renew(self, email: Email) -> bool:
+        """Hold claimed ``email`` for a new lease, just before it is sent; False when its lease
+        ran out and another worker took it over."""
+        return True
+
     def hurry(self) -> None:
         """Make the retries it holds due now: this process is ending."""
 

@@ -162,7 +162,8 @@ class OutboxTests:
         self.outbox = self.make_outbox(outbox_lease=0.2)
         other = self.make_outbox(outbox_lease=0.2)
         self.outbox.put([email(subject="abandoned")])
-        assert self.subjects(self.outbox.claim(1)) == ["abandoned"]
+        claimed = self.outbox.claim(1)
+        assert self.subjects(claimed) == ["abandoned"]
         assert other.claim(1) == []
         deadline = time.monotonic() + 10
         taken = []
@@ -170,4 +171,7 @@ class OutboxTests:
             taken = other.claim(1)
             time.sleep(0.05)
         assert self.subjects(taken) == ["abandoned"]
+        # The first worker, late in its burst, finds that it is no longer its own to send.
+        assert self.outbox.renew(claimed[0]) is False
+        assert other.renew(taken[0]) is True
         other.close()
