@@ -258,3 +258,16 @@ def test_the_worker_with_an_unreachable_database_prints_one_line_and_exits_1(tmp
         f'database: connection to server at "127.0.0.1", port {port} failed: Connection refused '
         "Is the server running on that host and accepting TCP/IP connections?",
     )
+
+
+def test_a_burst_that_outlasts_the_lease_is_not_sent_twice(outbox, paced_smtp):
+    # 15 emails claimed at once, 0.3s each: sending them all takes longer than the 2s lease.
+    web = outbox.web().start()
+    ids = [f"r{n:02}" for n in range(15)]
+    hooked_collection(web)
+    write_in_one_request(web, ids)
+    assert paced_smtp.inbox.wait_started(1, timeout=30)
+    outbox.worker(web).start()
+
+    assert outbox.wait_delivered() == {"sent": 15}
+    assert mailed(paced_smtp.inbox) == {id_: 1 for id_ in ids}
