@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+import warnings
 
 from pyramid.exceptions import ConfigurationError
 
@@ -35,6 +36,30 @@ def load(ini: str):
 
 
 def worker(args) -> int:
+    # Kinto's start-up warnings, held back: a worker that can't start prints one line.
+    with warnings.catch_warnings(record=True) as held:
+        warnings.simplefilter("default")
+        started = _start(args)
+    if isinstance(started, int):
+        return started
+    for warning in held:
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    settings, delivery = started
+    runner = Worker(
+        settings, delivery.outbox, delivery.transport, delivery.render, delivery.report
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.ensure_started()
+    logger.info("kinto-emailer worker: delivering from the %s outbox", settings.outbox_name)
+    stop.wait()
+    logger.info("kinto-emailer worker: stopping within %gs", settings.shutdown_timeout)
+    return 0 if runner.stop() else 1
+
+
+def _start(args):
+    """The settings and delivery of the ini's app; the exit status when it can't start."""
     try:
         emailer = load(args.ini)
         settings, delivery = emailer.settings, emailer.delivery
@@ -49,18 +74,7 @@ def worker(args) -> int:
             check_schema(settings.storage_url)
     except Exception as e:  # A bad ini, an unreachable database: one line, no traceback.
         return _fail(f"cannot start with {args.ini}: {e}")
-
-    runner = Worker(
-        settings, delivery.outbox, delivery.transport, delivery.render, delivery.report
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    runner.ensure_started()
-    logger.info("kinto-emailer worker: delivering from the %s outbox", settings.outbox_name)
-    stop.wait()
-    logger.info("kinto-emailer worker: stopping within %gs", settings.shutdown_timeout)
-    return 0 if runner.stop() else 1
+    return settings, delivery
 
 
 def main(argv: list[str] | None = None) -> int:

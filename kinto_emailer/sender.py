@@ -26,15 +26,10 @@ class Sender:
 
     def send_burst(self, emails: list[Email]) -> None:
         again = []  # The server closed a session we reused: not the email's fault.
-        renewed = time.monotonic()
         for index, email in enumerate(emails):
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.outbox.release(emails[index:] + again)
                 return
-            if time.monotonic() - renewed > self.settings.outbox_lease / 3:
-                # A slow server: what waits its turn stays ours, no other worker sends it.
-                self.outbox.renew(emails[index:] + again)
-                renewed = time.monotonic()
             if self.connection is None:
                 try:
                     self.connection = self.transport.connect()
@@ -44,6 +39,8 @@ class Sender:
                     for waiting in emails[index:] + again:
                         self.failed(waiting, failure)
                     return
+            if not self.outbox.renew(email):
+                continue  # Its lease ran out while the burst went on: another worker has it.
             if not self._send(email):
                 again.append(email)
         if again:

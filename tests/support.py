@@ -1,5 +1,6 @@
 """Shared test helpers: a real SMTP server on loopback and the real Kinto app."""
 
+import asyncio
 import email
 import email.policy
 import os
@@ -61,7 +62,30 @@ class Inbox:
             return list(self.messages)
 
 
+class PacedInbox(Inbox):
+    """Accepts each email ``pause`` seconds after its DATA, other sessions going on meanwhile;
+    ``started`` counts the DATA commands received, accepted or not."""
+
+    def __init__(self, pause=0.0):
+        super().__init__()
+        self.pause = pause
+        self.started = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.condition:
+            self.started += 1
+            self.condition.notify_all()
+        await asyncio.sleep(self.pause)
+        return await super().handle_DATA(server, session, envelope)
+
+    def wait_started(self, count, timeout=10):
+        with self.condition:
+            return self.condition.wait_for(lambda: self.started >= count, timeout=timeout)
+
+
 class SMTPServer:
+    """aiosmtpd on loopback; ``port`` to start one where another was, ``inbox`` its handler."""
+
     def __init__(self, port=None, inbox=None):
         self.inbox = inbox or Inbox()
         self.port = port or free_port()

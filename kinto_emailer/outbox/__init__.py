@@ -181,9 +181,6 @@ class Outbox(abc.ABC):
     def release(self, emails: list[Email]) -> None:
         """Give claimed emails back, unsent, for another worker or the next start."""
 
-    def renew(self, emails: list[Email]) -> None:
-        """Keep the claim on ``emails`` for another lease: they are still being sent."""
-
     @abc.abstractmethod
     def pending(self) -> int:
         """How many emails wait or are being sent."""
@@ -192,6 +189,11 @@ class Outbox(abc.ABC):
         """Give ``email`` its bytes for SMTP (``render(message)`` makes them)."""
         if email.outgoing is None:
             email.outgoing = render(email.message)
+
+    def renew(self, email: Email) -> bool:
+        """Hold claimed ``email`` for a new lease, just before it is sent; False when its lease
+        ran out and another worker took it over."""
+        return True
 
     def hurry(self) -> None:
         """Make the retries it holds due now: this process is ending."""

@@ -204,7 +204,7 @@ class OutboxTests:
         claimed = self.outbox.claim(1)
         for _ in range(4):
             time.sleep(0.25)
-            self.outbox.renew(claimed)
+            assert self.outbox.renew(claimed[0])
             assert other.claim(1) == []
         other.close()
 
@@ -214,7 +214,8 @@ class OutboxTests:
         self.outbox = self.make_outbox(outbox_lease=0.2)
         other = self.make_outbox(outbox_lease=0.2)
         self.outbox.put([email(subject="abandoned")])
-        assert self.subjects(self.outbox.claim(1)) == ["abandoned"]
+        claimed = self.outbox.claim(1)
+        assert self.subjects(claimed) == ["abandoned"]
         assert other.claim(1) == []
         deadline = time.monotonic() + 10
         taken = []
@@ -222,6 +223,9 @@ class OutboxTests:
             taken = other.claim(1)
             time.sleep(0.05)
         assert self.subjects(taken) == ["abandoned"]
+        # The first worker, late in its burst, finds that it is no longer its own to send.
+        assert self.outbox.renew(claimed[0]) is False
+        assert other.renew(taken[0]) is True
         other.close()
 
     # Time-window digests.

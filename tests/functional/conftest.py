@@ -1,13 +1,15 @@
 """One real kinto process on PostgreSQL for the functional suite, mailing a loopback server."""
 
+import time
 import uuid
 
+import psycopg2
 import pytest
 from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
 from tests.functional.server import KintoServer
-from tests.support import SMTPServer, TemporaryDatabase
+from tests.support import SMTPServer, TemporaryDatabase, free_port
 
 
 AUTH = ("alice", "secret")
@@ -19,10 +21,11 @@ _running = []  # The server whose log a failing test prints.
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    if report.failed and _running:
-        server = _running[-1]
-        tail = "\n".join(server.log().splitlines()[-LOG_LINES:])
-        report.sections.append((f"kinto log, last {LOG_LINES} lines of {server.log_path}", tail))
+    if not report.failed:
+        return
+    for process in _running:
+        tail = "\n".join(process.log().splitlines()[-LOG_LINES:])
+        report.sections.append((f"last {LOG_LINES} lines of {process.log_path}", tail))
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +50,31 @@ def kinto_server(smtp, tmp_path_factory):
         finally:
             server.stop()
             _running.remove(server)
+
+
+class Processes:
+    """The processes of a test: their logs are printed when it fails; ``stop_all`` at its end."""
+
+    def __init__(self):
+        self.started = []
+
+    def __call__(self, process):
+        self.started.append(process)
+        _running.append(process)
+        return process
+
+    def stop_all(self):
+        while self.started:
+            process = self.started.pop()
+            process.stop()
+            _running.remove(process)
+
+
+@pytest.fixture
+def processes():
+    registry = Processes()
+    yield registry
+    registry.stop_all()
 
 
 @pytest.fixture
@@ -91,3 +119,95 @@ class Scenario:
 @pytest.fixture
 def scenario(kinto_server, inbox):
     return Scenario(kinto_server, inbox)
+
+
+OUTBOX_SETTINGS = {
+    "kinto.kinto_emailer.outbox": "postgresql",
+    # Short, so that tests see a dead process's claims taken over and failures retried.
+    "kinto.kinto_emailer.outbox_lease": "2",
+    "kinto.kinto_emailer.retry_base_delay": "0.2",
+    "kinto.kinto_emailer.queue_poll_interval": "0.2",
+}
+#: One email per record, whose subject is the record's id.
+RECORD_HOOK = {
+    "resource_name": "record",
+    "subject": "{id}",
+    "template": "Record {id}",
+    "recipients": ["alice@example.com"],
+}
+
+
+class Deployment:
+    """Web processes and workers sharing one PostgreSQL outbox and one mail server port."""
+
+    def __init__(self, directory, database, register, smtp_port):
+        self.directory = directory
+        self.database = database
+        self.register = register
+        self.smtp_port = smtp_port
+        self.migrated = False
+
+    def web(self, name="web", **settings):
+        """A ``kinto start`` (not started yet) whose ini adds ``settings`` to the outbox's."""
+        directory = self.directory / name
+        directory.mkdir()
+        server = KintoServer(
+            directory, self.database.url, self.smtp_port, **{**OUTBOX_SETTINGS, **settings}
+        )
+        if not self.migrated:
+            server.migrate()
+            self.migrated = True
+        return self.register(server)
+
+    def worker(self, web, name="worker"):
+        """A ``kinto-emailer worker`` (not started yet) with the ini of ``web``."""
+        return self.register(web.worker(name))
+
+    def sql(self, query, params=None):
+        connection = psycopg2.connect(self.database.url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def statuses(self):
+        return dict(self.sql("SELECT status, count(*) FROM kinto_emailer_outbox GROUP BY status"))
+
+    def wait_delivered(self, timeout=60):
+        """Wait until no row is waiting or being sent; returns the count of each status."""
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.statuses()
+            if not any(statuses.get(s) for s in ("queued", "sending", "retrying")):
+                return statuses
+            assert time.monotonic() < deadline, f"still to deliver after {timeout}s: {statuses}"
+            time.sleep(0.1)
+
+    def claimed_by(self, process):
+        """The rows that ``process`` holds: id -> the end of its lease."""
+        rows = self.sql(
+            "SELECT id, lease_until FROM kinto_emailer_outbox "
+            "WHERE status = 'sending' AND worker LIKE %s",
+            (f"%:{process.process.pid}:%",),
+        )
+        return dict(rows)
+
+    def records(self, bucket, collection):
+        """The ids of the records committed in ``bucket/collection``."""
+        rows = self.sql(
+            "SELECT id FROM objects "
+            "WHERE resource_name = 'record' AND parent_id = %s AND NOT deleted",
+            (f"/buckets/{bucket}/collections/{collection}",),
+        )
+        return {id_ for (id_,) in rows}
+
+
+@pytest.fixture
+def outbox(tmp_path, processes):
+    """A deployment on a database of its own; its mail server port is free until a test
+    starts a server there (``SMTPServer(port=outbox.smtp_port)``)."""
+    with TemporaryDatabase("kinto_emailer_outbox") as database:
+        yield Deployment(tmp_path, database, processes, free_port())
+        processes.stop_all()  # Before the database goes.

@@ -1,6 +1,7 @@
-"""A real ``kinto start`` process, with its log in a file."""
+"""Real ``kinto start`` and ``kinto-emailer worker`` processes, each with its log in a file."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ from tests.support import free_port
 ROOT = Path(__file__).resolve().parents[2]
 # The venv's own ``kinto``, next to the interpreter that runs the tests.
 KINTO = Path(sys.executable).parent / "kinto"
+EMAILER = Path(sys.executable).parent / "kinto-emailer"
 
 POSTGRESQL_SETTINGS = """\
 kinto.storage_backend = kinto.core.storage.postgresql
@@ -23,7 +25,10 @@ kinto.permission_url = {database_url}
 kinto.cache_backend = kinto.core.cache.postgresql
 kinto.cache_url = {database_url}
 # The failing plugin comes after kinto_emailer: it raises once the emails are built.
-kinto.includes = kinto_emailer tests.failing_plugin kinto_signer
+kinto.includes = kinto_emailer tests.failing_plugin{signer}
+"""
+
+SIGNER_SETTINGS = """\
 kinto.signer.resources = /buckets/staging -> /buckets/preview -> /buckets/production
 kinto.signer.ecdsa.private_key = {private_key}
 kinto.signer.ecdsa.public_key = {public_key}
@@ -82,29 +87,11 @@ format = %(asctime)s %(levelname)s [%(name)s] %(message)s
 """
 
 
-class KintoServer:
-    """``kinto start`` on PostgreSQL with kinto-signer, or on the memory backends without a
-    ``database_url``; ``settings`` are added to the ini's ``[app:main]``."""
+class LoggedProcess:
+    """A process whose output goes to ``log_path``, kept across restarts."""
 
-    def __init__(
-        self, directory, database_url, smtp_port, private_key=None, public_key=None, **settings
-    ):
-        self.directory = Path(directory)
-        self.ini = self.directory / "kinto.ini"
-        self.log_path = self.directory / "kinto.log"
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/v1"
-        self.process = None
-        backend = MEMORY_SETTINGS
-        if database_url is not None:
-            backend = POSTGRESQL_SETTINGS.format(
-                database_url=database_url, private_key=private_key, public_key=public_key
-            )
-        extra = "\n".join(f"{key} = {value}" for key, value in settings.items())
-        self.ini.write_text(INI_TEMPLATE.format(backend=backend, smtp_port=smtp_port, extra=extra))
-        # The subprocess imports tests.failing_plugin from the repository root.
-        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+    process = None
+    log_path: Path
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ""
@@ -121,6 +108,55 @@ class KintoServer:
                 raise AssertionError(f"{text!r} not logged:\n{log}")
             time.sleep(0.05)
 
+    def _spawn(self, command, env):
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def kill(self):
+        """SIGKILL: no handler runs, nothing is given back."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def stop(self, timeout=10):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+
+class KintoServer(LoggedProcess):
+    """``kinto start`` on PostgreSQL (with kinto-signer when given its keys), or on the memory
+    backends without a ``database_url``; ``settings`` are added to the ini's ``[app:main]``."""
+
+    def __init__(
+        self, directory, database_url, smtp_port, private_key=None, public_key=None, **settings
+    ):
+        self.directory = Path(directory)
+        self.ini = self.directory / "kinto.ini"
+        self.log_path = self.directory / "kinto.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+        self.process = None
+        backend = MEMORY_SETTINGS
+        if database_url is not None:
+            signer = ""
+            if private_key is not None:
+                signer = " kinto_signer\n" + SIGNER_SETTINGS.format(
+                    private_key=private_key, public_key=public_key
+                )
+            backend = POSTGRESQL_SETTINGS.format(database_url=database_url, signer=signer)
+        extra = "\n".join(f"{key} = {value}" for key, value in settings.items())
+        self.ini.write_text(INI_TEMPLATE.format(backend=backend, smtp_port=smtp_port, extra=extra))
+        # The subprocess imports tests.failing_plugin from the repository root.
+        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+
     def migrate(self):
         result = subprocess.run(
             [str(KINTO), "migrate", "--ini", str(self.ini)],
@@ -133,16 +169,11 @@ class KintoServer:
         if result.returncode != 0:
             raise RuntimeError(f"kinto migrate failed:\n{result.stdout}{result.stderr}")
 
-    def start(self, timeout=30, ready="/__heartbeat__"):
-        """Start, and wait until ``ready`` answers 200 (``/`` when the mail server is down)."""
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)],
-                cwd=ROOT,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+    def start(self, timeout=30, ready="/"):
+        """Start, and wait until ``ready`` answers 200."""
+        self._spawn(
+            [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)], self.env
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -150,6 +181,7 @@ class KintoServer:
                     f"kinto start exited with {self.process.returncode}:\n{self.log()}"
                 )
             try:
+                # The root, not the heartbeat: a test may start it while the mail server is down.
                 if requests.get(f"{self.url}{ready}", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
@@ -158,12 +190,20 @@ class KintoServer:
         self.stop()
         raise RuntimeError(f"kinto did not answer within {timeout}s:\n{self.log()}")
 
-    def stop(self, timeout=10):
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=timeout)
+    def worker(self, name="worker"):
+        """A ``kinto-emailer worker`` with this server's ini, not started yet."""
+        return EmailerWorker(self, name)
+
+
+class EmailerWorker(LoggedProcess):
+    """``kinto-emailer worker --ini`` with the ini of ``server``; its log is ``name.log``."""
+
+    def __init__(self, server, name="worker"):
+        self.server = server
+        self.log_path = server.directory / f"{name}.log"
+
+    def start(self, timeout=30):
+        """Started once it logs that it delivers."""
+        self._spawn([str(EMAILER), "worker", "--ini", str(self.server.ini)], self.server.env)
+        self.wait_for_log("kinto-emailer worker: delivering from", timeout)
+        return self

@@ -319,6 +319,20 @@ class PostgreSQLOutbox(Outbox):
         if remaining is not None:
             email.outgoing.recipients = remaining
 
+    def renew(self, email: Email) -> bool:
+        # A burst may take longer than one lease: each email is held anew as its turn comes.
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s) "
+                "WHERE id = %(id)s AND status = 'sending' AND worker = %(worker)s",
+                {
+                    "id": int(email.id),
+                    "lease": self.settings.outbox_lease,
+                    "worker": self.worker_id,
+                },
+            )
+            return cursor.rowcount == 1
+
     def _update(self, email, sets, **params):
         with self._worker_connection() as cursor:
             cursor.execute(
@@ -368,20 +382,6 @@ class PostgreSQLOutbox(Outbox):
             )
         for email in emails:
             email.status = RETRYING if email.attempts else QUEUED
-
-    def renew(self, emails: list[Email]) -> None:
-        if not emails:
-            return
-        with self._worker_connection() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s) "
-                "WHERE id = ANY(%(ids)s) AND worker = %(w)s AND status = 'sending'",
-                {
-                    "lease": self.settings.outbox_lease,
-                    "ids": [int(e.id) for e in emails],
-                    "w": self.worker_id,
-                },
-            )
 
     def pending(self) -> int:
         with self._worker_connection() as cursor:
