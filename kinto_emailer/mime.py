@@ -4,27 +4,27 @@ import email.policy
 import email.utils
 import io
 import random
-import re
 import sys
 from dataclasses import dataclass
 from email import charset as charsets
 from email.generator import BytesGenerator
-from email.header import Header
+
+from .headers import (
+    CRLF,
+    MAX_LINE_LENGTH,
+    PLAIN_ADDRESS,
+    addr_spec,
+    fold_addresses,
+    fold_text,
+    identity_headers,
+)
 
 
-#: Lines are folded before this length (RFC 5322 recommends 78, and forbids over 998).
-MAX_LINE_LENGTH = 78
-CRLF = b"\r\n"
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Reply-To")
 _TEXT_HEADERS = ("Subject",)
 _BODY_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=MAX_LINE_LENGTH)
 #: RFC 5322 forbids longer lines: a body with one is sent quoted-printable.
 MAX_BODY_LINE = 998
-MESSAGE_ID_DOMAIN = "kinto-emailer"
-#: An address that formats, and parses, to itself: ``parseaddr`` is not needed.
-_BARE = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9.-]+"
-_PLAIN_ADDRESS = re.compile(rf"(?:{_BARE}|[A-Za-z0-9]+(?: [A-Za-z0-9]+)* <{_BARE}>)\Z")
-_BARE_ADDRESS = re.compile(rf"{_BARE}\Z")
 #: The extra headers of the emails that hooks and ``kinto-send-email`` make.
 _DIRECT_HEADERS = {"Date": "Date", "Message-ID": "Message-Id", "Reply-To": None}
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))
@@ -38,14 +38,6 @@ class Outgoing:
     recipients: list
     data: bytes
     message_id: str = ""
-
-
-def identity_headers() -> dict:
-    """A new ``Message-ID`` and the ``Date`` of now, which every email carries (RFC 5322)."""
-    return {
-        "Date": email.utils.formatdate(localtime=True),
-        "Message-ID": email.utils.make_msgid(domain=MESSAGE_ID_DOMAIN),
-    }
 
 
 def stamp(message) -> None:
@@ -82,44 +74,6 @@ def seven_bit(data: bytes) -> bytes:
     buffer = io.BytesIO()
     BytesGenerator(buffer, mangle_from_=False, policy=_BODY_POLICY).flatten(mime)
     return buffer.getvalue()
-
-
-def addr_spec(entry):
-    if _BARE_ADDRESS.match(entry):
-        return entry
-    return email.utils.parseaddr(entry)[1]
-
-
-def _format_address(entry):
-    if _PLAIN_ADDRESS.match(entry):
-        return entry
-    name, address = email.utils.parseaddr(entry)
-    try:
-        # Non-ASCII display names become one encoded word each, never the whole list.
-        return email.utils.formataddr((name, address), charset="utf-8")
-    except UnicodeError:
-        return entry
-
-
-def fold_addresses(name, entries):
-    """``To: a, b, ...`` with a line break between two addresses before the limit."""
-    lines, line = [], f"{name}:"
-    for index, entry in enumerate(entries):
-        token = _format_address(entry) + ("," if index < len(entries) - 1 else "")
-        if len(line) + 1 + len(token) > MAX_LINE_LENGTH and line != f"{name}:":
-            lines.append(line)
-            line = ""
-        line = f"{line} {token}"
-    lines.append(line)
-    return "\r\n".join(lines).encode("ascii", "replace") + CRLF
-
-
-def fold_text(name, value):
-    # A word too long to fold on spaces is encoded, and encoded words split anywhere.
-    needs_encoding = not value.isascii() or any(len(w) > 900 for w in value.split())
-    header = Header(value, "utf-8" if needs_encoding else "us-ascii", header_name=name)
-    folded = header.encode(linesep="\r\n", maxlinelen=MAX_LINE_LENGTH)
-    return f"{name}: {folded}".encode("ascii") + CRLF
 
 
 def render(message, default_sender):
@@ -229,7 +183,7 @@ def _direct(message):
         ("Reply-To", [] if reply_to is None else str(reply_to).split(", ")),
     ]
     entries = [entry for _, group in addresses for entry in group]
-    if not all(isinstance(e, str) and _PLAIN_ADDRESS.match(e) for e in entries):
+    if not all(isinstance(e, str) and PLAIN_ADDRESS.match(e) for e in entries):
         return None
     if not message.recipients or any("\r" in str(v) or "\n" in str(v) for v in extra.values()):
         return None  # pyramid_mailer's checks, with its errors.
