@@ -19,6 +19,7 @@ class Saturation:
         self.helper = helper  # Another process that works for these writes (the worker).
         self.rates, self.cpu, self.helper_cpu = [], [], []
         self.writes = 0
+        self.padding = 0  # Records written outside the rounds (``equalize`` in run.py).
 
     def round(self):
         server, counts = self.server, [0] * CLIENTS
