@@ -5,11 +5,11 @@ import asyncio
 import http.client
 import json
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from base64 import b64encode
@@ -69,7 +69,10 @@ def serve_smtp(port, delay):
 
 
 class Inbox:
-    """Counts the emails that the sink process reports, by subject tag."""
+    """Counts the emails that the sink process reports, by subject tag.
+
+    A thread reads the sink's lines as they come: a full pipe would stall the mail server.
+    """
 
     def __init__(self, delay=0.0):
         self.port = free_port()
@@ -78,43 +81,35 @@ class Inbox:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self.buffer = b""
+        self.condition = threading.Condition()
         self.counts = {}
         self.recipients = {}
         self.accepted = {}  # (tag, id) -> time.monotonic() at the 250 reply.
+        threading.Thread(target=self._read, daemon=True).start()
         self.wait_for("ready", 1, timeout=30)
 
-    def _read_one(self, timeout):
-        while b"\n" not in self.buffer:
-            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-            chunk = os.read(self.process.stdout.fileno(), 65536) if ready else b""
-            if not chunk:
-                return False
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\n", 1)
-        tag, id_, recipients, accepted = line.decode().split()
-        self.counts[tag] = self.counts.get(tag, 0) + 1
-        self.recipients.setdefault(tag, []).append(int(recipients))
-        self.accepted.setdefault((tag, id_), float(accepted))
-        return True
+    def _read(self):
+        for line in self.process.stdout:
+            tag, id_, recipients, accepted = line.decode().split()
+            with self.condition:
+                self.counts[tag] = self.counts.get(tag, 0) + 1
+                self.recipients.setdefault(tag, []).append(int(recipients))
+                self.accepted.setdefault((tag, id_), float(accepted))
+                self.condition.notify_all()
 
     def wait_for(self, tag, count, timeout=120):
         """Seconds until ``count`` emails tagged ``tag`` arrived, or None after ``timeout``."""
         started = time.monotonic()
-        while self.counts.get(tag, 0) < count:
-            remaining = timeout - (time.monotonic() - started)
-            if remaining <= 0 or not self._read_one(remaining):
+        with self.condition:
+            if not self.condition.wait_for(lambda: self.counts.get(tag, 0) >= count, timeout):
                 return None
         return time.monotonic() - started
 
     def wait_for_id(self, tag, id_, timeout=30):
         """When the email ``tag id_`` was accepted (``time.monotonic()``), or None."""
-        started = time.monotonic()
-        while (tag, id_) not in self.accepted:
-            remaining = timeout - (time.monotonic() - started)
-            if remaining <= 0 or not self._read_one(remaining):
-                return None
-        return self.accepted[(tag, id_)]
+        with self.condition:
+            self.condition.wait_for(lambda: (tag, id_) in self.accepted, timeout)
+            return self.accepted.get((tag, id_))
 
     def stop(self):
         self.process.stdin.close()  # The sink stops when its stdin ends.

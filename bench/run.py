@@ -96,9 +96,9 @@ def saturation_rows(label, alone, plugin, inbox, cpu_limit=None):
                 f"{plugin.rate:.0f}", f"{ratio:.2f}x", ">= 0.90x", ratio >= 0.90 and all_in,
                 emails)]  # fmt: skip
     cpu = plugin.cpu_per_write / alone.cpu_per_write
-    helper = ""
+    helper = f" (+{plugin.sink_cpu_per_write * 1000:.2f} mail server)"
     if plugin.helper is not None:
-        helper = f" (+{plugin.helper_cpu_per_write * 1000:.2f} worker)"
+        helper = f" (+{plugin.helper_cpu_per_write * 1000:.2f} worker" + helper[2:]
     rows.append(
         row(f"{label}, {CLIENTS} clients: web CPU/write", ms(alone.cpu_per_write),
             ms(plugin.cpu_per_write) + helper, f"{cpu:.2f}x",
@@ -195,9 +195,9 @@ def main():
         # (f) and (j): 4 clients back to back, every server in turn, in a new order each round.
         saturations = [
             Saturation(alone, "t", SATURATION_SECONDS),
-            Saturation(plugin, "t", SATURATION_SECONDS),
+            Saturation(plugin, "t", SATURATION_SECONDS, inbox=fast),
             Saturation(pg_alone, "t", SATURATION_SECONDS),
-            Saturation(pg_plugin, "t", SATURATION_SECONDS, helper=worker),
+            Saturation(pg_plugin, "t", SATURATION_SECONDS, inbox=outbox_inbox, helper=worker),
         ]
         for _ in range(SATURATION_ROUNDS):
             for saturation in random.sample(saturations, len(saturations)):
@@ -267,7 +267,9 @@ def print_table(rows, load_before, load_after):
         f"for (d), {GROUP_WRITES} writes for (e), {PG_ROUNDS} for (h), {PG_BATCHES} batches\n"
         f"for (i); (c) compares with (b) in the same rounds. (f), (j): {CLIENTS} clients "
         f"writing back to back for {SATURATION_SECONDS:g} s, medians of {SATURATION_ROUNDS} "
-        "rounds interleaved\nwith the other servers; CPU of the kinto process from /proc. "
+        "rounds interleaved\nwith the other servers, each plugin round's emails delivered "
+        "before the next; CPU of the kinto process from /proc,\nin brackets that of the worker "
+        "and of the mail server (aiosmtpd, same host) until the round's last email. "
         f"(g), (k): {REST_WRITES} writes {REST_GAP * 1000:g} ms apart, from the request to the\n"
         "mail server's 250. PostgreSQL: kinto_emailer.outbox = postgresql, outbox_worker = "
         "false, one `kinto-emailer worker`.\nEmails: arrived/expected, +seconds waited for "

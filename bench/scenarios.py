@@ -14,10 +14,12 @@ CLIENTS = 4
 class Saturation:
     """Writes per second and the web process's CPU per write, in rounds of ``seconds``."""
 
-    def __init__(self, server, collection, seconds, helper=None):
+    def __init__(self, server, collection, seconds, inbox=None, helper=None):
         self.server, self.collection, self.seconds = server, collection, seconds
+        # The emails of a round are delivered before the next: none is sent in another's.
+        self.inbox = inbox
         self.helper = helper  # Another process that works for these writes (the worker).
-        self.rates, self.cpu, self.helper_cpu = [], [], []
+        self.rates, self.cpu, self.helper_cpu, self.sink_cpu = [], [], [], []
         self.writes = 0
         self.padding = 0  # Records written outside the rounds (``equalize`` in run.py).
 
@@ -43,7 +45,7 @@ class Saturation:
         threads = [threading.Thread(target=write, args=(i,), daemon=True) for i in range(CLIENTS)]
         for thread in threads:
             thread.start()
-        cpu, helper = cpu_seconds(server.pid), self._helper_cpu()
+        cpu, helper, sink = cpu_seconds(server.pid), self._helper_cpu(), self._sink_cpu()
         started = time.monotonic()
         state["stop_at"] = started + self.seconds
         start.wait()
@@ -52,17 +54,24 @@ class Saturation:
         if errors:
             raise errors[0]
         elapsed = time.monotonic() - started
-        cpu, helper = cpu_seconds(server.pid) - cpu, self._helper_cpu() - helper
-        for client in clients:
-            client.close()
+        cpu = cpu_seconds(server.pid) - cpu
         writes = sum(counts)
         self.writes += writes
+        if self.inbox is not None:  # Its CPU counts until the last email of the round.
+            self.inbox.wait_for(self.collection, self.writes, timeout=120)
+        helper, sink = self._helper_cpu() - helper, self._sink_cpu() - sink
+        for client in clients:
+            client.close()
         self.rates.append(writes / elapsed)
         self.cpu.append(cpu / writes)
         self.helper_cpu.append(helper / writes)
+        self.sink_cpu.append(sink / writes)
 
     def _helper_cpu(self):
         return 0.0 if self.helper is None else cpu_seconds(self.helper.pid)
+
+    def _sink_cpu(self):
+        return 0.0 if self.inbox is None else cpu_seconds(self.inbox.process.pid)
 
     @property
     def rate(self):
@@ -75,6 +84,10 @@ class Saturation:
     @property
     def helper_cpu_per_write(self):
         return statistics.median(self.helper_cpu)
+
+    @property
+    def sink_cpu_per_write(self):
+        return statistics.median(self.sink_cpu)
 
 
 def at_rest(server, inbox, tag, count, gap):
