@@ -96,9 +96,10 @@ def saturation_rows(label, alone, plugin, inbox, cpu_limit=None):
                 f"{plugin.rate:.0f}", f"{ratio:.2f}x", ">= 0.90x", ratio >= 0.90 and all_in,
                 emails)]  # fmt: skip
     cpu = plugin.cpu_per_write / alone.cpu_per_write
-    helper = f" (+{plugin.sink_cpu_per_write * 1000:.2f} mail server)"
+    helper = f"+{plugin.sink_cpu_per_write * 1000:.2f} mail server"
     if plugin.helper is not None:
-        helper = f" (+{plugin.helper_cpu_per_write * 1000:.2f} worker" + helper[2:]
+        helper = f"+{plugin.helper_cpu_per_write * 1000:.2f} worker, {helper}"
+    helper = f" ({helper})"
     rows.append(
         row(f"{label}, {CLIENTS} clients: web CPU/write", ms(alone.cpu_per_write),
             ms(plugin.cpu_per_write) + helper, f"{cpu:.2f}x",
@@ -269,9 +270,9 @@ def print_table(rows, load_before, load_after):
         f"writing back to back for {SATURATION_SECONDS:g} s, medians of {SATURATION_ROUNDS} "
         "rounds interleaved\nwith the other servers, each plugin round's emails delivered "
         "before the next; CPU of the kinto process from /proc,\nin brackets that of the worker "
-        "and of the mail server (aiosmtpd, same host) until the round's last email. "
-        f"(g), (k): {REST_WRITES} writes {REST_GAP * 1000:g} ms apart, from the request to the\n"
-        "mail server's 250. PostgreSQL: kinto_emailer.outbox = postgresql, outbox_worker = "
+        "and of the mail server (aiosmtpd, same host) until the round's last email.\n"
+        f"(g), (k): {REST_WRITES} writes {REST_GAP * 1000:g} ms apart, from the request to the "
+        "mail server's 250.\nPostgreSQL: kinto_emailer.outbox = postgresql, outbox_worker = "
         "false, one `kinto-emailer worker`.\nEmails: arrived/expected, +seconds waited for "
         "the last after the writes."
     )
