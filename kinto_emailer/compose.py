@@ -59,7 +59,10 @@ def _render_entry(entry, field, context, where):
 
 def addresses(hook, field, context, finder, settings, where=""):
     """The unique addresses of one field of ``hook``, groups expanded, within the limit."""
-    rendered = [_render_entry(e, field, context, where) for e in _entries(hook, field, where)]
+    entries = _entries(hook, field, where)
+    if not entries:  # Most hooks have no cc, bcc nor reply_to.
+        return []
+    rendered = [_render_entry(e, field, context, where) for e in entries]
     # A reply reaches nobody unasked: reply_to is not restricted.
     domains = settings.recipient_domains if field != "reply_to" else ()
     left_out = []

@@ -1,6 +1,7 @@
 """Recipient entries: email addresses in their usual forms, and group URIs to expand."""
 
 import email.utils
+import functools
 import re
 
 
@@ -40,7 +41,13 @@ def parse_address(entry):
 
     Accepts ``alice@example.com``, ``Alice <alice@example.com>`` and ``<alice@example.com>``.
     """
-    if not isinstance(entry, str) or any(c in entry for c in "\r\n\0"):
+    return _parse_address(entry) if isinstance(entry, str) else None
+
+
+# Hooks name the same few addresses on every write: each is parsed once.
+@functools.lru_cache(maxsize=4096)
+def _parse_address(entry):
+    if any(c in entry for c in "\r\n\0"):
         return None
     entry = entry.strip()
     named = _NAMED.match(entry)
@@ -58,7 +65,12 @@ def at_domains(address: str, domains: tuple[str, ...]) -> bool:
 
 
 def format_address(entry):
-    parsed = parse_address(entry)
+    return _format_address(entry) if isinstance(entry, str) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _format_address(entry):
+    parsed = _parse_address(entry)
     return email.utils.formataddr(parsed) if parsed else None
 
 
@@ -82,8 +94,11 @@ def invalid_entries(entries, bucket_id, render_uri=lambda uri: uri):
 
 def member_address(principal):
     """The address of a group member like ``ldap:alice@example.com``, or ``None``."""
-    if not isinstance(principal, str):
-        return None
+    return _member_address(principal) if isinstance(principal, str) else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _member_address(principal):
     address = principal.split(":", 1)[1] if ":" in principal else principal
     return ascii_address(address) if is_email(address) else None
 
@@ -119,7 +134,7 @@ def expand(entries, bucket_id, read_group, domains=(), left_out=None):
         else:
             parsed = parse_address(entry)
             if parsed:
-                add(email.utils.formataddr(parsed), parsed[1])
+                add(_format_address(entry), parsed[1])
     return addresses
 
 

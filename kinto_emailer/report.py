@@ -31,6 +31,33 @@ def redact(text, addresses):
     return text
 
 
+def _log(outcome, email, level, reason, recipients, hide, details):
+    # Only when the line is written: at the default levels most outcomes aren't.
+    recipients = list(email.recipients if recipients is None else recipients)
+    filename = getattr(email, "filename", None)
+    fields = {
+        "id": email.message_id or "-",
+        "hook": email.location or "-",
+        "recipients": len(recipients),
+        **details,
+    }
+    if filename:
+        fields["file"] = filename.rsplit("/", 1)[-1]
+    if reason is not None:
+        fields["reason"] = redact(str(reason), [*recipients, *email.recipients, *hide])
+    extra = {
+        "outcome": outcome,
+        "message_id": fields["id"],
+        "hook": fields["hook"],
+        "recipient_count": fields["recipients"],
+        "reason": fields.get("reason"),
+        "bucket_id": email.labels.get("bucket_id"),
+        "collection_id": email.labels.get("collection_id"),
+    }
+    text = " ".join(_field(name, value) for name, value in fields.items())
+    logger.log(level, "Email %s: %s", outcome, text, extra=extra)
+
+
 def _field(name, value):
     value = str(value)
     return f"{name}={value if _PLAIN.match(value) else json.dumps(value)}"
@@ -55,32 +82,14 @@ class Report:
         ``recipients`` narrows the line to some of the email's recipients; addresses in
         ``hide`` are redacted from the reason too.
         """
-        recipients = list(email.recipients if recipients is None else recipients)
-        filename = getattr(email, "filename", None)
-        fields = {
-            "id": email.message_id or "-",
-            "hook": email.location or "-",
-            "recipients": len(recipients),
-            **details,
-        }
-        if filename:
-            fields["file"] = filename.rsplit("/", 1)[-1]
-        if reason is not None:
-            fields["reason"] = redact(str(reason), [*recipients, *email.recipients, *hide])
         level = LEVELS[outcome] if level is None else level
-        extra = {
-            "outcome": outcome,
-            "message_id": fields["id"],
-            "hook": fields["hook"],
-            "recipient_count": fields["recipients"],
-            "reason": fields.get("reason"),
-            "bucket_id": email.labels.get("bucket_id"),
-            "collection_id": email.labels.get("collection_id"),
-        }
-        text = " ".join(_field(name, value) for name, value in fields.items())
-        logger.log(level, "Email %s: %s", outcome, text, extra=extra)
+        if logger.isEnabledFor(level):
+            _log(outcome, email, level, reason, recipients, hide, details)
         if outcome in (FAILED, DROPPED) and addresses_logger.isEnabledFor(logging.DEBUG):
-            addresses_logger.debug("Email %s %s to: %s", fields["id"], outcome, recipients)
+            recipients = list(email.recipients if recipients is None else recipients)
+            addresses_logger.debug(
+                "Email %s %s to: %s", email.message_id or "-", outcome, recipients
+            )
         if self.count is not None:
             try:
                 self.count(outcome, email.labels)

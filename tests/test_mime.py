@@ -10,9 +10,13 @@ import shutil
 import tempfile
 from datetime import datetime, timezone
 
+import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 from pyramid_mailer.message import Message
 
+from kinto_emailer import mime
 from kinto_emailer.mime import render
 from tests.safety_support import SafetyWebTest
 from tests.support import Inbox, MaildirQueueMixin, SMTPServer
@@ -257,3 +261,56 @@ def test_rendering_adds_what_a_message_lacks():
     rendered = email.message_from_bytes(render(message, "k@example.com").data)
     assert email.utils.parsedate_to_datetime(rendered["Date"]).tzinfo is not None
     assert MESSAGE_ID.match(rendered["Message-ID"])
+
+
+# Emails that hooks make are written directly, without the email package: byte for byte
+# what the email package writes (but for the boundary, drawn at random by both).
+BOUNDARY = re.compile(rb"={15}\d+==(\.\d+)?")
+PLAIN = ["a@example.com", "first.last+tag@sub.example.org", "Kinto Bot <kinto@example.com>"]
+ODD = ['"Doe, Jane" <jane@example.com>', "Zoë <zoe@example.com>", "odd address", "a@b", ""]
+ADDRESSES = st.sampled_from(PLAIN * 8 + ODD)
+# Mostly what hooks write, sometimes what only the email package can write.
+TEXT = (
+    st.text(st.sampled_from("ab Z.<>=-\n" + "x" * 10), min_size=1, max_size=60)
+    | st.text(st.sampled_from("ab \t\n\r\0é"), max_size=20)
+    | st.builds(lambda n: "y" * n, st.integers(990, 1010))
+)
+
+
+def _message(subject, body, html, sender, to, cc, reply_to):
+    headers = {"Date": "Mon, 01 Jan 2024 10:00:00 +0100", "Message-ID": "<1.2@kinto-emailer>"}
+    if reply_to:
+        headers["Reply-To"] = ", ".join(reply_to)
+    return Message(subject=subject, sender=sender, recipients=to, cc=cc, body=body, html=html,
+                   extra_headers=headers)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    subject=st.text(st.sampled_from("ab Z:-."), min_size=1, max_size=75)
+    | st.text("a é\t", max_size=5),
+    body=TEXT,
+    html=st.none() | TEXT,
+    sender=ADDRESSES,
+    to=st.lists(ADDRESSES, min_size=1, max_size=4),
+    cc=st.lists(ADDRESSES, max_size=2),
+    reply_to=st.lists(ADDRESSES, max_size=2),
+)
+def test_emails_written_directly_are_those_of_the_email_package(**fields):
+    direct = mime._direct(_message(**fields))
+    event("direct" if direct is not None else "email package")
+    if direct is not None:
+        expected = mime._through_email_package(_message(**fields))
+        assert BOUNDARY.sub(b"B", direct) == BOUNDARY.sub(b"B", expected)
+
+
+@pytest.mark.parametrize("html", [None, "<p>Écrit</p>"])
+def test_a_hook_email_is_written_directly(html):
+    fields = dict(subject="Record created", body="alice created r1\n", html=html,
+                  sender="kinto@example.com", to=["a@example.com"], cc=["b@example.com"],
+                  reply_to=["c@example.com"])  # fmt: skip
+    direct = mime._direct(_message(**fields))
+    assert direct is not None
+    expected = mime._through_email_package(_message(**fields))
+    assert BOUNDARY.sub(b"B", direct) == BOUNDARY.sub(b"B", expected)
+    assert render(_message(**fields), "k@example.com").data.startswith(direct[:40])

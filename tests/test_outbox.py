@@ -88,3 +88,10 @@ class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
         with self.outbox._worker_connection() as cursor:
             cursor.execute("SELECT subject FROM kinto_emailer_outbox")
             assert cursor.fetchall() == [("waiting",)]
+
+    def test_a_commit_in_another_process_wakes_a_waiting_worker(self):
+        writer = self.make_outbox()
+        assert self.outbox.wait(0.1) is False  # Listening now; nothing committed yet.
+        writer.put([email()])
+        assert self.outbox.wait(30) is True  # Woken by the commit's NOTIFY, not the time-out.
+        assert self.subjects(self.outbox.claim(10)) == ["hello"]

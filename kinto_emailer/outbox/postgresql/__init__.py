@@ -198,10 +198,13 @@ class PostgreSQLOutbox(Outbox):
                     error,
                 )
             )
-        ids = cursor.insert_many(f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES %s RETURNING id", rows)
-        for email, (id_,) in zip(emails, ids):
+        # The NOTIFY rides on the INSERT (one round trip); PostgreSQL sends it once, at commit.
+        ids = cursor.insert_many(
+            f"INSERT INTO {TABLE} ({_COLUMNS}) VALUES %s RETURNING id, pg_notify('{CHANNEL}', '')",
+            rows,
+        )
+        for email, (id_, _) in zip(emails, ids):
             email.id = str(id_)
-        cursor.execute("SELECT pg_notify(%(channel)s, '')", {"channel": CHANNEL})
         return refused
 
     def _admit(self, cursor, emails):
