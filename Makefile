@@ -24,9 +24,10 @@ test: install  ## Run every test: unit, web, PostgreSQL and functional
 functional: install  ## Run the functional tests only (real kinto processes)
 	$(PYTHON) -m pytest -m functional
 
-lint: install  ## Check style with ruff
+lint: install  ## Check style with ruff and types with mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install  ## Reformat the code with ruff
 	$(VENV)/bin/ruff check --fix .

@@ -2,6 +2,7 @@
 
 import email.utils
 import logging
+from typing import Any
 
 from pyramid_mailer.message import Message
 
@@ -19,8 +20,9 @@ GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
 UNSUBSCRIBE_URL = "unsubscribe_url"
 
 
-def address_entries(hook: dict, field: str) -> list:
-    """The entries of an address field: a single string is a list of one."""
+def address_entries(hook: dict, field: str) -> Any:
+    """The entries of an address field: a single string is a list of one; anything else is
+    as stored (validation refuses what isn't a list of strings)."""
     entries = hook.get(field)
     return [entries] if isinstance(entries, str) else entries
 

@@ -87,13 +87,14 @@ class Delivery:
     def put(self, emails: list[Email]) -> None:
         if not emails:
             return
-        if self.debug_mailer:
+        outbox = self.outbox
+        if outbox is None:
             self._write_debug_files(emails)
             return
         try:
-            refused = self.outbox.put(emails)
+            refused = outbox.put(emails)
         except Exception as e:
-            if self.outbox.transactional:
+            if outbox.transactional:
                 raise  # The emails are part of the change: neither is committed.
             for email in emails:
                 self.report(FAILED, email, f"could not store the email: {e}")
@@ -102,7 +103,7 @@ class Delivery:
         for email, reason in refused:
             self.report(DROPPED, email, reason)
         # Where the outbox outlives the process, the email is safe: worth a line.
-        level = logging.INFO if self.outbox.durable else logging.DEBUG
+        level = logging.INFO if outbox.durable else logging.DEBUG
         for email in emails:
             if id(email) not in refused_ids:
                 self.report(QUEUED, email, level=level)
@@ -111,12 +112,13 @@ class Delivery:
 
     def gather(self, windows: list[Window]) -> None:
         """Add a request's digest parts to their hooks' windows; as ``put`` on failure."""
-        if not windows:
+        outbox = self.outbox
+        if not windows or outbox is None:
             return
         try:
-            self.outbox.gather(windows)
+            outbox.gather(windows)
         except Exception:
-            if self.outbox.transactional:
+            if outbox.transactional:
                 raise  # The window is part of the change: neither is committed.
             logger.exception("Could not add %d digest part(s) to their windows", len(windows))
             return

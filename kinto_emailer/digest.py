@@ -82,7 +82,8 @@ class Digests:
         """One email per digest (one per recipient if private), or its part of a time window,
         within ``request_bytes`` (a ``RequestBytes``) when given; the digests are forgotten."""
         digests, self.by_hook = self.by_hook, {}
-        emails, windows = [], []
+        emails: list[Email] = []
+        windows: list[Window] = []
         for where, digest in digests.items():
             if request_bytes is not None and request_bytes.spent:
                 request_bytes.skip(where, digest.origin)

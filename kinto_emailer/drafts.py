@@ -37,7 +37,7 @@ def with_items(hook: dict) -> tuple[dict, bool]:
         hook["template"] = f"{text.rstrip()}\n\n{{items}}" if text.strip() else "{items}"
     markup = hook.get("html_template")
     html_list = isinstance(markup, str) and "items" not in templates.names(markup)
-    if html_list:
+    if isinstance(markup, str) and html_list:
         hook["html_template"] = f"{markup.rstrip()}\n{{items}}"
     return hook, html_list
 

@@ -38,7 +38,7 @@ def loaded_class(name: str) -> type | None:
         module = sys.modules.get(".".join(parts[:cut]))
         if module is None:
             continue
-        value = module
+        value: object = module
         for attribute in parts[cut:]:
             value = getattr(value, attribute, None)
         return value if isinstance(value, type) else None

@@ -20,8 +20,12 @@ TO_HEADER = "X-Actually-To"
 #: Where an email came from, for the logs and metrics of the process that delivers it.
 HOOK_HEADER = "X-Kinto-Emailer-Hook"
 LABELS_HEADER = "X-Kinto-Emailer-Labels"
-_STRIPPED_HEADERS = (b"x-actually-from", b"x-actually-to", b"x-kinto-emailer-hook")
-_STRIPPED_HEADERS += (b"x-kinto-emailer-labels",)
+_STRIPPED_HEADERS = (
+    b"x-actually-from",
+    b"x-actually-to",
+    b"x-kinto-emailer-hook",
+    b"x-kinto-emailer-labels",
+)
 _CRLF = CRLF.decode()
 
 

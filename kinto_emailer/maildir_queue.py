@@ -91,7 +91,8 @@ class MaildirQueue:
 
     def claim(self, limit: int) -> list[str]:
         """Move up to ``limit`` waiting messages into our claim directory; their new paths."""
-        claimed = []
+        assert self.claim_dir is not None, "open() first"
+        claimed: list[str] = []
         for name, directory in self._unclaimed():
             if len(claimed) >= limit:
                 break
@@ -108,6 +109,7 @@ class MaildirQueue:
         if time.monotonic() >= self._next_sweep:
             self.sweep_tmp()
             self._next_sweep = time.monotonic() + SWEEP_INTERVAL
+        assert self.claim_dir is not None, "open() first"
         own = os.path.basename(self.claim_dir)
         entries = set(os.listdir(self.claims_root))
         recovered = 0
@@ -219,6 +221,7 @@ class MaildirQueue:
             return 0
         left = self._move_all(self.claim_dir, os.path.join(self.path, "new"))
         os.rmdir(self.claim_dir)
+        assert self._lock_file is not None  # Opened with the claim directory.
         os.unlink(self._lock_file.name)
         self._lock_file.close()
         self.claim_dir = None

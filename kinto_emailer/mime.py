@@ -68,7 +68,9 @@ def seven_bit(data: bytes) -> bytes:
     mime = email.message_from_bytes(data, policy=_BODY_POLICY)
     for part in mime.walk():
         if str(part.get("Content-Transfer-Encoding", "")).lower() == "8bit":
-            text = part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)  # A leaf part's decoded payload.
+            text = payload.decode(part.get_content_charset() or "utf-8")
             charset = charsets.Charset(part.get_content_charset() or "utf-8")
             charset.body_encoding = charsets.QP
             del part["Content-Transfer-Encoding"]

@@ -9,13 +9,13 @@ from .outbox import Email
 class RequestBytes:
     """The bytes of one request's emails; ``drop(email, reason)`` reports each one refused."""
 
-    def __init__(self, limit: int, drop: Callable[[Email, str], None]):
+    def __init__(self, limit: int, drop: Callable[..., None]):
         self.limit = limit
         self.drop = drop
         self.used = 0
         #: Set by the first email refused: the request's later emails are not built.
         self.spent = False
-        self._skipped = {}  # Hook location -> [origin, emails not built].
+        self._skipped: dict[str, list] = {}  # Hook location -> [origin, emails not built].
 
     @property
     def reason(self) -> str:

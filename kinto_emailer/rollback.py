@@ -73,7 +73,7 @@ def _pending_writes(request):
 
 def undo_saves(request) -> None:
     """Put back every bucket and collection that ``request`` created or updated."""
-    first_writes = {}
+    first_writes: dict = {}
     for resource_name, parent, impacted in [
         *request.bound_data.get(SEEN_KEY, []),
         *_pending_writes(request),

@@ -10,7 +10,7 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 
 
 try:
-    from re import _parser as re_parser
+    from re import _parser as re_parser  # type: ignore[attr-defined]
 except ImportError:  # Python 3.10
     import sre_parse as re_parser
 

@@ -25,7 +25,7 @@ class Sender:
         self.last_sent = 0.0
 
     def send_burst(self, emails: list[Email]) -> None:
-        again = []  # The server closed a session we reused: not the email's fault.
+        again: list[Email] = []  # The server closed a session we reused: not the email's fault.
         for index, email in enumerate(emails):
             if self.deadline is not None and time.monotonic() > self.deadline:
                 self.outbox.release(emails[index:] + again)

@@ -28,7 +28,7 @@ KEEP_ALIVE = 5.0
 LINGER = 0.005
 #: Seconds between two purges of the ended emails kept for the status views.
 PURGE_EVERY = 600.0
-_workers = weakref.WeakSet()
+_workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
 class Worker:

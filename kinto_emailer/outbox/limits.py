@@ -3,6 +3,11 @@
 import threading
 import time
 from collections import Counter, deque
+from typing import TYPE_CHECKING
+
+
+if TYPE_CHECKING:
+    from . import Email
 
 
 HOUR = 3600.0
@@ -17,7 +22,9 @@ class HourlyLimit:
 
     def reset(self) -> None:
         self._lock = threading.Lock()
-        self._times = {}  # bucket_id -> deque of monotonic times, at most ``limit`` long.
+        self._times: dict[
+            str, deque
+        ] = {}  # bucket_id -> deque of monotonic times, at most ``limit`` long.
 
     def refuse(self, bucket_id: str) -> str | None:
         """Why one more email for ``bucket_id`` is refused, or ``None``."""
@@ -65,10 +72,10 @@ def make_room(email, count: Counter, size: Counter, settings, evict_newest):
     """
     if settings.queue_bytes and email.size > settings.queue_bytes:
         return f"larger than the queue (kinto_emailer.queue_bytes = {settings.queue_bytes})", []
-    victims = []
+    victims: list[tuple[Email, str]] = []
     while (full := queue_full(email, count, size, settings)) is not None:
         usage, reason = full
-        biggest = max(usage, key=usage.get, default=None)
+        biggest = max(usage, key=lambda bucket: usage[bucket], default=None)
         if biggest is None or usage[email.bucket_id] >= usage[biggest]:
             return reason, victims
         why = f"{reason}, to make room for another bucket's email"

@@ -60,7 +60,7 @@ class MaildirOutbox(Outbox):
         with self._lock:
             queue = self._claims()
             now = time.monotonic()
-            emails = []
+            emails: list[Email] = []
             while self._later and len(emails) < limit and self._later[0][0] <= now:
                 emails.append(heapq.heappop(self._later)[2])
             if now >= self._next_recovery:
@@ -101,6 +101,7 @@ class MaildirOutbox(Outbox):
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status, email.error = RETRYING, error
+        assert email.outgoing is not None and email.filename is not None  # Claimed from a file.
         if email.outgoing.recipients != self._recipients.get(email.filename):
             # The file keeps only the recipients still to try: a process that takes it over
             # after we die doesn't send twice to those that accepted it.

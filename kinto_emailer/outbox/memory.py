@@ -47,7 +47,7 @@ class MemoryOutbox(Outbox):
         self._closed = []  # (first part, later parts) of windows closed by a later part.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
-        refused = []
+        refused: list[tuple[Email, str]] = []
         with self._condition:
             for email in emails:
                 reason = self.hourly.refuse(email.bucket_id)
@@ -87,7 +87,7 @@ class MemoryOutbox(Outbox):
         return None
 
     def claim(self, limit: int) -> list[Email]:
-        claimed = []
+        claimed: list[Email] = []
         with self._condition:
             now = time.monotonic()
             while self._later and self._later[0][0] <= now:
@@ -299,7 +299,8 @@ class MemoryOutbox(Outbox):
 
 def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
     """The emails of a closed window: ``first`` opened it, ``parts`` joined it."""
-    lines, count, author = list(first.lines), first.count, first.author
+    lines, count = list(first.lines), first.count
+    author: object = first.author
     origin = {name: getattr(first, name) for name in WINDOW_ORIGIN}
     for part in parts:
         lines += part.lines[: max(0, first.max_items - len(lines))]
@@ -309,5 +310,6 @@ def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
             if getattr(part, name) != value:
                 origin[name] = None
     author = None if author is _MIXED else author
+    assert author is None or isinstance(author, str)
     messages = complete(first.draft, lines, count, author)
     return [Email(message, first.location, **origin) for message in messages]

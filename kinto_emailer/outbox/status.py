@@ -52,7 +52,7 @@ def transition_error(current: str, wanted: object) -> TransitionError:
 
 
 def check_transition(current: str, wanted: object) -> None:
-    if current not in TRANSITIONS.get(wanted, ()):  # type: ignore[arg-type]
+    if not isinstance(wanted, str) or current not in TRANSITIONS.get(wanted, ()):
         raise transition_error(current, wanted)
 
 

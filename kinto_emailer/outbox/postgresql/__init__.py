@@ -319,7 +319,7 @@ class PostgreSQLOutbox(Outbox):
     def prepare(self, email: Email, render) -> None:
         super().prepare(email, render)
         remaining = self._remaining.pop(email.id, None)
-        if remaining is not None:
+        if remaining is not None and email.outgoing is not None:
             email.outgoing.recipients = remaining
 
     def renew(self, email: Email) -> bool:
