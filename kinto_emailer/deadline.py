@@ -5,6 +5,15 @@ import smtplib
 import socket
 import ssl
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:  # What the mixins below are mixed into.
+    _Socket = socket.socket
+    _Session = smtplib.SMTP
+else:
+    _Socket = _Session = object
 
 
 EXCHANGE_SETTING = "kinto_emailer.smtp_exchange_timeout"
@@ -45,13 +54,13 @@ class Clock:
         return time.monotonic() >= self.deadline
 
 
-class _Bounded:
+class _Bounded(_Socket):
     """A socket whose every read and write ends by its clock's deadline: a server that sends
     one line at a time, each in time, can't hold a reply open forever."""
 
-    clock = None
+    clock: Clock | None = None
 
-    def _bounded(self, method, *args, **kwargs):
+    def _bounded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         clock = self.clock
         if clock is None:
             return method(*args, **kwargs)
@@ -63,16 +72,16 @@ class _Bounded:
                 raise clock.expire() from None
             raise
 
-    def recv_into(self, *args, **kwargs):
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
         return self._bounded(super().recv_into, *args, **kwargs)
 
-    def recv(self, *args, **kwargs):
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
         return self._bounded(super().recv, *args, **kwargs)
 
-    def send(self, *args, **kwargs):
+    def send(self, *args: Any, **kwargs: Any) -> int:
         return self._bounded(super().send, *args, **kwargs)
 
-    def sendall(self, *args, **kwargs):
+    def sendall(self, *args: Any, **kwargs: Any) -> None:
         return self._bounded(super().sendall, *args, **kwargs)
 
 
@@ -84,24 +93,27 @@ class BoundedSSLSocket(_Bounded, ssl.SSLSocket):
     pass
 
 
-class _BoundedSession:
+class _BoundedSession(_Session):
     """smtplib's session on bounded sockets; after STARTTLS, the context must make
     :class:`BoundedSSLSocket` (``context.sslsocket_class``)."""
 
-    def __init__(self, host, port, clock, **kwargs):
+    def __init__(self, host: str, port: int, clock: Clock, **kwargs: Any):
         self.clock = clock
         super().__init__(host, port, timeout=clock.step, **kwargs)
 
-    def _get_socket(self, host, port, timeout):
-        sock = super()._get_socket(host, port, self.clock.timeout())
-        if not isinstance(sock, _Bounded):
-            sock = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        sock.clock = self.clock
-        return sock
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        # smtplib's own hook for making the socket, which typeshed leaves out.
+        sock = super()._get_socket(host, port, self.clock.timeout())  # type: ignore[misc]
+        bounded = sock if isinstance(sock, _Bounded) else None
+        if bounded is None:
+            bounded = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
+        bounded.clock = self.clock
+        return bounded
 
-    def starttls(self, *args, **kwargs):
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
         reply = super().starttls(*args, **kwargs)
-        self.sock.clock = self.clock
+        sock: Any = self.sock  # A BoundedSSLSocket, made by the context of ``tls_context``.
+        sock.clock = self.clock
         return reply
 
 

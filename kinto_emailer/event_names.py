@@ -3,6 +3,9 @@
 import difflib
 import importlib
 import sys
+from typing import Any, Protocol
+
+from pyramid.request import Request
 
 from .selection import KINTO_EVENTS
 
@@ -14,6 +17,16 @@ REVIEW_EVENTS = ("ReviewRequested", "ReviewApproved", "ReviewRejected")
 KNOWN_EVENTS = KINTO_EVENTS + tuple(
     f"{module}.{name}" for module in REVIEW_EVENT_MODULES for name in REVIEW_EVENTS
 )
+
+
+class ChangeEvent(Protocol):
+    """What the plugin reads of an event: Kinto's ``ResourceChanged``, or a review event."""
+
+    request: Request
+    #: ``resource_name``, ``action``, ``bucket_id``, ``user_id``, ...
+    payload: dict[str, Any]
+    #: ``{"new": object, "old": object}`` per object the change touched.
+    impacted_objects: list[dict[str, Any]]
 
 
 def review_event_classes() -> list[type]:

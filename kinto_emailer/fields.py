@@ -1,6 +1,8 @@
 """The fields of a hook: strings, flags, filters and address lists, each with its 400s."""
 
 import difflib
+from collections.abc import Callable
+from typing import Any
 
 import colander
 import regex
@@ -16,18 +18,18 @@ ACTIONS = ("create", "update", "delete")
 class Text(colander.String):
     """A string, and only a string: colander would drop ``null``, ``0`` or ``false``."""
 
-    def deserialize(self, node, cstruct):
+    def deserialize(self, node: colander.SchemaNode, cstruct: object) -> Any:
         if cstruct is not colander.null and not isinstance(cstruct, str):
             raise colander.Invalid(node, f'"{node.name}" must be a string')
         return super().deserialize(node, cstruct)
 
 
-def no_line_break(node, value):
+def no_line_break(node: colander.SchemaNode, value: str) -> None:
     if any(c in value for c in "\r\n"):
         raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
 
 
-def _filter_validator(node, value):
+def _filter_validator(node: colander.SchemaNode, value: str) -> None:
     if any(c in value for c in "\r\n\0"):
         raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
     if selection.is_pattern(value):
@@ -37,7 +39,9 @@ def _filter_validator(node, value):
             raise colander.Invalid(node, f'Invalid regular expression in "{node.name}": {e}')
 
 
-def _not_allowed(field, value, allowed, suggestion):
+def _not_allowed(
+    field: str, value: str, allowed: tuple[str, ...], suggestion: str | None
+) -> str:
     message = f'Invalid "{field}" "{value}": allowed values are {", ".join(allowed)}'
     return message + (f'; did you mean "{suggestion}"?' if suggestion else "")
 
@@ -46,19 +50,20 @@ class Filter(colander.SchemaNode):
     schema_type = Text
     missing = colander.drop
     #: The values the filter takes, besides ``^`` patterns; ``None`` for any.
-    choices = None
+    choices: tuple[str, ...] | None = None
 
-    def validator(self, node, value):
+    def validator(self, node: colander.SchemaNode, value: str) -> None:
         _filter_validator(node, value)
         if self.choices is None or selection.is_pattern(value) or value in self.choices:
             return
         close = difflib.get_close_matches(value, self.choices, n=1)
         allowed = (*self.choices, "or a ^ pattern")
-        raise colander.Invalid(node, _not_allowed(node.name, value, allowed, close and close[0]))
+        suggestion = close[0] if close else None
+        raise colander.Invalid(node, _not_allowed(node.name, value, allowed, suggestion))
 
 
 class EventFilter(Filter):
-    def validator(self, node, value):
+    def validator(self, node: colander.SchemaNode, value: str) -> None:
         _filter_validator(node, value)
         if selection.is_pattern(value) or event_names.is_known(value):
             return
@@ -70,7 +75,7 @@ class EventFilter(Filter):
 class Flag(colander.Boolean):
     """``true`` or ``false``, and only those: colander would read ``"no"`` as true."""
 
-    def deserialize(self, node, cstruct):
+    def deserialize(self, node: colander.SchemaNode, cstruct: object) -> Any:
         if cstruct is colander.null:
             return cstruct
         if not isinstance(cstruct, bool):
@@ -85,7 +90,7 @@ class Seconds(colander.Int):
         super().__init__()
         self.low, self.high = low, high
 
-    def deserialize(self, node, cstruct):
+    def deserialize(self, node: colander.SchemaNode, cstruct: object) -> Any:
         if cstruct is colander.null:
             return cstruct
         if (
@@ -103,7 +108,9 @@ class Seconds(colander.Int):
 class StringList(colander.Sequence):
     """A list of strings, or one string as a list of one: colander would iterate a string."""
 
-    def deserialize(self, node, cstruct, accept_scalar=None):
+    def deserialize(
+        self, node: colander.SchemaNode, cstruct: object, accept_scalar: bool | None = None
+    ) -> Any:
         if isinstance(cstruct, str):
             cstruct = [cstruct]
         if cstruct is not colander.null and not (
@@ -121,7 +128,7 @@ class Recipients(colander.SequenceSchema):
     #: Whether an entry may be a template that renders to an address (``{new[email]}``).
     templated = False
 
-    def validator(self, node, value):
+    def validator(self, node: colander.SchemaNode, value: list[str]) -> None:
         field = node.name
         if any(c in entry for entry in value for c in "\r\n"):
             raise colander.Invalid(node, f'Line break not allowed in "{field}"')
@@ -162,11 +169,16 @@ class Recipients(colander.SequenceSchema):
         # A reply reaches nobody unasked: reply_to is not restricted.
         domains = self.bindings["settings"].recipient_domains
         if domains and field != "reply_to":
-            outside = [
-                e
+            # Every address parses: those that don't were refused above.
+            parsed = [
+                (e, recipients.parse_address(e))
                 for e in addresses
                 if not recipients.is_group_uri(e)
-                and not recipients.at_domains(recipients.parse_address(e)[1], domains)
+            ]
+            outside = [
+                e
+                for e, address in parsed
+                if address is not None and not recipients.at_domains(address[1], domains)
             ]
             if outside:
                 where = "" if field == "recipients" else f' in "{field}"'
@@ -177,7 +189,7 @@ class Recipients(colander.SequenceSchema):
                 )
 
 
-def _check_group_placeholders(node, entry):
+def _check_group_placeholders(node: colander.SchemaNode, entry: str) -> None:
     """Record data and writer-chosen ids never choose whose group receives an email."""
     for piece in templates.parse(entry):
         if not isinstance(piece, str) and piece[0] not in GROUP_URI_PLACEHOLDERS:
@@ -192,5 +204,5 @@ class ReplyTo(Recipients):
     templated = True
 
 
-def _bucket_placeholder(bucket_id):
+def _bucket_placeholder(bucket_id: str) -> Callable[[str], str]:
     return lambda uri: uri.replace("{bucket_id}", bucket_id)

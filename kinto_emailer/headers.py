@@ -17,7 +17,7 @@ _BARE_ADDRESS = re.compile(rf"{_BARE}\Z")
 _date = (0, "")  # The second, and its Date: formatting it costs more than the email.
 
 
-def _now():
+def _now() -> str:
     global _date
     second, text = _date
     if second != (now := int(time.time())):
@@ -25,7 +25,7 @@ def _now():
     return text
 
 
-def identity_headers() -> dict:
+def identity_headers() -> dict[str, str]:
     """A new ``Message-ID`` and the ``Date`` of now, which every email carries (RFC 5322)."""
     return {
         "Date": _now(),
@@ -33,13 +33,13 @@ def identity_headers() -> dict:
     }
 
 
-def addr_spec(entry):
+def addr_spec(entry: str) -> str:
     if _BARE_ADDRESS.match(entry):
         return entry
     return email.utils.parseaddr(entry)[1]
 
 
-def _format_address(entry):
+def _format_address(entry: str) -> str:
     if PLAIN_ADDRESS.match(entry):
         return entry
     name, address = email.utils.parseaddr(entry)
@@ -50,7 +50,7 @@ def _format_address(entry):
         return entry
 
 
-def fold_addresses(name, entries):
+def fold_addresses(name: str, entries: list[str]) -> bytes:
     """``To: a, b, ...`` with a line break between two addresses before the limit."""
     lines, line = [], f"{name}:"
     for index, entry in enumerate(entries):
@@ -63,7 +63,7 @@ def fold_addresses(name, entries):
     return "\r\n".join(lines).encode("ascii", "replace") + CRLF
 
 
-def fold_text(name, value):
+def fold_text(name: str, value: str) -> bytes:
     # A word too long to fold on spaces is encoded, and encoded words split anywhere.
     needs_encoding = not value.isascii() or any(len(w) > 900 for w in value.split())
     header = Header(value, "utf-8" if needs_encoding else "us-ascii", header_name=name)

@@ -29,7 +29,11 @@ _STRIPPED_HEADERS = (
 _CRLF = CRLF.decode()
 
 
-def _unique_name():
+#: Where an email came from, as ``Email.labels`` has it: ``bucket_id``, ``collection_id``.
+Labels = dict[str, str | None]
+
+
+def _unique_name() -> str:
     # The name repoze.sendmail gives its messages: time, pid, host, random.
     return f"{time.time()}.{os.getpid()}.{socket.gethostname()}.{random.randrange(2**31)}"
 
@@ -47,7 +51,7 @@ def write_atomically(data: bytes, tmp_path: str, final_path: str) -> None:
     os.rename(tmp_path, final_path)
 
 
-def serialize(outgoing, location="", labels=None):
+def serialize(outgoing: Outgoing, location: str = "", labels: Labels | None = None) -> bytes:
     """The message with the envelope in ``X-Actually-*`` headers, as repoze.sendmail does,
     and where it came from in ``X-Kinto-Emailer-*`` headers."""
     envelope = [
@@ -65,7 +69,7 @@ def serialize(outgoing, location="", labels=None):
     return head + outgoing.data
 
 
-def write(path, outgoing, location="", labels=None):
+def write(path: str, outgoing: Outgoing, location: str = "", labels: Labels | None = None) -> str:
     """Put an email in the Maildir's new/: readers never see half a message. Returns its path."""
     ensure_maildir(path)
     name = _unique_name()
@@ -75,14 +79,14 @@ def write(path, outgoing, location="", labels=None):
     return final_path
 
 
-def _decoded(value):
+def _decoded(value: str | None) -> str:
     return "".join(
         part.decode(charset or "ascii", "replace") if isinstance(part, bytes) else part
         for part, charset in decode_header(value or "")
     )
 
 
-def load(filename):
+def load(filename: str) -> tuple[Outgoing, str, dict[str, str]]:
     """``(outgoing, location, labels)``: the email without the headers added by ``serialize``."""
     with open(filename, "rb") as f:
         raw = f.read()

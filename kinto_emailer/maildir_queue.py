@@ -24,9 +24,13 @@ import socket
 import time
 import uuid
 from contextlib import suppress
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
-from .maildir import ensure_maildir, serialize, write_atomically
+from .maildir import Labels, ensure_maildir, serialize, write_atomically
+
+
+if TYPE_CHECKING:
+    from .mime import Outgoing
 
 
 logger = logging.getLogger(__name__)
@@ -82,7 +86,7 @@ class MaildirQueue:
         self.claim_dir = os.path.join(self.claims_root, name)
         os.mkdir(self.claim_dir)
 
-    def _unclaimed(self):
+    def _unclaimed(self) -> list[tuple[str, str]]:
         names = []
         for sub in ("new", "cur"):
             directory = os.path.join(self.path, sub)
@@ -123,12 +127,12 @@ class MaildirQueue:
             logger.warning("Recovered %d email(s) claimed by a process that died", recovered)
         return recovered
 
-    def _orphan(self, entry):
+    def _orphan(self, entry: str) -> bool:
         # Listed after its lock was made but before the listing reached it: look again.
         path = os.path.join(self.claims_root, entry)
         return os.path.isdir(path) and not os.path.exists(path + ".lock")
 
-    def _recover_locked(self, name):
+    def _recover_locked(self, name: str) -> int:
         lock_path = os.path.join(self.claims_root, name + ".lock")
         try:
             lock = open(lock_path)
@@ -142,14 +146,14 @@ class MaildirQueue:
                 os.unlink(lock_path)
         return recovered
 
-    def _give_back(self, name):
+    def _give_back(self, name: str) -> int:
         directory = os.path.join(self.claims_root, name)
         moved = self._move_all(directory, os.path.join(self.path, "new"))
         with suppress(FileNotFoundError):
             os.rmdir(directory)
         return moved
 
-    def _move_all(self, directory, target):
+    def _move_all(self, directory: str, target: str) -> int:
         moved = 0
         try:
             names = os.listdir(directory)
@@ -200,7 +204,13 @@ class MaildirQueue:
         os.makedirs(self.failed_dir, exist_ok=True)
         os.rename(filename, os.path.join(self.failed_dir, os.path.basename(filename)))
 
-    def narrow(self, filename: str, outgoing, location: str = "", labels=None) -> None:
+    def narrow(
+        self,
+        filename: str,
+        outgoing: "Outgoing",
+        location: str = "",
+        labels: Labels | None = None,
+    ) -> None:
         """Keep only the recipients still to be tried, in place."""
         data = serialize(outgoing, location, labels)
         write_atomically(data, filename + PARTIAL_SUFFIX, filename)

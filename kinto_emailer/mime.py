@@ -8,6 +8,9 @@ import sys
 from dataclasses import dataclass
 from email import charset as charsets
 from email.generator import BytesGenerator
+from email.message import Message as MIMEPart
+
+from pyramid_mailer.message import Message
 
 from .headers import (
     CRLF,
@@ -37,12 +40,12 @@ class Outgoing:
     """An email ready for SMTP: envelope sender, envelope recipients and the message bytes."""
 
     sender: str
-    recipients: list
+    recipients: list[str]
     data: bytes
     message_id: str = ""
 
 
-def stamp(message) -> None:
+def stamp(message: Message) -> None:
     """Give a pyramid_mailer ``Message`` the identity headers it lacks."""
     present = {name.lower() for name in message.extra_headers}
     for name, value in identity_headers().items():
@@ -50,7 +53,7 @@ def stamp(message) -> None:
             message.extra_headers[name] = value
 
 
-def _readable_body(part, text):
+def _readable_body(part: MIMEPart, text: str) -> None:
     # 7bit or 8bit keeps the source readable; quoted-printable only for what SMTP can't carry.
     del part["Content-Transfer-Encoding"]
     text = text.replace("\r\n", "\n")
@@ -59,7 +62,8 @@ def _readable_body(part, text):
         c in text for c in "\0\r"
     )
     charset = charsets.Charset("us-ascii" if text.isascii() else "utf-8")
-    charset.body_encoding = None if plain else charsets.QP
+    # None: no transfer encoding, which typeshed's ``int`` leaves out.
+    charset.body_encoding = None if plain else charsets.QP  # type: ignore[assignment]
     part.set_payload(text, charset)
 
 
@@ -80,7 +84,7 @@ def seven_bit(data: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def render(message, default_sender):
+def render(message: Message, default_sender: str) -> Outgoing:
     """Turn a pyramid_mailer ``Message`` into an :class:`Outgoing`."""
     message.sender = message.sender or default_sender
     stamp(message)
@@ -88,7 +92,8 @@ def render(message, default_sender):
     data = _direct(message)
     if data is None:
         data = _through_email_package(message)
-    recipients, seen = [], set()
+    recipients: list[str] = []
+    seen: set[str] = set()
     for entry in [*message.recipients, *(message.cc or ()), *(message.bcc or ())]:
         address = addr_spec(entry)
         if address and address.lower() not in seen:
@@ -102,7 +107,7 @@ def render(message, default_sender):
     )
 
 
-def _through_email_package(message):
+def _through_email_package(message: Message) -> bytes:
     # pyramid_mailer refuses an empty body, an empty template is valid: " " stands in for it.
     blank = {}
     if not message.body and not message.attachments:
@@ -147,7 +152,7 @@ def _through_email_package(message):
     return b"".join(head) + buffer.getvalue()
 
 
-def _direct_text(text, content_type):
+def _direct_text(text: str, content_type: str) -> tuple[bytes, bytes, bytes] | None:
     """``(headers before the extra ones, headers after them, body)`` of one text part, as
     ``_through_email_package`` writes it; ``None`` when it needs quoted-printable."""
     text = text.replace("\r\n", "\n")
@@ -171,7 +176,7 @@ def _direct_text(text, content_type):
     return before.encode(), after.encode(), body
 
 
-def _direct(message):
+def _direct(message: Message) -> bytes | None:
     """The bytes of ``_through_email_package`` for the emails hooks make (plain addresses,
     a short ASCII subject, text as written); ``None`` for any other email."""
     subject, html = message.subject, message.html
@@ -198,12 +203,13 @@ def _direct(message):
         return None  # pyramid_mailer's checks, with its errors.
     if not all(str(v).isascii() for v in extra.values()):
         return None
-    parts = [_direct_text(message.body, "text/plain")]
+    texts = [_direct_text(message.body, "text/plain")]
     if html:
-        parts.append(_direct_text(html, "text/html"))
+        texts.append(_direct_text(html, "text/html"))
     elif html is not None:
         return None
-    if None in parts:
+    parts = [part for part in texts if part is not None]
+    if len(parts) < len(texts):
         return None
     head = [fold_addresses(name, group) for name, group in addresses if group]
     head.append(f"Subject: {subject}".encode("ascii") + CRLF)
@@ -224,7 +230,7 @@ def _direct(message):
     return b"".join(data)
 
 
-def _boundary(bodies):
+def _boundary(bodies: list[bytes]) -> bytes:
     # As the email package draws it; never a line of a part.
     token = b"=" * 15 + b"%0*d" % (_BOUNDARY_DIGITS, random.randrange(sys.maxsize)) + b"=="
     candidate, counter = token, 0

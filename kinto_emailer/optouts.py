@@ -11,8 +11,14 @@ import binascii
 import hashlib
 import hmac
 import json
+from typing import TYPE_CHECKING, Any
 
+from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
+
+
+if TYPE_CHECKING:
+    from .selection import HookFinder
 
 
 RESOURCE_NAME = "kinto_emailer_optout"
@@ -73,7 +79,7 @@ def optout_id(address: str, owner: str) -> str:
     return hashlib.sha256(f"{owner}\n{address.lower()}".encode()).hexdigest()[:32]
 
 
-def add(storage, address: str, owner: str) -> dict:
+def add(storage: StorageBase, address: str, owner: str) -> dict[str, Any]:
     object_id = optout_id(address, owner)
     obj = {"id": object_id, "address": address.lower(), "owner": owner}
     return storage.update(
@@ -84,11 +90,11 @@ def add(storage, address: str, owner: str) -> dict:
     )
 
 
-def of_bucket(storage, bucket_id: str) -> list[dict]:
+def of_bucket(storage: StorageBase, bucket_id: str) -> list[dict[str, Any]]:
     return storage.list_all(resource_name=RESOURCE_NAME, parent_id=parent_id(bucket_id))
 
 
-def remove(storage, bucket_id: str, object_id: str) -> dict | None:
+def remove(storage: StorageBase, bucket_id: str, object_id: str) -> dict[str, Any] | None:
     """The opt-out removed, or ``None`` when there was none."""
     try:
         return storage.delete(
@@ -101,13 +107,13 @@ def remove(storage, bucket_id: str, object_id: str) -> dict | None:
         return None
 
 
-def opted_out(finder, owner: str) -> frozenset[str]:
+def opted_out(finder: "HookFinder", owner: str) -> frozenset[str]:
     """The addresses (lower case) that asked to stop ``owner``'s emails; read once a request."""
     storage = getattr(finder, "storage", None)
     if storage is None or not owner.startswith("/buckets/"):
         return frozenset()
 
-    def read():
+    def read() -> frozenset[str]:
         listed = of_bucket(storage, bucket_of(owner))
         return frozenset(o["address"] for o in listed if o.get("owner") == owner)
 

@@ -3,6 +3,8 @@
 import email.utils
 import functools
 import re
+from collections.abc import Callable
+from typing import Any
 
 
 # Deliberately permissive (any domain name, no deliverability check): deployments store
@@ -14,11 +16,11 @@ _NAMED = re.compile(r"^(?P<name>[^<>\r\n]*?)\s*<(?P<addr>[^<>]*)>$")
 GROUP_URI = re.compile(r"^/buckets/(?P<bucket_id>[^/\s]+)/groups/(?P<group_id>[^/\s]+)$")
 
 
-def is_group_uri(entry):
+def is_group_uri(entry: object) -> bool:
     return isinstance(entry, str) and entry.startswith("/buckets/")
 
 
-def ascii_address(address):
+def ascii_address(address: str) -> str | None:
     """The address with its domain in IDNA, or ``None``: SMTP and headers need ASCII.
 
     A non-ASCII local part would need SMTPUTF8, which pyramid_mailer doesn't speak.
@@ -32,11 +34,11 @@ def ascii_address(address):
         return None
 
 
-def is_email(address):
+def is_email(address: str) -> bool:
     return bool(_ADDR_SPEC.match(address)) and ascii_address(address) is not None
 
 
-def parse_address(entry):
+def parse_address(entry: object) -> tuple[str, str] | None:
     """Return ``(display name, address)`` for a valid entry, else ``None``.
 
     Accepts ``alice@example.com``, ``Alice <alice@example.com>`` and ``<alice@example.com>``.
@@ -46,7 +48,7 @@ def parse_address(entry):
 
 # Hooks name the same few addresses on every write: each is parsed once.
 @functools.lru_cache(maxsize=4096)
-def _parse_address(entry):
+def _parse_address(entry: str) -> tuple[str, str] | None:
     if any(c in entry for c in "\r\n\0"):
         return None
     entry = entry.strip()
@@ -55,7 +57,8 @@ def _parse_address(entry):
         name, address = named.group("name").strip().strip('"'), named.group("addr").strip()
     else:
         name, address = "", entry
-    return (name, ascii_address(address)) if is_email(address) else None
+    ascii = ascii_address(address)
+    return (name, ascii) if ascii is not None and _ADDR_SPEC.match(address) else None
 
 
 def at_domains(address: str, domains: tuple[str, ...]) -> bool:
@@ -64,22 +67,25 @@ def at_domains(address: str, domains: tuple[str, ...]) -> bool:
     return any(domain == d or domain.endswith(f".{d}") for d in domains)
 
 
-def format_address(entry):
+def format_address(entry: object) -> str | None:
     return _format_address(entry) if isinstance(entry, str) else None
 
 
 @functools.lru_cache(maxsize=4096)
-def _format_address(entry):
+def _format_address(entry: str) -> str | None:
     parsed = _parse_address(entry)
     return email.utils.formataddr(parsed) if parsed else None
 
 
-def invalid_entries(entries, bucket_id, render_uri=lambda uri: uri):
+def invalid_entries(
+    entries: list[str], bucket_id: str, render_uri: Callable[[str], str] = lambda uri: uri
+) -> tuple[list[str], list[str]]:
     """Return ``(bad addresses, group URIs of another bucket)`` for a hook's entries.
 
     ``render_uri`` resolves placeholders that the bucket part of a group URI may hold.
     """
-    bad, foreign = [], []
+    bad: list[str] = []
+    foreign: list[str] = []
     for entry in entries:
         if is_group_uri(entry):
             match = GROUP_URI.match(render_uri(entry))
@@ -92,27 +98,34 @@ def invalid_entries(entries, bucket_id, render_uri=lambda uri: uri):
     return bad, foreign
 
 
-def member_address(principal):
+def member_address(principal: object) -> str | None:
     """The address of a group member like ``ldap:alice@example.com``, or ``None``."""
     return _member_address(principal) if isinstance(principal, str) else None
 
 
 @functools.lru_cache(maxsize=65536)
-def _member_address(principal):
+def _member_address(principal: str) -> str | None:
     address = principal.split(":", 1)[1] if ":" in principal else principal
     return ascii_address(address) if is_email(address) else None
 
 
-def expand(entries, bucket_id, read_group, domains=(), left_out=None):
+def expand(
+    entries: list[str],
+    bucket_id: str,
+    read_group: Callable[[str, str], dict[str, Any] | None],
+    domains: tuple[str, ...] = (),
+    left_out: list[str] | None = None,
+) -> list[str]:
     """Turn rendered entries into unique ``To:`` addresses, in their order of appearance.
 
     ``read_group(bucket_id, group_id)`` returns the group's data or ``None``; only groups
     of ``bucket_id`` are read, and a missing group contributes nobody. With ``domains``,
     addresses at other domains are left out, and added to ``left_out`` when given.
     """
-    addresses, seen = [], set()
+    addresses: list[str] = []
+    seen: set[str] = set()
 
-    def add(formatted, address):
+    def add(formatted: str, address: str) -> None:
         if domains and not at_domains(address, domains):
             if left_out is not None and address.lower() not in seen:
                 left_out.append(address)
@@ -133,12 +146,13 @@ def expand(entries, bucket_id, read_group, domains=(), left_out=None):
                     add(address, address)
         else:
             parsed = parse_address(entry)
-            if parsed:
-                add(_format_address(entry), parsed[1])
+            formatted = _format_address(entry)
+            if parsed and formatted:
+                add(formatted, parsed[1])
     return addresses
 
 
-def without(addresses, taken):
+def without(addresses: list[str], taken: list[str]) -> list[str]:
     """``addresses`` minus those whose address is in ``taken`` (both as ``expand`` returns)."""
     if not addresses:  # The usual case, and parsing a large group's addresses costs.
         return []

@@ -8,6 +8,12 @@ never a subject, a body or an address (an address in a server's reply becomes
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:
+    from .outbox import Email
 
 
 logger = logging.getLogger("kinto_emailer.outcomes")
@@ -25,17 +31,25 @@ REDACTED = "[recipient]"
 _PLAIN = re.compile(r"^[^\s\"=]+$")
 
 
-def redact(text, addresses):
+def redact(text: str, addresses: Iterable[str]) -> str:
     for address in sorted({a for a in addresses if a}, key=len, reverse=True):
         text = re.sub(re.escape(address), REDACTED, text, flags=re.IGNORECASE)
     return text
 
 
-def _log(outcome, email, level, reason, recipients, hide, details):
+def _log(
+    outcome: str,
+    email: "Email",
+    level: int,
+    reason: object,
+    recipients: Iterable[str] | None,
+    hide: Iterable[str],
+    details: dict[str, Any],
+) -> None:
     # Only when the line is written: at the default levels most outcomes aren't.
     recipients = list(email.recipients if recipients is None else recipients)
     filename = getattr(email, "filename", None)
-    fields = {
+    fields: dict[str, Any] = {
         "id": email.message_id or "-",
         "hook": email.location or "-",
         "recipients": len(recipients),
@@ -58,7 +72,7 @@ def _log(outcome, email, level, reason, recipients, hide, details):
     logger.log(level, "Email %s: %s", outcome, text, extra=extra)
 
 
-def _field(name, value):
+def _field(name: str, value: object) -> str:
     value = str(value)
     return f"{name}={value if _PLAIN.match(value) else json.dumps(value)}"
 
@@ -66,17 +80,24 @@ def _field(name, value):
 class Report:
     """Called from request threads and the delivery thread; ``count`` must be thread-safe."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         #: ``count(outcome, labels)``: set by ``health`` when Kinto has a metrics service.
-        self.count = None
+        self.count: Callable[[str, dict[str, str | None]], None] | None = None
 
-    def redact(self, reason: str, email, hide=()) -> str:
+    def redact(self, reason: str, email: "Email", hide: Iterable[str] = ()) -> str:
         """``reason`` without the addresses of ``email`` nor those in ``hide``."""
         return redact(str(reason), [*email.recipients, *hide])
 
     def __call__(
-        self, outcome, email, reason=None, recipients=None, hide=(), level=None, **details
-    ):
+        self,
+        outcome: str,
+        email: "Email",
+        reason: object = None,
+        recipients: Iterable[str] | None = None,
+        hide: Iterable[str] = (),
+        level: int | None = None,
+        **details: Any,
+    ) -> None:
         """Log one line about ``email`` (an outbox's ``Email``) and count it.
 
         ``recipients`` narrows the line to some of the email's recipients; addresses in

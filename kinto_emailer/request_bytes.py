@@ -2,6 +2,7 @@
 emails are dropped, and those not built yet are never built."""
 
 from collections.abc import Callable
+from typing import Any
 
 from .outbox import Email
 
@@ -15,7 +16,8 @@ class RequestBytes:
         self.used = 0
         #: Set by the first email refused: the request's later emails are not built.
         self.spent = False
-        self._skipped: dict[str, list] = {}  # Hook location -> [origin, emails not built].
+        # Hook location -> [origin, emails not built].
+        self._skipped: dict[str, list[Any]] = {}
 
     @property
     def reason(self) -> str:
@@ -33,7 +35,7 @@ class RequestBytes:
             kept.append(email)
         return kept
 
-    def skip(self, where: str, origin: dict) -> None:
+    def skip(self, where: str, origin: dict[str, Any]) -> None:
         """An email of hook ``where`` not built: rendering it would cost memory and CPU for
         an email dropped anyway (50 hooks of 1 MiB, 25 records a batch: 1.2 GB a write)."""
         skipped = self._skipped.setdefault(where, [origin, 0])

@@ -8,10 +8,13 @@ these writes are rolled back with the rest, so the same code runs on every backe
 """
 
 import copy
+from collections.abc import Iterator
+from typing import Any
 
-from kinto.core.events import ACTIONS
+from kinto.core.events import ACTIONS, ResourceChanged
 from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.events import ContextFound
+from pyramid.request import Request
 
 
 RESOURCES = ("bucket", "collection")
@@ -38,15 +41,17 @@ def remember_previous(event: ContextFound) -> None:
         before[uri] = (stored, request.registry.permission.get_object_permissions(uri))
 
 
-def parent_id(payload: dict) -> str:
+def parent_id(payload: dict[str, Any]) -> str:
     return f"/buckets/{payload['bucket_id']}" if payload["resource_name"] == "collection" else ""
 
 
-def _uri(resource_name, parent_id, object_id):
+def _uri(resource_name: str, parent_id: str, object_id: str) -> str:
     return f"{parent_id}/{resource_name}s/{object_id}"
 
 
-def previous(request, resource_name: str, parent_id: str, impacted: dict) -> dict:
+def previous(
+    request: Request, resource_name: str, parent_id: str, impacted: dict[str, Any]
+) -> dict[str, Any]:
     """The object as stored before the request: ``{}`` when the request creates it."""
     if not impacted.get("old"):
         return {}
@@ -55,14 +60,14 @@ def previous(request, resource_name: str, parent_id: str, impacted: dict) -> dic
     return stored
 
 
-def remember_saved(event) -> None:
+def remember_saved(event: ResourceChanged) -> None:
     """Note the bucket and collection writes of the request as their events are notified."""
     seen = event.request.bound_data.setdefault(SEEN_KEY, [])
     where = (event.payload["resource_name"], parent_id(event.payload))
     seen += [(*where, impacted) for impacted in event.impacted_objects]
 
 
-def _pending_writes(request):
+def _pending_writes(request: Request) -> Iterator[tuple[str, str, dict[str, Any]]]:
     # Events Kinto has not notified yet: later writes of the same batch.
     collector = request.bound_data.get("resource_events")
     for key, (_, impacted, _) in getattr(collector, "event_dict", {}).items():
@@ -71,9 +76,9 @@ def _pending_writes(request):
             yield from ((resource_name, parent_id, entry) for entry in impacted)
 
 
-def undo_saves(request) -> None:
+def undo_saves(request: Request) -> None:
     """Put back every bucket and collection that ``request`` created or updated."""
-    first_writes: dict = {}
+    first_writes: dict[str, tuple[str, str, dict[str, Any]]] = {}
     for resource_name, parent, impacted in [
         *request.bound_data.get(SEEN_KEY, []),
         *_pending_writes(request),

@@ -3,11 +3,16 @@
 A refused save is put back as it was (``rollback``) before its 400 or 403 is raised.
 """
 
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
 import colander
 from kinto.core.errors import ERRORS, http_error, raise_invalid
+from kinto.core.events import ResourceChanged
 from kinto.core.utils import prefixed_principals
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.interfaces import IAuthorizationPolicy
+from pyramid.request import Request
 from pyramid.settings import aslist
 
 from . import recipients, rollback, schema, selection
@@ -17,12 +22,12 @@ from .compose import ADDRESS_FIELDS, address_entries
 _ABSENT = object()
 
 
-def _forbidden(request, message):
+def _forbidden(request: Request, message: str) -> NoReturn:
     rollback.undo_saves(request)
     raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
 
 
-def has_permission(request, principals: list[str], uri: str, permission: str) -> bool:
+def has_permission(request: Request, principals: list[str], uri: str, permission: str) -> bool:
     """Whether ``principals`` have ``permission`` on the group or bucket ``uri``, as Kinto
     decides it."""
     policy = request.registry.queryUtility(IAuthorizationPolicy)
@@ -37,12 +42,14 @@ def has_permission(request, principals: list[str], uri: str, permission: str) ->
     return request.registry.permission.check_permission(principals, bound)
 
 
-def can_read(request, principals: list[str], uri: str) -> bool:
+def can_read(request: Request, principals: list[str], uri: str) -> bool:
     """Whether ``principals`` may read the group or bucket ``uri``, as Kinto decides it."""
     return has_permission(request, principals, uri, "read")
 
 
-def _groups(hook, bucket_id, collection_id):
+def _groups(
+    hook: dict[str, Any], bucket_id: str, collection_id: str | None
+) -> Iterator[tuple[str, str, str]]:
     """``(field, entry, uri to read)`` for each group a hook names."""
     for field in ADDRESS_FIELDS:
         entries = address_entries(hook, field)
@@ -56,7 +63,14 @@ def _groups(hook, bucket_id, collection_id):
             yield field, entry, (uri if "{" not in uri else f"/buckets/{bucket_id}")
 
 
-def _check_author(request, principals, hooks, old_hooks, bucket_id, collection_id):
+def _check_author(
+    request: Request,
+    principals: list[str],
+    hooks: list[dict[str, Any]],
+    old_hooks: list[dict[str, Any]],
+    bucket_id: str,
+    collection_id: str | None,
+) -> None:
     for index, hook in enumerate(hooks):
         if hook in old_hooks:  # Saved before, maybe by someone else: not this author's.
             continue
@@ -70,12 +84,12 @@ def _check_author(request, principals, hooks, old_hooks, bucket_id, collection_i
                 )
 
 
-def _hooks(metadata):
+def _hooks(metadata: object) -> list[Any]:
     hooks = metadata.get("hooks") if isinstance(metadata, dict) else None
     return hooks if isinstance(hooks, list) else []
 
 
-def validate_metadata(event) -> None:
+def validate_metadata(event: ResourceChanged) -> None:
     """Refuse a save whose ``kinto-emailer`` metadata can't work or isn't its author's to write.
 
     Metadata that a write leaves as it was is not checked again: stored hooks keep working,

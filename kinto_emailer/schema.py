@@ -1,6 +1,7 @@
 """The shape of the ``kinto-emailer`` metadata, and the 400s when it is saved."""
 
 import difflib
+from typing import TYPE_CHECKING, Any
 
 import colander
 
@@ -20,7 +21,11 @@ from .fields import (
 )
 
 
-def _sender_domains(settings):
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+
+
+def _sender_domains(settings: "EmailerSettings") -> tuple[str, ...]:
     own = settings.default_sender.rpartition("@")[2].strip(" >").lower()
     return (own, *(d for d in settings.sender_domains if d != own))
 
@@ -48,7 +53,7 @@ class Hook(colander.MappingSchema):
     item_template = colander.SchemaNode(Text(allow_empty=True), missing=colander.drop)
     notify_author = colander.SchemaNode(Flag(), missing=colander.drop)
 
-    def validator(self, node, hook):
+    def validator(self, node: colander.SchemaNode, hook: dict[str, Any]) -> None:
         settings = self.bindings["settings"]
         if "sender" in hook:
             if any(c in hook["sender"] for c in "\r\n"):
@@ -108,7 +113,7 @@ class Hook(colander.MappingSchema):
                 raise colander.Invalid(node[field], str(e))
 
 
-def _check_unsubscribe_url(node, field, hook):
+def _check_unsubscribe_url(node: colander.SchemaNode, field: str, hook: dict[str, Any]) -> None:
     placeholder = f'Placeholder "{{{UNSUBSCRIBE_URL}}}"'
     if field == "item_template":
         raise colander.Invalid(node, f'{placeholder} can\'t be used in "item_template"')
@@ -123,7 +128,7 @@ def _check_unsubscribe_url(node, field, hook):
 class Hooks(colander.SequenceSchema):
     hook = Hook()
 
-    def validator(self, node, value):
+    def validator(self, node: colander.SchemaNode, value: list[dict[str, Any]]) -> None:
         limit = self.bindings["settings"].max_hooks
         if len(value) > limit:
             raise colander.Invalid(
@@ -138,7 +143,7 @@ class EmailerMetadata(colander.MappingSchema):
 HOOK_FIELDS = tuple(child.name for child in Hook().children)
 
 
-def _unknown_fields(node, value):
+def _unknown_fields(node: colander.SchemaNode, value: dict[str, Any]) -> None:
     """Typos first: ``"templat"`` would otherwise be reported as a missing ``"template"``."""
     hooks = value.get("hooks")
     messages = []
@@ -153,7 +158,7 @@ def _unknown_fields(node, value):
         raise colander.Invalid(node, "; ".join(messages))
 
 
-def _patterns_size(node, value):
+def _patterns_size(node: colander.SchemaNode, value: dict[str, Any]) -> None:
     """Bound the work of compiling a save's patterns, before any of them is compiled."""
     hooks = value.get("hooks")
     patterns = [
@@ -192,7 +197,7 @@ def messages(error: colander.Invalid) -> str:
     )
 
 
-def check(value, settings, bucket_id: str) -> None:
+def check(value: object, settings: "EmailerSettings", bucket_id: str) -> None:
     """Raise ``colander.Invalid`` unless ``value`` is metadata whose hooks can work."""
     schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
     if not isinstance(value, dict):

@@ -4,8 +4,11 @@ import functools
 import logging
 import re
 import time
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 import regex
+from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
 
@@ -25,7 +28,7 @@ KINTO_EVENT_SYNONYM = "kinto.core.events.ResourceChanged"
 KINTO_EVENTS = (KINTO_EVENT, KINTO_EVENT_SYNONYM)
 
 
-def is_pattern(value):
+def is_pattern(value: object) -> bool:
     return isinstance(value, str) and value.startswith("^")
 
 
@@ -42,7 +45,7 @@ class PatternError(regex.error):
     """A ``^`` filter that can't be used; the message says why."""
 
 
-def _children(value):
+def _children(value: object) -> Iterator[Any]:
     if isinstance(value, re_parser.SubPattern):
         yield value
     elif isinstance(value, tuple | list):
@@ -50,7 +53,7 @@ def _children(value):
             yield from _children(item)
 
 
-def _unrolled_size(pattern):
+def _unrolled_size(pattern: Any) -> int:
     size = 0
     for op, av in pattern:
         if op in _REPEATS:
@@ -78,7 +81,7 @@ def pattern_size(value: str) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def compile_pattern(value):
+def compile_pattern(value: str) -> regex.Pattern:
     """Compile a ``^`` filter; raises ``PatternError`` with the reason when it is invalid."""
     try:
         size = pattern_size(value)
@@ -92,7 +95,9 @@ def compile_pattern(value):
         raise PatternError("too deeply nested") from None
 
 
-def _read(storage, resource_name, parent_id, object_id):
+def _read(
+    storage: StorageBase, resource_name: str, parent_id: str, object_id: str | None
+) -> dict[str, Any] | None:
     try:
         return storage.get(resource_name=resource_name, parent_id=parent_id, object_id=object_id)
     except ObjectNotFoundError:
@@ -102,13 +107,17 @@ def _read(storage, resource_name, parent_id, object_id):
 class HookFinder:
     """Finds the hooks of a collection or bucket, reading each one once per request."""
 
-    def __init__(self, storage, fetched_collections=None):
+    def __init__(
+        self, storage: StorageBase, fetched_collections: dict[str, dict[str, Any]] | None = None
+    ):
         self.storage = storage
-        self._cache = {}
+        self._cache: dict[Hashable, Any] = {}
         # The collections Kinto's records view already read in this request, by URI.
         self.fetched_collections = fetched_collections or {}
 
-    def metadata(self, resource_name, bucket_id, object_id=None):
+    def metadata(
+        self, resource_name: str, bucket_id: str, object_id: str | None = None
+    ) -> dict[str, Any] | None:
         parent_id = f"/buckets/{bucket_id}" if resource_name == "collection" else ""
         key = (resource_name, bucket_id, object_id)
         if key not in self._cache:
@@ -116,19 +125,24 @@ class HookFinder:
             self._cache[key] = _read(self.storage, resource_name, parent_id, object_id)
         return self._cache[key]
 
-    def remember(self, key, read):
+    def remember(self, key: Hashable, read: Callable[[], Any]) -> Any:
         """``read()``, called once per request for ``key``."""
         if key not in self._cache:
             self._cache[key] = read()
         return self._cache[key]
 
-    def group(self, bucket_id, group_id):
+    def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
         key = ("group", bucket_id, group_id)
         if key not in self._cache:
             self._cache[key] = _read(self.storage, "group", f"/buckets/{bucket_id}", group_id)
         return self._cache[key]
 
-    def hooks(self, bucket_id, collection_id, collection=None):
+    def hooks(
+        self,
+        bucket_id: str,
+        collection_id: str | None,
+        collection: dict[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
         """Return ``(hooks, location)``: the collection's when it has any, else the bucket's.
 
         ``collection`` is the collection's own data when the change is on the collection
@@ -146,7 +160,7 @@ class HookFinder:
         return _hooks_of(bucket or {}), f"/buckets/{bucket_id}"
 
 
-def _hooks_of(metadata):
+def _hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     settings = metadata.get(METADATA_KEY)
     hooks = settings.get("hooks") if isinstance(settings, dict) else None
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
@@ -187,7 +201,7 @@ class RegexBudget:
             self.remaining -= time.monotonic() - start
 
 
-def _value_matches(expected, value, budget):
+def _value_matches(expected: object, value: str, budget: RegexBudget) -> bool:
     if not isinstance(expected, str):
         return False
     if is_pattern(expected):
@@ -195,7 +209,7 @@ def _value_matches(expected, value, budget):
     return expected == value
 
 
-def hook_matches(hook, context, budget: RegexBudget) -> bool:
+def hook_matches(hook: dict[str, Any], context: dict[str, Any], budget: RegexBudget) -> bool:
     """Whether every filter of ``hook`` accepts the change described by ``context``.
 
     Raises ``TimeoutError`` when its regular expressions run out of ``budget``.
@@ -213,7 +227,9 @@ def hook_matches(hook, context, budget: RegexBudget) -> bool:
     return True
 
 
-def matching_hooks(hooks, context, budget: RegexBudget, location):
+def matching_hooks(
+    hooks: list[dict[str, Any]], context: dict[str, Any], budget: RegexBudget, location: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(index, hook)`` for each hook whose filters accept the change.
 
     Once ``budget`` is spent, hooks that need a pattern are skipped (counted in ``budget``):

@@ -10,6 +10,8 @@ import html
 import json
 import re
 import string
+from collections.abc import Mapping
+from typing import Any
 
 from .config import EXPOSED_SETTINGS
 
@@ -44,6 +46,8 @@ MAX_BODY_LENGTH = 1024 * 1024
 _FIELD = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<keys>(\[[^\[\]]*\])*)$")
 _KEY = re.compile(r"\[([^\[\]]*)\]")
 _formatter = string.Formatter()
+#: A placeholder of a parsed template: ``(name, keys, source)``.
+Placeholder = tuple[str, tuple[str, ...], str]
 
 
 class TemplateError(ValueError):
@@ -54,13 +58,13 @@ class Lines(tuple):
     """A value rendered one item per line: joined by line breaks, by ``<br>`` in HTML."""
 
 
-def parse(template):
+def parse(template: str) -> list[str | Placeholder]:
     """Split a template into literal text and ``(name, keys, source)`` placeholders."""
     try:
         parts = list(_formatter.parse(template))
     except ValueError as e:
         raise TemplateError(f"{e} (write {{{{ and }}}} for literal braces)")
-    pieces = []
+    pieces: list[str | Placeholder] = []
     for literal, field, spec, conversion in parts:
         if literal:
             pieces.append(literal)
@@ -82,7 +86,7 @@ def parse(template):
     return pieces
 
 
-def names(template):
+def names(template: str) -> set[str]:
     """The placeholder names of a template, or none when it doesn't parse."""
     try:
         return {piece[0] for piece in parse(template) if not isinstance(piece, str)}
@@ -90,7 +94,9 @@ def names(template):
         return set()
 
 
-def check(template, field_name, strict=True, extra=()):
+def check(
+    template: str, field_name: str, strict: bool = True, extra: tuple[str, ...] = ()
+) -> None:
     """Raise ``TemplateError`` unless every placeholder of ``template`` can be rendered.
 
     With ``strict=False`` (a hook for a plugin's own event), unknown names are accepted:
@@ -133,7 +139,7 @@ def check(template, field_name, strict=True, extra=()):
             )
 
 
-def _as_text(value, as_html=False):
+def _as_text(value: object, as_html: bool = False) -> str:
     if isinstance(value, Lines):
         return "<br>\n".join(map(html.escape, value)) if as_html else "\n".join(value)
     if value is None:
@@ -148,7 +154,7 @@ def _as_text(value, as_html=False):
 _MISSING = object()
 
 
-def _lookup(context, name, keys):
+def _lookup(context: Mapping[str, Any], name: str, keys: tuple[str, ...]) -> Any:
     if name not in context:
         return _MISSING
     value = context[name]
@@ -165,12 +171,14 @@ def _lookup(context, name, keys):
     return value
 
 
-def _clip(text, limit):
+def _clip(text: str, limit: int) -> str:
     # Lone surrogates (JSON allows "\ud800") can't be encoded: they become "?".
     return text.encode("utf-8", "replace")[:limit].decode("utf-8", "ignore")
 
 
-def render(template, context, limit=MAX_BODY_LENGTH, as_html=False):
+def render(
+    template: str, context: Mapping[str, Any], limit: int = MAX_BODY_LENGTH, as_html: bool = False
+) -> str:
     """Render a checked template; unknown or absent placeholders render as written.
 
     Never raises on a template that ``parse`` accepts, and never returns more than
@@ -196,7 +204,7 @@ def render(template, context, limit=MAX_BODY_LENGTH, as_html=False):
     return _clip("".join(out)[:limit], limit)
 
 
-def render_line(template, context):
+def render_line(template: str, context: Mapping[str, Any]) -> str:
     """One line: line breaks folded to spaces, at most 998 characters."""
     rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
     # Runs of blanks collapse too: a header line of only blanks can't be folded for SMTP.

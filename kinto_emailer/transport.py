@@ -3,9 +3,14 @@
 import logging
 import smtplib
 import ssl
+from typing import TYPE_CHECKING
 
 from .deadline import EXCHANGE_SETTING, BoundedSMTP, BoundedSMTP_SSL, BoundedSSLSocket, Clock
-from .mime import seven_bit
+from .mime import Outgoing, seven_bit
+
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
 
 
 logger = logging.getLogger(__name__)
@@ -19,7 +24,11 @@ class PermanentFailure(Exception):
     """Trying again would fail the same way: a 5xx reply, or a certificate we don't trust."""
 
 
-def tls_context(settings):
+#: What a mail server said to each recipient it refused: ``{recipient: (code, reply)}``.
+Refused = dict[str, tuple[int, str]]
+
+
+def tls_context(settings: "EmailerSettings") -> ssl.SSLContext:
     """The system's trust store, plus ``kinto_emailer.tls_ca_file``; host names checked."""
     context = ssl.create_default_context()
     context.sslsocket_class = BoundedSSLSocket  # STARTTLS keeps the deadline.
@@ -31,12 +40,12 @@ def tls_context(settings):
     return context
 
 
-def _reply_failure(code, reason):
+def _reply_failure(code: int, reason: str) -> Exception:
     kind = TemporaryFailure if 400 <= code < 500 else PermanentFailure
     return kind(f"{code} {reason}")
 
 
-def classify(error):
+def classify(error: BaseException) -> Exception:
     """Turn whatever smtplib or the socket raised into a temporary or a permanent failure."""
     if isinstance(error, TemporaryFailure | PermanentFailure):
         return error
@@ -61,7 +70,7 @@ def classify(error):
     return PermanentFailure(f"{type(error).__name__}: {error}")
 
 
-def _text(reply):
+def _text(reply: object) -> str:
     return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
 
@@ -72,11 +81,12 @@ class SMTPConnection:
     must each email and each command after it; each read or write within its step.
     """
 
-    def __init__(self, settings, context, clock):
+    def __init__(self, settings: "EmailerSettings", context: ssl.SSLContext, clock: Clock):
         self.settings = settings
         self.sent = 0
         self.clock = clock
         host, port = settings.smtp_host, settings.smtp_port
+        self.smtp: smtplib.SMTP
         if settings.smtp_ssl:
             self.smtp = BoundedSMTP_SSL(host, port, clock, context=context)
         else:
@@ -93,11 +103,11 @@ class SMTPConnection:
             raise
 
     @property
-    def expired(self):
+    def expired(self) -> bool:
         """True once a deadline passed: the session is unusable, and the server to blame."""
         return self.clock.expired
 
-    def send(self, outgoing):
+    def send(self, outgoing: Outgoing) -> Refused:
         """Send; returns ``{recipient: (code, reply)}`` for the recipients that were refused.
 
         Raises when the server refuses the message or every recipient.
@@ -113,12 +123,12 @@ class SMTPConnection:
         self.sent += 1
         return {rcpt: (code, _text(reply)) for rcpt, (code, reply) in refused.items()}
 
-    def noop(self):
+    def noop(self) -> bool:
         """True when the server answers ``NOOP`` with 250."""
         self.clock.start("answer NOOP")
         return self.smtp.noop()[0] == 250
 
-    def close(self):
+    def close(self) -> None:
         # Saying goodbye gets one step, not a whole exchange.
         self.clock.start("answer QUIT", limit=self.clock.step)
         try:
@@ -130,15 +140,17 @@ class SMTPConnection:
 class SMTPTransport:
     """Opens connections to the configured mail server."""
 
-    def __init__(self, settings):
+    def __init__(self, settings: "EmailerSettings"):
         self.settings = settings
         self.context = tls_context(settings)
 
     @property
-    def address(self):
+    def address(self) -> str:
         return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
 
-    def connect(self, timeout: float | None = None, setting: str = EXCHANGE_SETTING):
+    def connect(
+        self, timeout: float | None = None, setting: str = EXCHANGE_SETTING
+    ) -> SMTPConnection:
         """An open session. ``timeout``, named ``setting``, bounds each step and each whole
         exchange instead of ``kinto_emailer.smtp_timeout`` and ``smtp_exchange_timeout``."""
         settings = self.settings
@@ -148,7 +160,7 @@ class SMTPTransport:
             clock = Clock(timeout, timeout, setting)
         return SMTPConnection(settings, self.context, clock)
 
-    def send_one(self, outgoing):
+    def send_one(self, outgoing: Outgoing) -> None:
         """Send one email on a connection of its own; raises what smtplib raises."""
         connection = self.connect()
         try:
@@ -156,4 +168,5 @@ class SMTPTransport:
         finally:
             connection.close()
         if refused:
-            raise smtplib.SMTPRecipientsRefused(refused)
+            # Replies decoded to text, which ``classify`` reads as well as smtplib's bytes.
+            raise smtplib.SMTPRecipientsRefused(refused)  # type: ignore[arg-type]
