@@ -11,14 +11,19 @@ import email.policy
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
+from typing import TYPE_CHECKING, Any
 
 import transaction
 from pyramid_mailer.message import Message
 
 from ..mime import Outgoing
 
+
+if TYPE_CHECKING:
+    from .status import Query
 
 QUEUED, SENDING, SENT, RETRYING = "queued", "sending", "sent", "retrying"
 FAILED, CANCELLED, DROPPED = "failed", "cancelled", "dropped"
@@ -56,14 +61,14 @@ class Email:
     #: The Maildir file that holds it, in the ``maildir`` outbox.
     filename: str | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.id:
             self.id = str(next(_sequence))
         if not self.size and self.message is not None:
             self.size = message_size(self.message)
 
     @property
-    def labels(self) -> dict:
+    def labels(self) -> dict[str, str | None]:
         return {"bucket_id": self.bucket_id, "collection_id": self.collection_id}
 
     @property
@@ -82,7 +87,7 @@ class Email:
         return None
 
     @property
-    def recipients(self) -> list:
+    def recipients(self) -> list[str]:
         if self.outgoing is not None:
             return list(self.outgoing.recipients)
         message = self.message
@@ -99,7 +104,7 @@ class Window:
     seconds: int
     #: The emails with marks for ``{count}`` and ``{items}`` (``drafts.make_draft``): used
     #: when this part opens the window, else the open window's draft stays.
-    draft: dict
+    draft: dict[str, Any]
     lines: list[str]
     count: int
     #: The address of the author of these changes; ``None``: unknown, or several.
@@ -185,7 +190,7 @@ class Outbox(abc.ABC):
     def pending(self) -> int:
         """How many emails wait or are being sent."""
 
-    def prepare(self, email: Email, render) -> None:
+    def prepare(self, email: Email, render: Callable[[Message], Outgoing]) -> None:
         """Give ``email`` its bytes for SMTP (``render(message)`` makes them)."""
         if email.outgoing is None:
             email.outgoing = render(email.message)
@@ -216,15 +221,15 @@ class Outbox(abc.ABC):
 
     # The status views (``views.py``); see ``status`` for the records and the query.
 
-    def emails(self, query) -> list[dict]:
+    def emails(self, query: "Query") -> list[dict[str, Any]]:
         """The records that ``query`` (a ``status.Query``) asks for."""
         raise StatusUnavailable(self.name)
 
-    def email(self, bucket_id: str, email_id: str) -> dict | None:
+    def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
         """One email's record, or ``None``."""
         raise StatusUnavailable(self.name)
 
-    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
         """Send a failed, cancelled or dropped email again (``queued``), or cancel one that
         waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email."""
         raise StatusUnavailable(self.name)

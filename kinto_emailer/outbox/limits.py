@@ -3,11 +3,16 @@
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 
 if TYPE_CHECKING:
+    from ..config import EmailerSettings
     from . import Email
+
+#: Pending emails, or bytes, by bucket.
+Usage = Counter[str | None]
 
 
 HOUR = 3600.0
@@ -22,11 +27,10 @@ class HourlyLimit:
 
     def reset(self) -> None:
         self._lock = threading.Lock()
-        self._times: dict[
-            str, deque
-        ] = {}  # bucket_id -> deque of monotonic times, at most ``limit`` long.
+        # bucket_id -> deque of monotonic times, at most ``limit`` long.
+        self._times: dict[str | None, deque[float]] = {}
 
-    def refuse(self, bucket_id: str) -> str | None:
+    def refuse(self, bucket_id: str | None) -> str | None:
         """Why one more email for ``bucket_id`` is refused, or ``None``."""
         if not self.limit:
             return None
@@ -41,7 +45,7 @@ class HourlyLimit:
                 return None
         return hourly_reason(self.limit)
 
-    def count(self, bucket_id: str) -> None:
+    def count(self, bucket_id: str | None) -> None:
         if self.limit:
             with self._lock:
                 times = self._times.setdefault(bucket_id, deque(maxlen=self.limit))
@@ -52,7 +56,9 @@ def hourly_reason(limit: int) -> str:
     return f"hourly limit of the bucket reached (kinto_emailer.max_emails_per_hour = {limit})"
 
 
-def queue_full(email, count: Counter, size: Counter, settings) -> tuple[Counter, str] | None:
+def queue_full(
+    email: "Email", count: Usage, size: Usage, settings: "EmailerSettings"
+) -> tuple[Usage, str] | None:
     """``(usage by bucket, reason)`` of the first limit that ``email`` would exceed."""
     if settings.queue_size and sum(count.values()) + 1 > settings.queue_size:
         return count, f"queue full (kinto_emailer.queue_size = {settings.queue_size})"
@@ -61,7 +67,13 @@ def queue_full(email, count: Counter, size: Counter, settings) -> tuple[Counter,
     return None
 
 
-def make_room(email, count: Counter, size: Counter, settings, evict_newest):
+def make_room(
+    email: "Email",
+    count: Usage,
+    size: Usage,
+    settings: "EmailerSettings",
+    evict_newest: Callable[[str | None, str], "Email | None"],
+) -> tuple[str | None, list[tuple["Email", str]]]:
     """``(reason, victims)``: why ``email`` can't be queued (``None`` once it fits), and the
     emails dropped to make room, with why.
 

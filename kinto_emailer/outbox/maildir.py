@@ -7,11 +7,19 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyramid_mailer.message import Message
 
 from .. import maildir, maildir_queue
 from . import FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
 from .limits import HourlyLimit
 
+
+if TYPE_CHECKING:
+    from ..config import EmailerSettings
+    from ..mime import Outgoing
 
 logger = logging.getLogger(__name__)
 
@@ -20,24 +28,27 @@ class MaildirOutbox(Outbox):
     name = "maildir"
     durable = True
 
-    def __init__(self, settings, render):
+    def __init__(self, settings: "EmailerSettings", render: Callable[[Message], "Outgoing"]):
+        assert settings.queue_path is not None  # The Maildir outbox is mail.queue_path's.
         self.settings = settings
         self.path = settings.queue_path
         self.render = render  # Files hold the bytes for SMTP: rendered when written.
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self._lock = threading.Lock()
+        # Our claims, opened by the first claim: only workers claim.
+        self._queue: maildir_queue.MaildirQueue | None = None
+        # Heap of (due, sequence, email): retries of the files we claimed.
+        self._later: list[tuple[float, int, Email]] = []
         self._woken = threading.Event()
-        self._queue = None  # Our claims, opened by the first claim: only workers claim.
-        self._later = []  # Heap of (due, sequence, email): retries of the files we claimed.
         self._sequence = itertools.count()
         self._next_recovery = 0.0
-        self._recipients = {}  # Claimed file -> the recipients it names.
+        self._recipients: dict[str, list[str]] = {}  # Claimed file -> the recipients it names.
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
-        refused = []
+        refused: list[tuple[Email, str]] = []
         for email in emails:
             reason = self.hourly.refuse(email.bucket_id)
             if reason is not None:
@@ -50,7 +61,7 @@ class MaildirOutbox(Outbox):
         self._woken.set()
         return refused
 
-    def _claims(self):
+    def _claims(self) -> maildir_queue.MaildirQueue:
         if self._queue is None:
             self._queue = maildir_queue.MaildirQueue(self.path)
             self._queue.open()
@@ -84,37 +95,45 @@ class MaildirOutbox(Outbox):
             email.status = SENDING
         return emails
 
+    def _claimed(self, email: Email) -> tuple[maildir_queue.MaildirQueue, str]:
+        """The queue that claimed ``email``, and its file."""
+        assert self._queue is not None and email.filename is not None, "claim() first"
+        return self._queue, email.filename
+
     def sent(self, email: Email) -> None:
         email.status = SENT
-        self._remove(email, self._queue.done)
+        self._remove(email, self._claimed(email)[0].done)
 
     def failed(self, email: Email, error: str) -> None:
         email.status, email.error = FAILED, error
-        self._remove(email, self._queue.fail)
+        self._remove(email, self._claimed(email)[0].fail)
 
-    def _remove(self, email, how):
-        self._recipients.pop(email.filename, None)
+    def _remove(self, email: Email, how: Callable[[str], None]) -> None:
+        _, filename = self._claimed(email)
+        self._recipients.pop(filename, None)
         try:
-            how(email.filename)
+            how(filename)
         except OSError as e:
             logger.error("Could not remove %s from the Maildir: %s", email.filename, e)
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status, email.error = RETRYING, error
-        assert email.outgoing is not None and email.filename is not None  # Claimed from a file.
-        if email.outgoing.recipients != self._recipients.get(email.filename):
+        queue, filename = self._claimed(email)
+        assert email.outgoing is not None  # Claimed from a file.
+        if email.outgoing.recipients != self._recipients.get(filename):
             # The file keeps only the recipients still to try: a process that takes it over
             # after we die doesn't send twice to those that accepted it.
-            self._queue.narrow(email.filename, email.outgoing, email.location, email.labels)
-            self._recipients[email.filename] = list(email.outgoing.recipients)
+            queue.narrow(filename, email.outgoing, email.location, email.labels)
+            self._recipients[filename] = list(email.outgoing.recipients)
         with self._lock:
             heapq.heappush(self._later, (time.monotonic() + delay, next(self._sequence), email))
 
     def release(self, emails: list[Email]) -> None:
         with self._lock:
             for email in emails:
-                self._recipients.pop(email.filename, None)
-                self._queue.give_back(email.filename)
+                queue, filename = self._claimed(email)
+                self._recipients.pop(filename, None)
+                queue.give_back(filename)
                 email.status = QUEUED
 
     def hurry(self) -> None:

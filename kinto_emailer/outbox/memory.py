@@ -6,12 +6,17 @@ import itertools
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from typing import TYPE_CHECKING, Any
 
 from ..drafts import complete
 from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox, Window
 from . import status as status_views
-from .limits import HourlyLimit, make_room
+from .limits import HourlyLimit, Usage, make_room
 
+
+if TYPE_CHECKING:
+    from ..config import EmailerSettings
+    from .status import Query
 
 WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
 _MIXED = object()  # A window's author when several people made its changes.
@@ -23,28 +28,32 @@ class MemoryOutbox(Outbox):
     name = "memory"
     windowed = True
 
-    def __init__(self, settings):
+    def __init__(self, settings: "EmailerSettings"):
         self.settings = settings
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self._condition = threading.Condition()
         self._clear()
 
-    def _clear(self):
-        self._ready = OrderedDict()  # bucket_id -> deque of emails due now; served in turn.
-        self._later = []  # Heap of (due, sequence, email): retries.
+    def _clear(self) -> None:
+        # bucket_id -> deque of emails due now; served in turn.
+        self._ready: OrderedDict[str | None, deque[Email]] = OrderedDict()
+        self._later: list[tuple[float, int, Email]] = []  # Heap of (due, sequence, email).
         self._sequence = itertools.count()
-        self._claimed = set()
-        self._bytes = Counter()  # Pending bytes by bucket.
-        self._count = Counter()  # Pending emails by bucket.
-        self._pending = {}  # id -> email, while it waits or is sent.
-        self._ended = OrderedDict()  # id -> email, oldest end first: for the status views.
+        self._claimed: set[Email] = set()
+        self._bytes: Usage = Counter()  # Pending bytes by bucket.
+        self._count: Usage = Counter()  # Pending emails by bucket.
+        self._pending: dict[str, Email] = {}  # id -> email, while it waits or is sent.
+        # id -> email, oldest end first: for the status views.
+        self._ended: OrderedDict[str, Email] = OrderedDict()
         self._ended_bytes = 0
         self._woken = False
-        self._windows = {}  # Hook location -> (closes, the first part, its later parts).
-        self._closed = []  # (first part, later parts) of windows closed by a later part.
+        # Hook location -> (closes, the first part, its later parts).
+        self._windows: dict[str, tuple[float, Window | None, list[Window]]] = {}
+        # (first part, later parts) of windows closed by a later part.
+        self._closed: list[tuple[Window, list[Window]]] = []
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused: list[tuple[Email, str]] = []
@@ -60,10 +69,10 @@ class MemoryOutbox(Outbox):
                 self.hourly.count(email.bucket_id)
         return refused
 
-    def _enqueue(self, email, refused):
+    def _enqueue(self, email: Email, refused: list[tuple[Email, str]]) -> str | None:
         """``None`` once ``email`` waits, else why it can't (the queue is full)."""
 
-        def evict_newest(bucket_id, reason):
+        def evict_newest(bucket_id: str | None, reason: str) -> Email | None:
             queue = self._ready.get(bucket_id)
             if not queue:
                 return None
@@ -130,12 +139,12 @@ class MemoryOutbox(Outbox):
                 self._ready.move_to_end(email.bucket_id, last=False)
             self._condition.notify_all()
 
-    def _set(self, email, status, error=None):
+    def _set(self, email: Email, status: str, error: str | None = None) -> None:
         email.status, email.error, email.last_modified = status, error, time.time()
         if status == SENT:
             email.sent = email.last_modified
 
-    def _forget(self, email, status, error=None):
+    def _forget(self, email: Email, status: str, error: str | None = None) -> None:
         """``email`` stops waiting: sent, given up, cancelled or dropped."""
         self._claimed.discard(email)
         del self._pending[email.id]
@@ -145,7 +154,7 @@ class MemoryOutbox(Outbox):
             del self._count[email.bucket_id], self._bytes[email.bucket_id]
         self._end(email, status, error)
 
-    def _end(self, email, status, error=None):
+    def _end(self, email: Email, status: str, error: str | None = None) -> None:
         self._set(email, status, error)
         self._ended[email.id] = email
         self._ended_bytes += email.size
@@ -187,7 +196,7 @@ class MemoryOutbox(Outbox):
     def hurry(self) -> None:
         with self._condition:
             # Windows close now too: their emails are sent before the process ends.
-            self._windows = {k: (0.0, *rest) for k, (_, *rest) in self._windows.items()}
+            self._windows = {k: (0.0, f, p) for k, (_, f, p) in self._windows.items()}
             self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
             heapq.heapify(self._later)
             self._condition.notify_all()
@@ -242,22 +251,22 @@ class MemoryOutbox(Outbox):
 
     # The status views.
 
-    def emails(self, query) -> list[dict]:
+    def emails(self, query: "Query") -> list[dict[str, Any]]:
         with self._condition:
             every = [*self._pending.values(), *self._ended.values()]
             records = [status_views.describe(email) for email in every]
         return status_views.select(records, query)
 
-    def _find(self, bucket_id, email_id):
+    def _find(self, bucket_id: str, email_id: str) -> Email | None:
         email = self._pending.get(email_id) or self._ended.get(email_id)
         return email if email is not None and email.bucket_id == bucket_id else None
 
-    def email(self, bucket_id: str, email_id: str) -> dict | None:
+    def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
         with self._condition:
             email = self._find(bucket_id, email_id)
             return None if email is None else status_views.describe(email)
 
-    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
         with self._condition:
             email = self._find(bucket_id, email_id)
             if email is None:
@@ -275,7 +284,7 @@ class MemoryOutbox(Outbox):
                     self._end(email, DROPPED, reason)
             return status_views.describe(email)
 
-    def _unqueue(self, email):
+    def _unqueue(self, email: Email) -> None:
         queue = self._ready.get(email.bucket_id)
         if queue is not None and email in queue:
             queue.remove(email)

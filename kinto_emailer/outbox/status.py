@@ -5,6 +5,7 @@
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, Email
 
@@ -62,7 +63,7 @@ class Query:
     #: The collections whose emails the reader may see; ``None``: all the bucket's.
     collection_ids: list[str] | None = None
     #: ``(field, accepted values)``: a record matches when its field is one of them.
-    filters: list[tuple[str, tuple]] = field(default_factory=list)
+    filters: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
     #: ``(field, descending)``, most significant first.
     sort: tuple[tuple[str, bool], ...] = DEFAULT_SORT
     limit: int = 100
@@ -73,7 +74,7 @@ def millis(seconds: float | None) -> int | None:
     return None if seconds is None else int(seconds * 1000)
 
 
-def describe(email: Email) -> dict:
+def describe(email: Email) -> dict[str, Any]:
     """The record of an email kept in this process (memory and Maildir outboxes)."""
     message = email.message
     return {
@@ -96,7 +97,7 @@ def describe(email: Email) -> dict:
     }
 
 
-def select(records: list[dict], query: Query) -> list[dict]:
+def select(records: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:
     """``query`` applied to records in memory: visible, filtered, sorted, one page."""
     visible = [
         r
@@ -111,7 +112,7 @@ def select(records: list[dict], query: Query) -> list[dict]:
     return visible[query.offset : query.offset + query.limit]
 
 
-def _sortable(value, name):
+def _sortable(value: Any, name: str) -> tuple[int, Any]:
     if name == "id":
         return (1, int(value))
     if value is None:
