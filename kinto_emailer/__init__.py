@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 
 from kinto.core.events import ACTIONS, ResourceChanged
+from pyramid.config import Configurator
 from pyramid.events import ContextFound, NewRequest
 
 from . import health, rollback, shutdown
@@ -27,7 +28,7 @@ class Emailer:
     delivery: Delivery
 
 
-def includeme(config):
+def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
     delivery = Delivery(emailer_settings, getattr(config.registry, "storage", None))
@@ -75,7 +76,7 @@ def includeme(config):
     for event_class in review_event_classes():
         config.add_subscriber(timed_build, event_class)
 
-    if delivery.worker is not None and delivery.outbox.durable:
+    if delivery.worker is not None and delivery.worker.outbox.durable:
         # Emails may wait in the outbox since a crash: deliver them without waiting for a
         # write. On the first request, so that nothing starts before a pre-forking server forks.
         config.add_subscriber(lambda event: delivery.start(), NewRequest)

@@ -12,10 +12,17 @@ import signal
 import sys
 import threading
 import warnings
+from typing import TYPE_CHECKING
 
 from pyramid.exceptions import ConfigurationError
 
 from .worker import Worker
+
+
+if TYPE_CHECKING:
+    from . import Emailer
+    from .config import EmailerSettings
+    from .delivery import Delivery
 
 
 logger = logging.getLogger(__name__)
@@ -26,7 +33,7 @@ def _fail(message: str) -> int:
     return 1
 
 
-def load(ini: str):
+def load(ini: str) -> "Emailer":
     """The emailer of the Kinto app that ``ini`` describes, with its logging set up."""
     from pyramid.paster import bootstrap, setup_logging
 
@@ -35,7 +42,7 @@ def load(ini: str):
     return env["registry"].emailer
 
 
-def worker(args) -> int:
+def worker(args: argparse.Namespace) -> int:
     # Kinto's start-up warnings, held back: a worker that can't start prints one line.
     with warnings.catch_warnings(record=True) as held:
         warnings.simplefilter("default")
@@ -45,6 +52,7 @@ def worker(args) -> int:
     for warning in held:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     settings, delivery = started
+    assert delivery.outbox is not None  # Checked by ``_start``.
     runner = Worker(
         settings, delivery.outbox, delivery.transport, delivery.render, delivery.report
     )
@@ -58,7 +66,7 @@ def worker(args) -> int:
     return 0 if runner.stop() else 1
 
 
-def _start(args):
+def _start(args: argparse.Namespace) -> "tuple[EmailerSettings, Delivery] | int":
     """The settings and delivery of the ini's app; the exit status when it can't start."""
     try:
         emailer = load(args.ini)

@@ -17,19 +17,19 @@ SUBJECT = "[kinto-emailer] Test email"
 BODY = "If you can read this, the mail settings of this Kinto server work."
 
 
-def _fail(message):
+def _fail(message: str) -> int:
     # One line: configparser and SMTP errors span several.
     print(f"kinto-send-email: {' '.join(message.split())}", file=sys.stderr)
     return 1
 
 
-def _where(delivery):
+def _where(delivery: Delivery) -> str:
     if delivery.settings.debug_directory:
         return f"debug files in {delivery.settings.debug_directory}"
     return delivery.transport.address
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="kinto-send-email", description="Send a test email with a Kinto ini's mail settings."
     )

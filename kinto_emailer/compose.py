@@ -2,12 +2,16 @@
 
 import email.utils
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyramid_mailer.message import Message
 
 from . import mime, optouts, recipients, templates
 
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+    from .selection import HookFinder
 
 logger = logging.getLogger(__name__)
 
@@ -20,14 +24,14 @@ GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
 UNSUBSCRIBE_URL = "unsubscribe_url"
 
 
-def address_entries(hook: dict, field: str) -> Any:
+def address_entries(hook: dict[str, Any], field: str) -> Any:
     """The entries of an address field: a single string is a list of one; anything else is
     as stored (validation refuses what isn't a list of strings)."""
     entries = hook.get(field)
     return [entries] if isinstance(entries, str) else entries
 
 
-def _entries(hook, field, where):
+def _entries(hook: dict[str, Any], field: str, where: str) -> list[str]:
     entries = address_entries(hook, field)
     if entries is None:
         return []
@@ -38,7 +42,7 @@ def _entries(hook, field, where):
     return entries
 
 
-def _render_entry(entry, field, context, where):
+def _render_entry(entry: str, field: str, context: dict[str, Any], where: str) -> str | None:
     """An entry with its placeholders rendered, or ``None`` when it must be dropped."""
     if recipients.is_group_uri(entry):
         # Validation refuses other placeholders; stored metadata may predate it.
@@ -59,7 +63,14 @@ def _render_entry(entry, field, context, where):
     return rendered
 
 
-def addresses(hook, field, context, finder, settings, where=""):
+def addresses(
+    hook: dict[str, Any],
+    field: str,
+    context: dict[str, Any],
+    finder: "HookFinder",
+    settings: "EmailerSettings",
+    where: str = "",
+) -> list[str]:
     """The unique addresses of one field of ``hook``, groups expanded, within the limit."""
     entries = _entries(hook, field, where)
     if not entries:  # Most hooks have no cc, bcc nor reply_to.
@@ -67,7 +78,7 @@ def addresses(hook, field, context, finder, settings, where=""):
     rendered = [_render_entry(e, field, context, where) for e in entries]
     # A reply reaches nobody unasked: reply_to is not restricted.
     domains = settings.recipient_domains if field != "reply_to" else ()
-    left_out = []
+    left_out: list[str] = []
     found = recipients.expand(
         [e for e in rendered if e is not None],
         context["bucket_id"],
@@ -95,7 +106,7 @@ def addresses(hook, field, context, finder, settings, where=""):
     return found
 
 
-def _text(hook, field, default=None):
+def _text(hook: dict[str, Any], field: str, default: str | None = None) -> str | None:
     if field not in hook:
         return default
     if not isinstance(hook[field], str):
@@ -104,7 +115,13 @@ def _text(hook, field, default=None):
     return hook[field]
 
 
-def _left_out(hook, context, finder, where, spare_author):
+def _left_out(
+    hook: dict[str, Any],
+    context: dict[str, Any],
+    finder: "HookFinder",
+    where: str,
+    spare_author: bool,
+) -> frozenset[str]:
     """The addresses (lower case) a hook's email must not reach: opted out, or its author."""
     left_out = optouts.opted_out(finder, where.partition("#")[0])
     author = recipients.member_address(context.get("user_id"))
@@ -113,13 +130,20 @@ def _left_out(hook, context, finder, where, spare_author):
     return left_out
 
 
-def _without(entries, left_out):
+def _without(entries: list[str], left_out: frozenset[str]) -> list[str]:
     if not left_out:
         return entries
     return [e for e in entries if email.utils.parseaddr(e)[1].lower() not in left_out]
 
 
-def compose(hook, context, finder, settings, where="", spare_author=True):
+def compose(
+    hook: dict[str, Any],
+    context: dict[str, Any],
+    finder: "HookFinder",
+    settings: "EmailerSettings",
+    where: str = "",
+    spare_author: bool = True,
+) -> list[Message]:
     """The emails of one hook for one context: none when nobody is left in ``recipients``,
     one for all of them, or one for each with ``"private": true``.
 
@@ -131,7 +155,8 @@ def compose(hook, context, finder, settings, where="", spare_author=True):
     if not to:
         return []
     private = hook.get("private") is True
-    cc = bcc = []
+    cc: list[str] = []
+    bcc: list[str] = []
     if private and (hook.get("cc") or hook.get("bcc")):
         # Validation refuses these; storage may hold metadata saved before it existed.
         logger.warning("Hook %s: cc and bcc are ignored on a private hook", where)
@@ -148,15 +173,17 @@ def compose(hook, context, finder, settings, where="", spare_author=True):
         "html": _text(hook, "html_template"),
     }
 
-    def render(context):
+    def render(context: dict[str, Any]) -> dict[str, str | None]:
         html = texts["html"]
         return {
-            "subject": templates.render_line(texts["subject"], context),
-            "body": templates.render(texts["body"], context),
+            "subject": templates.render_line(texts["subject"] or "", context),
+            "body": templates.render(texts["body"] or "", context),
             "html": None if html is None else templates.render(html, context, as_html=True),
         }
 
-    def message(to, rendered, unsubscribe_url=None):
+    def message(
+        to: list[str], rendered: dict[str, str | None], unsubscribe_url: str | None = None
+    ) -> Message:
         headers = mime.identity_headers()  # Date: when the event is turned into an email.
         if reply_to:
             headers["Reply-To"] = ", ".join(reply_to)

@@ -5,7 +5,10 @@ The delivery mode is decided here, once, from the settings.
 """
 
 import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
+from kinto.core.storage import StorageBase
 from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
@@ -18,6 +21,9 @@ from .transport import SMTPTransport
 from .worker import Worker
 
 
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,21 +31,23 @@ class Delivery:
     """Puts emails in the outbox (or the debug mailer's directory); never raises on a write
     but where the outbox is transactional, whose failure must fail the write with it."""
 
-    def __init__(self, emailer_settings, storage=None):
+    def __init__(self, emailer_settings: "EmailerSettings", storage: StorageBase | None = None):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
         self.report = Report()
-        self.debug_mailer = None
+        self.debug_mailer: DebugMailer | None = None
+        #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
         self.outbox: Outbox | None = None
-        self.worker = None
+        self.worker: Worker | None = None
         if emailer_settings.debug_directory:
             self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
         else:
             self.outbox = open_outbox(emailer_settings, self.render, storage)
-        if emailer_settings.runs_worker:
-            self.worker = Worker(
-                emailer_settings, self.outbox, self.transport, self.render, self.report
-            )
+            # Never with the debug mailer (``runs_worker``).
+            if emailer_settings.runs_worker:
+                self.worker = Worker(
+                    emailer_settings, self.outbox, self.transport, self.render, self.report
+                )
         if not emailer_settings.tls_verify:
             logger.warning(
                 "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
@@ -125,11 +133,11 @@ class Delivery:
         if self.worker is not None:
             self.worker.wake()  # Its wait now ends when the first window closes.
 
-    def drop(self, email: Email, reason: str, **details) -> None:
+    def drop(self, email: Email, reason: str, **details: Any) -> None:
         """An email refused before it reaches the outbox; ``details`` go in the log line."""
         self.report(DROPPED, email, reason, **details)
 
-    def _write_debug_files(self, emails):
+    def _write_debug_files(self, emails: list[Email]) -> None:
         for email in emails:
             try:
                 self.send_now(email.message)
@@ -138,7 +146,11 @@ class Delivery:
                 self.report(FAILED, email, f"could not write the email: {e}")
 
 
-def open_outbox(settings, render, storage=None) -> Outbox:
+def open_outbox(
+    settings: "EmailerSettings",
+    render: Callable[[Message], mime.Outgoing],
+    storage: StorageBase | None = None,
+) -> Outbox:
     """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
     if settings.outbox_name == "postgresql":
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.

@@ -6,10 +6,17 @@ email); the draft of the email is composed once every event of the request is in
 """
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 from . import recipients, templates
 from .drafts import DEFAULT_ITEM_TEMPLATE, complete, make_draft
 from .outbox import Email, Window
+
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+    from .request_bytes import RequestBytes
+    from .selection import HookFinder
 
 
 logger = logging.getLogger(__name__)
@@ -19,11 +26,11 @@ ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
 _NOBODY = object()
 
 
-def origin(context: dict) -> dict:
+def origin(context: dict[str, Any]) -> dict[str, Any]:
     return {name: context.get(name) for name in ORIGIN}
 
 
-def window_seconds(hook: dict) -> int | None:
+def window_seconds(hook: dict[str, Any]) -> int | None:
     seconds = hook.get("digest_window")
     # Validation refuses other values; stored metadata may predate it.
     if isinstance(seconds, int) and not isinstance(seconds, bool) and 1 <= seconds <= 86400:
@@ -34,16 +41,21 @@ def window_seconds(hook: dict) -> int | None:
 class Digest:
     """The first object's placeholders, the count of objects and their lines."""
 
-    def __init__(self, hook, context, where):
+    def __init__(self, hook: dict[str, Any], context: dict[str, Any], where: str):
         self.hook, self.first, self.where = hook, context, where
         # What all its objects share: a field that differs between two of them is None.
         self.origin = origin(context)
-        self.author = _NOBODY
-        self.lines = []
+        #: The address of whoever made every change; ``None``: several people, or unknown.
+        self.author: object = _NOBODY
+        self.lines: list[str] = []
         self.size = 0
         self.count = 0
 
-    def add(self, context, max_items):
+    @property
+    def known_author(self) -> str | None:
+        return self.author if isinstance(self.author, str) else None
+
+    def add(self, context: dict[str, Any], max_items: int) -> None:
         self.count += 1
         for name, value in origin(context).items():
             if self.origin[name] != value:
@@ -64,21 +76,23 @@ class Digest:
 class Digests:
     """The digests of one request, by hook; ``windowed``: whether the outbox keeps windows."""
 
-    def __init__(self, settings, windowed=False):
+    def __init__(self, settings: "EmailerSettings", windowed: bool = False):
         self.settings = settings
         self.windowed = windowed
-        self.by_hook = {}
+        self.by_hook: dict[str, Digest] = {}
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.by_hook)
 
-    def add(self, hook, context, where):
+    def add(self, hook: dict[str, Any], context: dict[str, Any], where: str) -> None:
         digest = self.by_hook.get(where)
         if digest is None:
             digest = self.by_hook[where] = Digest(hook, context, where)
         digest.add(context, self.settings.max_digest_items)
 
-    def take(self, finder, request_bytes=None) -> tuple[list[Email], list[Window]]:
+    def take(
+        self, finder: "HookFinder", request_bytes: "RequestBytes | None" = None
+    ) -> tuple[list[Email], list[Window]]:
         """One email per digest (one per recipient if private), or its part of a time window,
         within ``request_bytes`` (a ``RequestBytes``) when given; the digests are forgotten."""
         digests, self.by_hook = self.by_hook, {}
@@ -96,8 +110,7 @@ class Digests:
                 if seconds is not None:
                     windows.append(self._window(digest, draft, seconds))
                     continue
-                author = None if digest.author is _NOBODY else digest.author
-                messages = complete(draft, digest.lines, digest.count, author)
+                messages = complete(draft, digest.lines, digest.count, digest.known_author)
             except Exception:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", where)
@@ -106,14 +119,14 @@ class Digests:
             emails += built if request_bytes is None else request_bytes.admit(built)
         return emails, windows
 
-    def _window(self, digest, draft, seconds):
+    def _window(self, digest: Digest, draft: dict[str, Any], seconds: int) -> Window:
         return Window(
             location=digest.where,
             seconds=seconds,
             draft=draft,
             lines=digest.lines,
             count=digest.count,
-            author=None if digest.author is _NOBODY else digest.author,
+            author=digest.known_author,
             max_items=self.settings.max_digest_items,
             **digest.origin,
         )

@@ -10,6 +10,7 @@ import email.utils
 import html
 import json
 import secrets
+from typing import TYPE_CHECKING, Any
 
 from pyramid_mailer.message import Message
 
@@ -17,6 +18,10 @@ from . import mime, templates
 from .compose import compose
 from .outbox.postgresql import message_from_json, message_to_json
 
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+    from .selection import HookFinder
 
 #: What a digest's item reads when the hook has no ``item_template``.
 DEFAULT_ITEM_TEMPLATE = "{resource_name} {id} {action}d"
@@ -28,7 +33,7 @@ def mark(nonce: str, name: str) -> str:
     return f"\u27e6{nonce}:{name}\u27e7"
 
 
-def with_items(hook: dict) -> tuple[dict, bool]:
+def with_items(hook: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """``hook`` whose templates name ``{items}``: appended where they lack it; and whether
     the HTML body got it appended (then rendered as a list)."""
     hook = dict(hook)
@@ -42,7 +47,13 @@ def with_items(hook: dict) -> tuple[dict, bool]:
     return hook, html_list
 
 
-def make_draft(hook: dict, context: dict, finder, settings, where: str) -> dict | None:
+def make_draft(
+    hook: dict[str, Any],
+    context: dict[str, Any],
+    finder: "HookFinder",
+    settings: "EmailerSettings",
+    where: str,
+) -> dict[str, Any] | None:
     """The draft of a digest whose first object is described by ``context``; ``None`` when
     it would reach nobody."""
     nonce = secrets.token_hex(16)
@@ -65,7 +76,14 @@ def items_of(lines: list[str], count: int) -> list[str]:
     return [*lines, f"and {more} more"] if more > 0 else list(lines)
 
 
-def _fill(text, nonce, count, items, kind, html_list=False):
+def _fill(
+    text: str | None,
+    nonce: str,
+    count: int,
+    items: list[str],
+    kind: str,
+    html_list: bool = False,
+) -> str | None:
     if text is None:
         return None
     if kind == "html":
@@ -82,11 +100,13 @@ def _fill(text, nonce, count, items, kind, html_list=False):
     return text.encode("utf-8")[: templates.MAX_BODY_LENGTH].decode("utf-8", "ignore")
 
 
-def _others(entries, author):
+def _others(entries: list[str], author: str) -> list[str]:
     return [e for e in entries if email.utils.parseaddr(e)[1].lower() != author]
 
 
-def complete(draft: dict, lines: list[str], count: int, author: str | None) -> list[Message]:
+def complete(
+    draft: dict[str, Any], lines: list[str], count: int, author: str | None
+) -> list[Message]:
     """The emails of a draft once ``count`` objects were gathered (their first ``lines``).
 
     ``author`` is the address of whoever made every one of the changes, ``None`` when several
@@ -105,13 +125,15 @@ def complete(draft: dict, lines: list[str], count: int, author: str | None) -> l
                 continue  # Nobody left in ``To:``: as a hook whose recipients are all left out.
         message.subject = _fill(message.subject, nonce, count, items, "subject")
         message.body = _fill(message.body, nonce, count, items, "text")
-        message.html = _fill(message.html, nonce, count, items, "html", draft.get("html_list"))
+        message.html = _fill(
+            message.html, nonce, count, items, "html", bool(draft.get("html_list"))
+        )
         message.extra_headers.update(mime.identity_headers())  # Dated when it is complete.
         messages.append(message)
     return messages
 
 
-def placeholders(text: str, draft: dict) -> str:
+def placeholders(text: str, draft: dict[str, Any]) -> str:
     """``text`` of a draft with its marks shown as the placeholders they stand for."""
     nonce = draft["nonce"]
     return text.replace(mark(nonce, "count"), "{count}").replace(mark(nonce, "items"), "{items}")

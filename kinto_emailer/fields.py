@@ -39,9 +39,7 @@ def _filter_validator(node: colander.SchemaNode, value: str) -> None:
             raise colander.Invalid(node, f'Invalid regular expression in "{node.name}": {e}')
 
 
-def _not_allowed(
-    field: str, value: str, allowed: tuple[str, ...], suggestion: str | None
-) -> str:
+def _not_allowed(field: str, value: str, allowed: tuple[str, ...], suggestion: str | None) -> str:
     message = f'Invalid "{field}" "{value}": allowed values are {", ".join(allowed)}'
     return message + (f'; did you mean "{suggestion}"?' if suggestion else "")
 

@@ -6,8 +6,17 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from kinto.plugins.statsd import StatsDService
+from pyramid.config import Configurator
+from pyramid.registry import Registry
+from pyramid.request import Request
+
+
+if TYPE_CHECKING:
+    from .delivery import Delivery
 
 
 logger = logging.getLogger(__name__)
@@ -24,7 +33,7 @@ SMTP_CHECK_SECONDS = 5.0
 _metrics_lock = threading.Lock()
 
 
-def _new_lock_in_child():
+def _new_lock_in_child() -> None:
     global _metrics_lock
     _metrics_lock = threading.Lock()  # The parent's may have been held at the fork.
 
@@ -35,18 +44,21 @@ os.register_at_fork(after_in_child=_new_lock_in_child)
 class Heartbeat:
     """True when emails can leave: the mail server answers, the directory takes files."""
 
-    def __init__(self, delivery, timeout: float, cache_seconds: float = SMTP_CHECK_SECONDS):
+    def __init__(
+        self, delivery: "Delivery", timeout: float, cache_seconds: float = SMTP_CHECK_SECONDS
+    ):
         self.delivery = delivery
         self.timeout = timeout
         self.cache_seconds = cache_seconds
         self._check_lock = threading.Lock()  # Callers at the same time share one check.
-        self._checked_at = None
+        self._checked_at: float | None = None
         self._answer = False
 
-    def __call__(self, request=None):
+    def __call__(self, request: Request | None = None) -> bool:
         settings = self.delivery.settings
         try:
             if self.delivery.debug_mailer is not None:
+                assert settings.debug_directory is not None  # Where the debug mailer writes.
                 return self._writable(settings.debug_directory)
             maildir_tmp = settings.queue_path and os.path.join(settings.queue_path, "tmp")
             if maildir_tmp and not self._writable(maildir_tmp):
@@ -57,7 +69,7 @@ class Heartbeat:
             logger.exception("Emailer heartbeat failed")
             return False
 
-    def _writable(self, directory):
+    def _writable(self, directory: str) -> bool:
         try:
             os.makedirs(directory, exist_ok=True)
             with tempfile.TemporaryFile(dir=directory):
@@ -66,7 +78,7 @@ class Heartbeat:
             logger.warning("Emailer heartbeat: %s is not writable: %s", directory, e)
             return False
 
-    def _server_answers_lately(self):
+    def _server_answers_lately(self) -> bool:
         with self._check_lock:
             checked_at = self._checked_at
             if checked_at is None or time.monotonic() - checked_at >= self.cache_seconds:
@@ -74,7 +86,7 @@ class Heartbeat:
                 self._checked_at = time.monotonic()
             return self._answer
 
-    def _server_answers(self):
+    def _server_answers(self) -> bool:
         transport = self.delivery.transport
         try:
             # The delivery's own connection code: TLS, verification and login apply.
@@ -97,14 +109,14 @@ class Metrics:
     """Counts and times through Kinto's metrics service (StatsD, Prometheus); without one,
     nothing. Safe from any thread."""
 
-    def __init__(self, registry):
+    def __init__(self, registry: Registry):
         self.registry = registry
 
-    def _service(self):
+    def _service(self) -> Any:
         # Absent when Kinto's initialization sequence leaves out ``setup_metrics``.
         return getattr(self.registry, "metrics", None)
 
-    def count(self, outcome, labels):
+    def count(self, outcome: str, labels: dict[str, str | None]) -> None:
         service = self._service()
         if service is None:
             return
@@ -116,11 +128,11 @@ class Metrics:
             else:
                 service.count(key, unique=[(name, str(labels.get(name) or "")) for name in LABELS])
 
-    def timed(self, listener):
+    def timed(self, listener: Callable[[Any], None]) -> Callable[[Any], None]:
         """``listener`` timed as ``emailer.build.seconds``: building the emails of an event."""
 
         @functools.wraps(listener)
-        def timed_listener(event):
+        def timed_listener(event: Any) -> None:
             service = self._service()
             if service is None:
                 return listener(event)
@@ -136,7 +148,7 @@ class Metrics:
         return timed_listener
 
 
-def setup(config, delivery):
+def setup(config: Configurator, delivery: "Delivery") -> Metrics:
     """Register the heartbeat and connect the delivery's outcomes to the metrics service."""
     timeout = delivery.settings.heartbeat_timeout
     heartbeats = getattr(config.registry, "heartbeats", None)

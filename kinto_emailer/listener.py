@@ -2,8 +2,10 @@
 
 import logging
 import threading
+from typing import TYPE_CHECKING, Any
 
 import transaction
+from kinto.core.storage import StorageBase
 
 from . import selection, templates
 from .compose import compose
@@ -12,20 +14,26 @@ from .outbox import Email, active_transaction
 from .request_bytes import RequestBytes
 
 
+if TYPE_CHECKING:
+    from . import Emailer
+    from .config import EmailerSettings
+    from .event_names import ChangeEvent
+    from .outbox import Window
+
 logger = logging.getLogger(__name__)
 
 PENDING_KEY = "kinto_emailer.pending"
 BUDGET_KEY = "kinto_emailer.regex_budget"
 
 
-def event_name(event):
+def event_name(event: object) -> str:
     cls = type(event)
     name = f"{cls.__module__}.{cls.__qualname__}"
     # Emails about ordinary changes are sent after commit: they carry the name people filter on.
     return selection.KINTO_EVENT if name == selection.KINTO_EVENT_SYNONYM else name
 
 
-def request_context(event, settings):
+def request_context(event: "ChangeEvent", settings: "EmailerSettings") -> dict[str, Any]:
     request = event.request
     try:
         root_url = request.route_url("hello")
@@ -41,7 +49,9 @@ def request_context(event, settings):
     }
 
 
-def object_context(event, impacted, base):
+def object_context(
+    event: "ChangeEvent", impacted: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
     """Placeholders for one impacted object: ids come from the object, never the payload.
 
     Kinto merges the events of a batch, so the payload's ids are those of the first object.
@@ -76,7 +86,9 @@ def object_context(event, impacted, base):
     return context
 
 
-def _hooks_owner(event, impacted):
+def _hooks_owner(
+    event: "ChangeEvent", impacted: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any] | None]:
     """``(bucket_id, collection_id, collection)`` whose hooks apply to an impacted object.
 
     ``collection`` is the changed collection's own data (the deleted version on delete);
@@ -92,7 +104,13 @@ def _hooks_owner(event, impacted):
     return payload.get("bucket_id"), obj.get("id"), collection
 
 
-def collect_emails(event, emailer, digests=None, windows=None, request_bytes=None):
+def collect_emails(
+    event: "ChangeEvent",
+    emailer: "Emailer",
+    digests: Digests | None = None,
+    windows: "list[Window] | None" = None,
+    request_bytes: RequestBytes | None = None,
+) -> list[Email]:
     """Every email that ``event`` asks for, one per impacted object and matching hook, within
     the request's bytes (``request_bytes``; past them, emails are dropped or not built).
 
@@ -102,18 +120,18 @@ def collect_emails(event, emailer, digests=None, windows=None, request_bytes=Non
     """
     settings = emailer.settings
     own_digests = digests is None
-    if own_digests:
+    if digests is None:
         digests = Digests(settings, emailer.delivery.windowed)
     if request_bytes is None:
         request_bytes = RequestBytes(settings.max_request_bytes, emailer.delivery.drop)
     request = event.request
     finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
-    base = None
+    base: dict[str, Any] | None = None
     # One budget for the patterns of the whole request: a batch's objects share it.
     budget = request.bound_data.get(BUDGET_KEY)
     if budget is None:
         budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
-    emails = []
+    emails: list[Email] = []
     for impacted in event.impacted_objects:
         hooks, location = finder.hooks(*_hooks_owner(event, impacted))
         if not hooks:
@@ -156,18 +174,19 @@ class RequestEmails:
     """The emails of one request: put in the outbox inside the request's transaction where
     the outbox has one (PostgreSQL), else handed over once the transaction has committed."""
 
-    def __init__(self, emailer, storage):
+    def __init__(self, emailer: "Emailer", storage: StorageBase):
         self.delivery = emailer.delivery
         self.settings = emailer.settings
-        self.emails = []
-        self.windows = []
-        self.seen_events = []
+        self.emails: list[Email] = []
+        self.windows: list[Window] = []
+        self.seen_events: list[ChangeEvent] = []
         self.digests = Digests(emailer.settings, emailer.delivery.windowed)
         self.storage = storage
         self.request_bytes = RequestBytes(emailer.settings.max_request_bytes, self.delivery.drop)
-        self.hooked = None  # The transaction whose commit calls us back.
+        # The transaction whose commit calls us back.
+        self.hooked: transaction.interfaces.ITransaction | None = None
 
-    def add(self, emails):
+    def add(self, emails: list[Email]) -> None:
         current = active_transaction()
         if current is None:
             # Events notified after commit (review events): the data is already stored.
@@ -176,7 +195,7 @@ class RequestEmails:
         self.emails.extend(emails)
         self.call_at_commit(current)
 
-    def call_at_commit(self, current=None):
+    def call_at_commit(self, current: "transaction.interfaces.ITransaction | None" = None) -> None:
         current = current or active_transaction()
         if current is None or self.hooked is current:
             return
@@ -185,7 +204,7 @@ class RequestEmails:
         if not self.delivery.transactional:
             current.addAfterCommitHook(self._after_commit)
 
-    def _before_commit(self):
+    def _before_commit(self) -> None:
         if self.digests:
             # Every event is in, and storage is still readable.
             try:
@@ -205,7 +224,7 @@ class RequestEmails:
             self.delivery.put(emails)
             self.delivery.gather(windows)
 
-    def _after_commit(self, success):
+    def _after_commit(self, success: bool) -> None:
         emails, self.emails, self.hooked = self.emails, [], None
         windows, self.windows = self.windows, []
         if success:
@@ -215,15 +234,17 @@ class RequestEmails:
             logger.info("Transaction aborted: %d email(s) not sent", len(emails) + len(windows))
 
 
-def collect_after_commit(event, emailer, request_bytes=None):
+def collect_after_commit(
+    event: "ChangeEvent", emailer: "Emailer", request_bytes: RequestBytes | None = None
+) -> list[Email]:
     """``collect_emails`` for an event notified once its transaction has committed.
 
     On PostgreSQL, storage can't be read in a committed transaction (zope.sqlalchemy refuses
     to join it): the reads run in a thread of their own, in a transaction that is discarded.
     """
-    outcome = {}
+    outcome: dict[str, Any] = {}
 
-    def read():
+    def read() -> None:
         transaction.begin()
         try:
             outcome["windows"] = []
@@ -244,7 +265,7 @@ def collect_after_commit(event, emailer, request_bytes=None):
     return outcome["emails"]
 
 
-def build_notification(event):
+def build_notification(event: "ChangeEvent") -> None:
     """Build the emails an event asks for and send them once its transaction commits.
 
     Public: another plugin may subscribe it to its own events. An event that reaches it

@@ -5,21 +5,36 @@ to the report."""
 import random
 import smtplib
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .outbox import Email, Outbox
 from .report import FAILED, RETRIED, SENT, Report
-from .transport import PermanentFailure, SMTPTransport, TemporaryFailure, classify
+from .transport import (
+    PermanentFailure,
+    Refused,
+    SMTPConnection,
+    SMTPTransport,
+    TemporaryFailure,
+    classify,
+)
+
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
 
 
 class Sender:
     """Owned by the worker thread."""
 
-    def __init__(self, settings, transport: SMTPTransport, outbox: Outbox, report: Report):
+    def __init__(
+        self, settings: "EmailerSettings", transport: SMTPTransport, outbox: Outbox, report: Report
+    ):
         self.settings = settings
         self.transport = transport
         self.outbox = outbox
         self.report = report
-        self.connection = None
+        self.connection: SMTPConnection | None = None
         #: Set at shutdown: no retry after it; what is left is given back to the outbox.
         self.deadline: float | None = None
         self.last_sent = 0.0
@@ -51,10 +66,12 @@ class Sender:
             connection, self.connection = self.connection, None
             connection.close()
 
-    def _send(self, email):
+    def _send(self, email: Email) -> bool:
         """False when the email must be sent again at once, on a new connection."""
         connection = self.connection
+        assert connection is not None  # ``send_burst`` connects first.
         try:
+            assert email.outgoing is not None  # Prepared by the worker.
             refused = connection.send(email.outgoing)
         except Exception as e:
             # After a reply the session goes on; after anything else it is unusable.
@@ -74,7 +91,8 @@ class Sender:
         self.outbox.sent(email)
         return True
 
-    def _partly_refused(self, email, refused):
+    def _partly_refused(self, email: Email, refused: Refused) -> None:
+        assert email.outgoing is not None  # Prepared by the worker.
         later = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
         never = [rcpt for rcpt in refused if rcpt not in later]
         accepted = [rcpt for rcpt in email.outgoing.recipients if rcpt not in refused]
@@ -91,7 +109,7 @@ class Sender:
         email.outgoing.recipients = later
         self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
 
-    def failed(self, email: Email, failure: Exception, hide=()) -> None:
+    def failed(self, email: Email, failure: Exception, hide: Iterable[str] = ()) -> None:
         email.attempts += 1
         if isinstance(failure, PermanentFailure):
             reason = f"permanent: {failure}"
@@ -119,9 +137,9 @@ class Sender:
         return random.uniform(delay / 2, delay)
 
 
-def _reasons(refused, recipients):
+def _reasons(refused: Refused, recipients: list[str]) -> str:
     """One reply per line of text: ``550 5.1.1 unknown user (2 recipients)``."""
-    counts = {}
+    counts: dict[str, int] = {}
     for rcpt in recipients:
         reply = " ".join(str(part) for part in refused[rcpt])
         counts[reply] = counts.get(reply, 0) + 1

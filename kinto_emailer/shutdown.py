@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+from types import FrameType
 
 from .worker import running_workers
 
@@ -31,7 +32,7 @@ def _served_by_uwsgi() -> bool:
     return "uwsgi" in sys.modules or "uwsgi" in sys.builtin_module_names
 
 
-def _on_sigterm(signum, frame):
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     logger.info("SIGTERM received: stopping as on Ctrl-C")
     raise KeyboardInterrupt
 

@@ -7,11 +7,13 @@ authentication, unsubscribes the address that the token names from the hooks of 
 """
 
 import html
+from typing import Any
 
 from kinto.core import Service
 from kinto.core.errors import ERRORS, http_error
 from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, HTTPUnauthorized
+from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
@@ -51,7 +53,7 @@ def _page(title: str, content: str) -> Response:
     return Response(body, content_type="text/html", charset="utf-8")
 
 
-def _read_token(request) -> tuple[str, str]:
+def _read_token(request: Request) -> tuple[str, str]:
     key = request.registry.emailer.settings.unsubscribe_key
     try:
         return optouts.read_token(key, request.matchdict["token"])
@@ -61,7 +63,7 @@ def _read_token(request) -> tuple[str, str]:
 
 
 @unsubscribe.get(permission=NO_PERMISSION_REQUIRED)
-def confirm_page(request) -> Response:
+def confirm_page(request: Request) -> Response:
     address, owner = _read_token(request)
     content = (
         f"<p>Stop the emails of the hooks of <code>{html.escape(owner)}</code> "
@@ -75,7 +77,7 @@ def confirm_page(request) -> Response:
 
 
 @unsubscribe.post(permission=NO_PERMISSION_REQUIRED)
-def unsubscribe_post(request) -> Response:
+def unsubscribe_post(request: Request) -> Response:
     address, owner = _read_token(request)
     optouts.add(request.registry.storage, address, owner)
     content = (
@@ -85,7 +87,7 @@ def unsubscribe_post(request) -> Response:
     return _page("Unsubscribed", content)
 
 
-def _check_writer(request) -> str:
+def _check_writer(request: Request) -> str:
     bucket_id = request.matchdict["bucket_id"]
     principals = request.prefixed_principals
     if request.prefixed_userid is None:
@@ -97,13 +99,13 @@ def _check_writer(request) -> str:
 
 
 @bucket_optouts.get(permission=NO_PERMISSION_REQUIRED)
-def list_optouts(request) -> dict:
+def list_optouts(request: Request) -> dict[str, Any]:
     listed = optouts.of_bucket(request.registry.storage, _check_writer(request))
     return {"data": sorted(listed, key=lambda o: (o["owner"], o["address"]))}
 
 
 @bucket_optout.delete(permission=NO_PERMISSION_REQUIRED)
-def delete_optout(request) -> dict:
+def delete_optout(request: Request) -> dict[str, Any]:
     bucket_id = _check_writer(request)
     removed = optouts.remove(request.registry.storage, bucket_id, request.matchdict["id"])
     if removed is None:

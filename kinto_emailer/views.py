@@ -9,14 +9,17 @@ when anonymous).
 import base64
 import json
 import re
+from collections.abc import Callable
+from typing import Any, NoReturn
 from urllib.parse import urlencode
 
-from kinto.core import Service
-from kinto.core.errors import ERRORS, http_error, raise_invalid
+from kinto.core import Service, errors
+from kinto.core.errors import ERRORS, http_error
 from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPNotImplemented
+from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from .outbox import StatusUnavailable
+from .outbox import Outbox, StatusUnavailable
 from .outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
 
 
@@ -34,19 +37,22 @@ email = Service(
 #: Fields a list may be filtered on (``?status=failed``, ``?in_status=failed,dropped``).
 FILTERABLE = tuple(f for f in FIELDS if f not in ("created", "last_modified", "sent"))
 _COLLECTION_URI = re.compile(r"^/buckets/[^/]+/collections/([^/]+)$")
+#: Kinto's 400 with errno 107; it always raises.
+raise_invalid: Callable[..., NoReturn] = errors.raise_invalid
 
 
 class Scope:
     """What the request's principals may see of a bucket's emails."""
 
-    def __init__(self, request):
+    def __init__(self, request: Request):
         bucket_id = request.matchdict["bucket_id"]
         principals = request.prefixed_principals
         permission = request.registry.permission
         bucket_uri = f"/buckets/{bucket_id}"
         self.bucket_id = bucket_id
         self.whole_bucket = permission.check_permission(principals, [(bucket_uri, "write")])
-        self.collection_ids = None
+        #: The collections whose emails they may see; ``None``: all the bucket's.
+        self.collection_ids: list[str] | None = None
         if not self.whole_bucket:
             writable = permission.get_accessible_objects(
                 principals, [(f"{bucket_uri}/collections/*", "write")], with_children=False
@@ -60,24 +66,24 @@ class Scope:
                 # Kinto's forbidden view answers 401 to the anonymous, 403 to the others.
                 raise HTTPForbidden()
 
-    def may_see(self, record: dict) -> bool:
-        return self.whole_bucket or record["collection_id"] in self.collection_ids
+    def may_see(self, record: dict[str, Any]) -> bool:
+        return self.whole_bucket or record["collection_id"] in (self.collection_ids or ())
 
-    def show(self, record: dict) -> dict:
+    def show(self, record: dict[str, Any]) -> dict[str, Any]:
         if not self.whole_bucket:
             # Collection writers can't read the bucket's groups: no addresses for them.
             record = {k: v for k, v in record.items() if k != RECIPIENTS}
         return record
 
 
-def _outbox(request):
+def _outbox(request: Request) -> Outbox:
     outbox = request.registry.emailer.delivery.outbox
     if outbox is None:
         _unavailable("the debug mailer (mail.debug_mailer)")
     return outbox
 
 
-def _unavailable(what):
+def _unavailable(what: str) -> NoReturn:
     raise http_error(
         HTTPNotImplemented(),
         errno=ERRORS.UNDEFINED,
@@ -88,7 +94,7 @@ def _unavailable(what):
     )
 
 
-def _query(request, scope):
+def _query(request: Request, scope: Scope) -> Query:
     settings = request.registry.settings
     # Kinto's: at most ``paginate_by`` a page when set, else what storage fetches at once.
     limit = int(settings.get("paginate_by") or 0) or int(settings["storage_max_fetch_size"])
@@ -105,17 +111,17 @@ def _query(request, scope):
     return query
 
 
-def _invalid(request, name, description):
+def _invalid(request: Request, name: str, description: str) -> NoReturn:
     raise_invalid(request, location="querystring", name=name, description=description)
 
 
-def _whole_number(request, param, value, minimum=0):
+def _whole_number(request: Request, param: str, value: str, minimum: int = 0) -> int:
     if not value.isdigit() or int(value) < minimum:
         _invalid(request, param, f"{param} must be a whole number of at least {minimum}")
     return int(value)
 
 
-def _sorting(request, value):
+def _sorting(request: Request, value: str) -> tuple[tuple[str, bool], ...]:
     sort = []
     for part in value.split(","):
         name = part.strip().lstrip("-")
@@ -125,7 +131,8 @@ def _sorting(request, value):
     return (*sort, ("id", True))
 
 
-def _filter(request, param, value):
+def _filter(request: Request, param: str, value: str) -> tuple[str, tuple[str, ...]]:
+    values: tuple[str, ...]
     name, values = param, (value,)
     if param.startswith("in_"):
         name, values = param[3:], tuple(v for v in value.split(",") if v)
@@ -138,7 +145,7 @@ def _filter(request, param, value):
     return name, values
 
 
-def _offset(request, token):
+def _offset(request: Request, token: str) -> int:
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
         if not isinstance(offset, int) or offset < 0:
@@ -148,7 +155,7 @@ def _offset(request, token):
     return offset
 
 
-def _next_page(request, query, count):
+def _next_page(request: Request, query: Query, count: int) -> str:
     token = base64.urlsafe_b64encode(json.dumps({"offset": query.offset + count}).encode())
     params = {k: v for k, v in request.GET.items() if k != "_token"}
     params["_token"] = token.decode()
@@ -156,7 +163,7 @@ def _next_page(request, query, count):
 
 
 @emails.get(permission=NO_PERMISSION_REQUIRED)
-def list_emails(request):
+def list_emails(request: Request) -> dict[str, Any]:
     scope = Scope(request)
     query = _query(request, scope)
     page_size = query.limit
@@ -172,14 +179,16 @@ def list_emails(request):
     return {"data": [scope.show(record) for record in records]}
 
 
-def _visible_email(request, scope, record):
+def _visible_email(
+    request: Request, scope: Scope, record: dict[str, Any] | None
+) -> dict[str, Any]:
     if record is None or not scope.may_see(record):
         raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such email")
     return scope.show(record)
 
 
 @email.get(permission=NO_PERMISSION_REQUIRED)
-def get_email(request):
+def get_email(request: Request) -> dict[str, Any]:
     scope = Scope(request)
     try:
         record = _outbox(request).email(scope.bucket_id, request.matchdict["email_id"])
@@ -189,7 +198,7 @@ def get_email(request):
 
 
 @email.patch(permission=NO_PERMISSION_REQUIRED)
-def change_email(request):
+def change_email(request: Request) -> dict[str, Any]:
     scope = Scope(request)
     outbox = _outbox(request)
     email_id = request.matchdict["email_id"]
@@ -204,7 +213,7 @@ def change_email(request):
     return {"data": _visible_email(request, scope, record)}
 
 
-def _wanted_status(request):
+def _wanted_status(request: Request) -> Any:
     try:
         body = request.json_body
     except ValueError:

@@ -11,10 +11,20 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from .outbox import Outbox
+from pyramid_mailer.message import Message
+
+from .outbox import Email, Outbox
 from .report import DROPPED, FAILED, Report
 from .sender import Sender
+
+
+if TYPE_CHECKING:
+    from .config import EmailerSettings
+    from .mime import Outgoing
+    from .transport import SMTPTransport
 
 
 logger = logging.getLogger(__name__)
@@ -32,7 +42,14 @@ _workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
 class Worker:
-    def __init__(self, settings, outbox: Outbox, transport, render, report: Report):
+    def __init__(
+        self,
+        settings: "EmailerSettings",
+        outbox: Outbox,
+        transport: "SMTPTransport",
+        render: Callable[[Message], "Outgoing"],
+        report: Report,
+    ):
         self.settings = settings
         self.outbox = outbox
         self.transport = transport
@@ -41,10 +58,10 @@ class Worker:
         self._reset()
         _workers.add(self)
 
-    def _reset(self):
+    def _reset(self) -> None:
         # Also in a forked child: the parent's thread is not there, its locks may be held.
-        self._pid = None
-        self._thread = None
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = False
         self._stopped = threading.Event()
@@ -105,6 +122,7 @@ class Worker:
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        assert self._thread is not None, "begin_stop() first"
         # A connection under way may outlast the deadline by up to one exchange.
         self._thread.join(timeout + self.settings.smtp_exchange_timeout + 1)
         if self._thread.is_alive():
@@ -133,8 +151,9 @@ class Worker:
                 time.sleep(self.settings.retry_base_delay)
         self._finish()
 
-    def _deliver_round(self):
-        if self._stopping and time.monotonic() > self.sender.deadline:
+    def _deliver_round(self) -> bool:
+        deadline = self.sender.deadline  # Set with ``_stopping``.
+        if self._stopping and deadline is not None and time.monotonic() > deadline:
             return False
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
@@ -143,7 +162,7 @@ class Worker:
             self.sender.send_burst(emails)
         return bool(emails)
 
-    def _prepare(self, email):
+    def _prepare(self, email: Email) -> bool:
         try:
             self.outbox.prepare(email, self.render)
         except Exception as e:
@@ -154,7 +173,7 @@ class Worker:
             return False
         return True
 
-    def _next_wait(self):
+    def _next_wait(self) -> float | None:
         waits = [self.outbox.next_due(), self.outbox.next_window()]
         if self.outbox.durable:
             # Other processes' emails, retries and expired leases: the poll finds them.
@@ -168,7 +187,7 @@ class Worker:
                 waits.append(idle_for)
         return min((w for w in waits if w is not None), default=None)
 
-    def _finish(self):
+    def _finish(self) -> None:
         self.sender.close()
         lost = self.outbox.abandon()
         for email in lost:
@@ -188,7 +207,7 @@ class Worker:
         self._stopped.set()
 
 
-def _reset_in_child():
+def _reset_in_child() -> None:
     for worker in list(_workers):
         worker.outbox.reset_after_fork()
         worker._reset()
