@@ -195,6 +195,19 @@ class OutboxTests:
         assert not set(self.subjects(mine)) & set(self.subjects(theirs))
         other.close()
 
+    def test_the_queue_bounds_hold_across_processes(self):
+        if not self.shared or not self.bounded:
+            self.skipTest("one process's outbox, or no bounds")
+        self.outbox = self.make_outbox(queue_size=10)
+        other = self.make_outbox(queue_size=10)
+        assert self.outbox.put([email("a", subject=f"a{i}") for i in range(4)]) == []
+        assert other.put([email("b", subject=f"b{i}") for i in range(4)]) == []
+        # The first counted 4 a moment ago; 4 more would pass half: it counts again, sees 8.
+        refused = self.outbox.put([email("a", subject=f"a{i}") for i in range(4, 8)])
+        assert len(refused) == 2
+        assert self.outbox.pending() == 10
+        other.close()
+
     def test_a_renewed_lease_keeps_the_claim(self):
         if not self.shared or not self.leased:
             self.skipTest("no leases")
