@@ -239,6 +239,12 @@ class OutboxTests:
         # The first worker, late in its burst, finds that it is no longer its own to send.
         assert self.outbox.renew(claimed[0]) is False
         assert other.renew(taken[0]) is True
+        # Its failure, late too, leaves the email to the worker that holds it now.
+        claimed[0].attempts = 1
+        self.outbox.failed(claimed[0], "421 too late")
+        assert self.outbox.pending() == 1
+        other.sent(taken[0])
+        assert self.outbox.pending() == 0
         other.close()
 
     # Time-window digests.

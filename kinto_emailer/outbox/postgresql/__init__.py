@@ -359,11 +359,14 @@ class PostgreSQLOutbox(Outbox):
             return cursor.rowcount == 1
 
     def _update(self, email, sets, **params):
+        # Only while the claim is ours: past the lease, another worker may hold the row now
+        # (a ``sent`` is recorded whoever holds it: the mail server has the email).
+        mine = "" if email.status == "sent" else " AND worker = %(worker)s AND status = 'sending'"
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
-                "lease_until = NULL, worker = NULL WHERE id = %(id)s",
-                {"id": int(email.id), **params},
+                f"lease_until = NULL, worker = NULL WHERE id = %(id)s{mine}",
+                {"id": int(email.id), "worker": self.worker_id, **params},
             )
 
     def sent(self, email: Email) -> None:
