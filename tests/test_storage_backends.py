@@ -378,10 +378,14 @@ class TestPostgreSQLOutbox(StorageScenarios, EmailerWebTest):
         self.create_bucket()
         self.create_collection(data=self.hooked(hook("never")))
         before = self.rows()
-        self.app.put_json(
-            "/buckets/b/collections/c/records/boom",
-            {"data": {"explode": True}},
-            headers=self.headers,
-            status=500,
-        )
+        for explosion in (True, "at commit"):  # Before the rows are written, and after.
+            # Nothing said queued either: the rows were never committed.
+            with self.assertNoLogs("kinto_emailer.outcomes", level="INFO"):
+                self.app.put_json(
+                    "/buckets/b/collections/c/records/boom",
+                    {"data": {"explode": explosion}},
+                    headers=self.headers,
+                    status=500,
+                )
+            transaction.abort()  # As the thread's next request does: a failed commit stays.
         assert self.rows() == before
