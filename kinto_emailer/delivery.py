@@ -13,7 +13,7 @@ from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
 from . import mime
-from .outbox import Email, Outbox, Window
+from .outbox import Email, Outbox, Window, active_transaction
 from .outbox.maildir import MaildirOutbox
 from .outbox.memory import MemoryOutbox
 from .report import DROPPED, FAILED, QUEUED, SENT, Report
@@ -107,11 +107,21 @@ class Delivery:
             for email in emails:
                 self.report(FAILED, email, f"could not store the email: {e}")
             return
+        current = active_transaction() if outbox.transactional else None
+        if current is None:
+            self._report_put(emails, refused)
+        else:
+            # Rows of the request's transaction: they exist, dropped ones too, once it commits.
+            current.addAfterCommitHook(
+                lambda committed: committed and self._report_put(emails, refused)
+            )
+
+    def _report_put(self, emails, refused):
         refused_ids = {id(email) for email, _ in refused}
         for email, reason in refused:
             self.report(DROPPED, email, reason)
         # Where the outbox outlives the process, the email is safe: worth a line.
-        level = logging.INFO if outbox.durable else logging.DEBUG
+        level = logging.INFO if self.outbox.durable else logging.DEBUG
         for email in emails:
             if id(email) not in refused_ids:
                 self.report(QUEUED, email, level=level)

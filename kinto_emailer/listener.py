@@ -221,8 +221,14 @@ class RequestEmails:
             # In the transaction: committed with the change, or not at all.
             emails, self.emails, self.hooked = self.emails, [], None
             windows, self.windows = self.windows, []
-            self.delivery.put(emails)
-            self.delivery.gather(windows)
+            try:
+                self.delivery.put(emails)
+                self.delivery.gather(windows)
+            except Exception:
+                # The commit fails with it, and nothing else would roll the change back:
+                # its locks would be held until this thread serves another request.
+                transaction.abort()
+                raise
 
     def _after_commit(self, success: bool) -> None:
         emails, self.emails, self.hooked = self.emails, [], None

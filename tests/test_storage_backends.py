@@ -351,14 +351,41 @@ class TestPostgreSQLOutbox(StorageScenarios, EmailerWebTest):
         assert self.subjects() == ["as a row"]
         assert ("as a row", "sent") in self.rows()
 
+    def test_a_failed_outbox_write_fails_the_request_and_rolls_its_change_back(self):
+        self.create_bucket()
+        self.create_collection(data=self.hooked(hook("never")))
+        admin = psycopg2.connect(self.database_url)
+        admin.autocommit = True
+        self.addCleanup(admin.close)
+        with admin.cursor() as cursor:
+            cursor.execute("ALTER TABLE kinto_emailer_outbox RENAME TO kinto_emailer_away")
+        try:
+            response = self.create_record(data={"id": "lost"}, status="*")
+            # Before this thread serves another request: no transaction left open, no lock.
+            with admin.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND state LIKE 'idle in transaction%'"
+                )
+                assert cursor.fetchone()[0] == 0
+        finally:
+            with admin.cursor() as cursor:
+                cursor.execute("ALTER TABLE kinto_emailer_away RENAME TO kinto_emailer_outbox")
+        assert response.status_int >= 500
+        self.app.get("/buckets/b/collections/c/records/lost", headers=self.headers, status=404)
+
     def test_a_failed_write_leaves_no_row(self):
         self.create_bucket()
         self.create_collection(data=self.hooked(hook("never")))
         before = self.rows()
-        self.app.put_json(
-            "/buckets/b/collections/c/records/boom",
-            {"data": {"explode": True}},
-            headers=self.headers,
-            status=500,
-        )
+        for explosion in (True, "at commit"):  # Before the rows are written, and after.
+            # Nothing said queued either: the rows were never committed.
+            with self.assertNoLogs("kinto_emailer.outcomes", level="INFO"):
+                self.app.put_json(
+                    "/buckets/b/collections/c/records/boom",
+                    {"data": {"explode": explosion}},
+                    headers=self.headers,
+                    status=500,
+                )
+            transaction.abort()  # As the thread's next request does: a failed commit stays.
         assert self.rows() == before

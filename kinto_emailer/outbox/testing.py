@@ -225,6 +225,19 @@ class OutboxTests(_TestCase):
         assert not set(self.subjects(mine)) & set(self.subjects(theirs))
         other.close()
 
+    def test_the_queue_bounds_hold_across_processes(self) -> None:
+        if not self.shared or not self.bounded:
+            self.skipTest("one process's outbox, or no bounds")
+        self.outbox = self.make_outbox(queue_size=10)
+        other = self.make_outbox(queue_size=10)
+        assert self.outbox.put([email("a", subject=f"a{i}") for i in range(4)]) == []
+        assert other.put([email("b", subject=f"b{i}") for i in range(4)]) == []
+        # The first counted 4 a moment ago; 4 more would pass half: it counts again, sees 8.
+        refused = self.outbox.put([email("a", subject=f"a{i}") for i in range(4, 8)])
+        assert len(refused) == 2
+        assert self.outbox.pending() == 10
+        other.close()
+
     def test_a_renewed_lease_keeps_the_claim(self) -> None:
         if not self.shared or not self.leased:
             self.skipTest("no leases")
@@ -256,6 +269,12 @@ class OutboxTests(_TestCase):
         # The first worker, late in its burst, finds that it is no longer its own to send.
         assert self.outbox.renew(claimed[0]) is False
         assert other.renew(taken[0]) is True
+        # Its failure, late too, leaves the email to the worker that holds it now.
+        claimed[0].attempts = 1
+        self.outbox.failed(claimed[0], "421 too late")
+        assert self.outbox.pending() == 1
+        other.sent(taken[0])
+        assert self.outbox.pending() == 0
         other.close()
 
     # Time-window digests.

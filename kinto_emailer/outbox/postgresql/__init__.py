@@ -13,6 +13,7 @@ import os
 import select
 import socket
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -44,6 +45,8 @@ CHANNEL = "kinto_emailer_outbox"
 SCHEMA_VERSION = 3
 #: Windows closed per transaction.
 BURST_OF_WINDOWS = 100
+#: Seconds a process trusts the outbox's usage it read while far from the queue's bounds.
+USAGE_TTL = 1.0
 #: The first key of the advisory locks that serialize the hourly count of each bucket.
 HOURLY_LOCKS = 0x6B65  # "ke"
 _PENDING_SQL = "('queued', 'sending', 'retrying')"
@@ -163,6 +166,8 @@ class PostgreSQLOutbox(Outbox):
         self._connection = None
         self._listener = None
         self._wake_r, self._wake_w = os.pipe()
+        self._usage_lock = threading.Lock()
+        self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
         self._remaining = {}  # Email id -> the recipients still to try, after a refusal.
 
     # Writing, in the request's transaction.
@@ -232,7 +237,7 @@ class PostgreSQLOutbox(Outbox):
                     refused.append((email, hourly_reason(settings.max_emails_per_hour)))
                 else:
                     sent[email.bucket_id] += 1
-        if settings.queue_bytes or settings.queue_size:
+        if (settings.queue_bytes or settings.queue_size) and not self._far_from_bounds(emails):
             cursor.execute(
                 f"SELECT bucket_id, count(*), coalesce(sum(size), 0) FROM {TABLE} "
                 f"WHERE status IN {_PENDING_SQL} GROUP BY bucket_id"
@@ -240,6 +245,8 @@ class PostgreSQLOutbox(Outbox):
             usage = cursor.fetchall()
             count = Counter({bucket: n for bucket, n, _ in usage})
             size = Counter({bucket: int(s) for bucket, _, s in usage})
+            with self._usage_lock:
+                self._usage = (time.monotonic(), sum(count.values()), sum(size.values()))
             already = {id(email) for email, _ in refused}
             for email in emails:
                 if id(email) in already:
@@ -255,6 +262,21 @@ class PostgreSQLOutbox(Outbox):
         for email, reason in refused:
             email.error = reason
         return refused
+
+    def _far_from_bounds(self, emails: list[Email]) -> bool:
+        """Whether the usage this process read lately, plus what it added since, leaves
+        ``emails`` under half the queue's bounds: then the bounds can't be reached by the
+        writes of other processes within ``USAGE_TTL``, and the read is spared."""
+        settings, added = self.settings, sum(email.size for email in emails)
+        with self._usage_lock:
+            read_at, count, size = self._usage
+            if time.monotonic() - read_at > USAGE_TTL:
+                return False
+            count, size = count + len(emails), size + added
+            if count > settings.queue_size / 2 or size > settings.queue_bytes / 2:
+                return False
+            self._usage = (read_at, count, size)
+        return True
 
     def gather(self, windows_: list[Window]) -> None:
         if not windows_:
@@ -337,11 +359,14 @@ class PostgreSQLOutbox(Outbox):
             return cursor.rowcount == 1
 
     def _update(self, email, sets, **params):
+        # Only while the claim is ours: past the lease, another worker may hold the row now
+        # (a ``sent`` is recorded whoever holds it: the mail server has the email).
+        mine = "" if email.status == "sent" else " AND worker = %(worker)s AND status = 'sending'"
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
-                "lease_until = NULL, worker = NULL WHERE id = %(id)s",
-                {"id": int(email.id), **params},
+                f"lease_until = NULL, worker = NULL WHERE id = %(id)s{mine}",
+                {"id": int(email.id), "worker": self.worker_id, **params},
             )
 
     def sent(self, email: Email) -> None:
