@@ -112,16 +112,20 @@ class Delivery:
             self._report_put(emails, refused)
         else:
             # Rows of the request's transaction: they exist, dropped ones too, once it commits.
-            current.addAfterCommitHook(
-                lambda committed: committed and self._report_put(emails, refused)
-            )
 
-    def _report_put(self, emails, refused):
+            def report_at_commit(committed: bool) -> None:
+                if committed:
+                    self._report_put(emails, refused)
+
+            current.addAfterCommitHook(report_at_commit)
+
+    def _report_put(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
         refused_ids = {id(email) for email, _ in refused}
         for email, reason in refused:
             self.report(DROPPED, email, reason)
         # Where the outbox outlives the process, the email is safe: worth a line.
-        level = logging.INFO if self.outbox.durable else logging.DEBUG
+        durable = self.outbox is not None and self.outbox.durable
+        level = logging.INFO if durable else logging.DEBUG
         for email in emails:
             if id(email) not in refused_ids:
                 self.report(QUEUED, email, level=level)

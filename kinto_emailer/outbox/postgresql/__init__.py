@@ -16,7 +16,10 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg2
 import psycopg2.extras
@@ -35,9 +38,16 @@ from .. import (
     Window,
     active_transaction,
 )
-from ..limits import HOUR, hourly_reason, make_room
-from ..status import FIELDS, RECIPIENTS, check_transition, millis
+from ..limits import HOUR, Usage, hourly_reason, make_room
+from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
 from . import windows
+
+
+if TYPE_CHECKING:
+    from kinto.core.storage.postgresql import Storage
+
+    from ...config import EmailerSettings
+    from ...mime import Outgoing
 
 
 TABLE = "kinto_emailer_outbox"
@@ -135,7 +145,7 @@ def message_to_json(message: Message) -> str:
     )
 
 
-def message_from_json(data: dict) -> Message:
+def message_from_json(data: dict[str, Any]) -> Message:
     return Message(
         subject=data["subject"],
         sender=data["sender"],
@@ -154,21 +164,24 @@ class PostgreSQLOutbox(Outbox):
     durable = True
     windowed = True
 
-    def __init__(self, settings, storage_url: str, storage=None):
+    def __init__(
+        self, settings: "EmailerSettings", storage_url: str, storage: "Storage | None" = None
+    ):
         self.settings = settings
         self.url = dsn(storage_url)
         self.storage = storage  # Kinto's: ``put`` writes through the request's connection.
         self._reset()
 
-    def _reset(self):
+    def _reset(self) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._lock = threading.Lock()
-        self._connection = None
-        self._listener = None
+        self._connection: Any = None  # psycopg2's, as its listener's.
+        self._listener: Any = None
         self._wake_r, self._wake_w = os.pipe()
         self._usage_lock = threading.Lock()
         self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
-        self._remaining = {}  # Email id -> the recipients still to try, after a refusal.
+        # Email id -> the recipients still to try, after a refusal.
+        self._remaining: dict[str, list[str]] = {}
 
     # Writing, in the request's transaction.
 
@@ -179,12 +192,13 @@ class PostgreSQLOutbox(Outbox):
         with self._request_cursor() as cursor:
             return self._insert(cursor, emails)
 
-    def _insert(self, cursor, emails):
+    def _insert(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
         refused = self._admit(cursor, emails)
         dropped = {id(email) for email, _ in refused}
         rows = []
         for email in emails:
             message = email.message
+            assert message is not None  # Made in this process, or from a window's draft.
             status, error = (DROPPED, email.error) if id(email) in dropped else (QUEUED, None)
             email.status = status
             rows.append(
@@ -212,11 +226,11 @@ class PostgreSQLOutbox(Outbox):
             email.id = str(id_)
         return refused
 
-    def _admit(self, cursor, emails):
+    def _admit(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
         """The tenancy limits, over every process's rows."""
         settings = self.settings
-        refused = []
-        buckets = sorted({email.bucket_id for email in emails})
+        refused: list[tuple[Email, str]] = []
+        buckets = sorted({email.bucket_id for email in emails}, key=lambda bucket: bucket or "")
         if settings.max_emails_per_hour:
             # Until commit: concurrent writes to a bucket would each count the rows without
             # the others' (READ COMMITTED), and together pass the limit. Sorted: no deadlock.
@@ -243,8 +257,8 @@ class PostgreSQLOutbox(Outbox):
                 f"WHERE status IN {_PENDING_SQL} GROUP BY bucket_id"
             )
             usage = cursor.fetchall()
-            count = Counter({bucket: n for bucket, n, _ in usage})
-            size = Counter({bucket: int(s) for bucket, _, s in usage})
+            count: Usage = Counter({bucket: n for bucket, n, _ in usage})
+            size: Usage = Counter({bucket: int(s) for bucket, _, s in usage})
             with self._usage_lock:
                 self._usage = (time.monotonic(), sum(count.values()), sum(size.values()))
             already = {id(email) for email, _ in refused}
@@ -302,10 +316,10 @@ class PostgreSQLOutbox(Outbox):
 
     # Delivering, on the worker's own connection.
 
-    def _worker_connection(self):
+    def _worker_connection(self) -> "_Transaction":
         return _Transaction(self)
 
-    def _connect(self):
+    def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
             self._connection = psycopg2.connect(self.url, connect_timeout=10)
         return self._connection
@@ -315,7 +329,7 @@ class PostgreSQLOutbox(Outbox):
         with self._worker_connection() as cursor:
             cursor.execute(_CLAIM, params)
             rows = cursor.fetchall()
-        emails = []
+        emails: list[Email] = []
         for row in sorted(rows, key=lambda r: r[0]):
             (id_, bucket_id, cid, hook, uri, action, event, message, remaining, size,
              attempts, created) = row  # fmt: skip
@@ -338,7 +352,7 @@ class PostgreSQLOutbox(Outbox):
             emails.append(email)
         return emails
 
-    def prepare(self, email: Email, render) -> None:
+    def prepare(self, email: Email, render: Callable[[Message], "Outgoing"]) -> None:
         super().prepare(email, render)
         remaining = self._remaining.pop(email.id, None)
         if remaining is not None and email.outgoing is not None:
@@ -358,7 +372,7 @@ class PostgreSQLOutbox(Outbox):
             )
             return cursor.rowcount == 1
 
-    def _update(self, email, sets, **params):
+    def _update(self, email: Email, sets: str, **params: Any) -> None:
         # Only while the claim is ours: past the lease, another worker may hold the row now
         # (a ``sent`` is recorded whoever holds it: the mail server has the email).
         mine = "" if email.status == "sent" else " AND worker = %(worker)s AND status = 'sending'"
@@ -445,7 +459,7 @@ class PostgreSQLOutbox(Outbox):
             listener.notifies.clear()
         return bool(readable)
 
-    def _listen(self):
+    def _listen(self) -> Any:
         if self._listener is None or self._listener.closed:
             try:
                 listener = psycopg2.connect(self.url, connect_timeout=10)
@@ -457,7 +471,7 @@ class PostgreSQLOutbox(Outbox):
             self._listener = listener
         return self._listener
 
-    def _close_listener(self):
+    def _close_listener(self) -> None:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
@@ -467,12 +481,12 @@ class PostgreSQLOutbox(Outbox):
 
     # The status views, in the request's transaction.
 
-    def _request_cursor(self):
+    def _request_cursor(self) -> "_StorageCursor | _Transaction":
         if self.storage is not None and active_transaction() is not None:
             return _StorageCursor(self.storage)
         return self._worker_connection()
 
-    def emails(self, query) -> list[dict]:
+    def emails(self, query: Query) -> list[dict[str, Any]]:
         where, params = _visible(query.bucket_id, query.collection_ids)
         # Only names of ``status.FIELDS`` reach here: the views refuse others.
         for index, (name, values) in enumerate(query.filters):
@@ -491,7 +505,7 @@ class PostgreSQLOutbox(Outbox):
             )
             return [_record(row) for row in cursor.fetchall()]
 
-    def email(self, bucket_id: str, email_id: str) -> dict | None:
+    def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
         if not email_id.isdigit():
             return None
         with self._request_cursor() as cursor:
@@ -503,7 +517,7 @@ class PostgreSQLOutbox(Outbox):
             row = cursor.fetchone()
         return None if row is None else _record(row)
 
-    def change(self, bucket_id: str, email_id: str, status: str) -> dict | None:
+    def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
         if not email_id.isdigit():
             return None
         params = {"b": bucket_id, "id": int(email_id)}
@@ -567,7 +581,8 @@ _RECORD = (
 _EMAILS = "status NOT IN ('collecting', 'closing')"
 
 
-def _visible(bucket_id, collection_ids):
+def _visible(bucket_id: str, collection_ids: list[str] | None) -> tuple[list[str], dict[str, Any]]:
+    params: dict[str, Any]
     where, params = ["bucket_id = %(bucket)s", _EMAILS], {"bucket": bucket_id}
     if collection_ids is not None:
         where.append("collection_id = ANY(%(collections)s)")
@@ -575,7 +590,7 @@ def _visible(bucket_id, collection_ids):
     return where, params
 
 
-def _record(row) -> dict:
+def _record(row: tuple[Any, ...]) -> dict[str, Any]:
     record = dict(zip(FIELDS, row[:15]))
     record["id"] = str(record["id"])
     for name in ("created", "last_modified", "sent"):
@@ -585,27 +600,39 @@ def _record(row) -> dict:
     return record
 
 
+class Cursor(Protocol):
+    """What the outbox's SQL runs on: the worker's connection, or the request's transaction."""
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self) -> Any: ...  # A row, or None.
+
+    def fetchall(self) -> list[Any]: ...
+
+
 class _StorageCursor:
     """A cursor on Kinto's own connection: the request's transaction."""
 
-    def __init__(self, storage):
+    def __init__(self, storage: "Storage"):
         self.storage = storage
 
-    def __enter__(self):
+    def __enter__(self) -> "_SessionCursor":
         self._context = self.storage.client.connect()
         return _SessionCursor(self._context.__enter__())
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> Any:
         return self._context.__exit__(*exc_info)
 
 
 class _Transaction:
     """A transaction on the worker's connection, committed on success; one at a time."""
 
-    def __init__(self, outbox):
+    def __init__(self, outbox: PostgreSQLOutbox):
         self.outbox = outbox
 
-    def __enter__(self):
+    def __enter__(self) -> "_PsycopgCursor":
         self.outbox._lock.acquire()
         try:
             self.connection = self.outbox._connect()
@@ -615,7 +642,12 @@ class _Transaction:
             raise
         return _PsycopgCursor(self.cursor)
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             if exc_type is None:
                 self.connection.commit()
@@ -630,54 +662,54 @@ class _Transaction:
 
 
 class _PsycopgCursor:
-    def __init__(self, cursor):
+    def __init__(self, cursor: Any):
         self.cursor = cursor
         self.rowcount = 0
 
-    def execute(self, sql, params=None):
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self.cursor.execute(sql, params)
         self.rowcount = self.cursor.rowcount
 
-    def insert_many(self, sql, rows):
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return psycopg2.extras.execute_values(self.cursor, sql, rows, fetch=True)
 
-    def fetchone(self):
+    def fetchone(self) -> Any:
         return self.cursor.fetchone()
 
-    def fetchall(self):
+    def fetchall(self) -> list[Any]:
         return self.cursor.fetchall()
 
 
 class _SessionCursor:
     """The same calls on Kinto's SQLAlchemy session: the request's own transaction."""
 
-    def __init__(self, session):
+    def __init__(self, session: Any):
         self.session = session
-        self.result = None
+        self.result: Any = None  # SQLAlchemy's result of the last ``execute``.
 
-    def execute(self, sql, params=None):
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
         # psycopg2's %(name)s placeholders, as on the worker's connection.
         self.result = self.session.connection().exec_driver_sql(sql, params or {})
 
-    def insert_many(self, sql, rows):
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         raw = self.session.connection().connection.dbapi_connection
         with raw.cursor() as cursor:
             return psycopg2.extras.execute_values(cursor, sql, rows, fetch=True)
 
-    def fetchone(self):
+    def fetchone(self) -> Any:
         return self.result.fetchone()
 
-    def fetchall(self):
+    def fetchall(self) -> list[Any]:
         return self.result.fetchall()
 
 
 class _Evictor:
     """Drops the newest waiting row of a bucket, for ``make_room``."""
 
-    def __init__(self, cursor, count, size):
+    def __init__(self, cursor: Cursor, count: Usage, size: Usage):
         self.cursor, self.count, self.size = cursor, count, size
 
-    def __call__(self, bucket_id, reason):
+    def __call__(self, bucket_id: str | None, reason: str) -> Email | None:
         self.cursor.execute(
             f"UPDATE {TABLE} SET status = 'dropped', error = %(reason)s, "
             "last_modified = clock_timestamp() WHERE id = ("

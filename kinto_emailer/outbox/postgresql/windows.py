@@ -6,10 +6,15 @@ worker still sends it) and opens a new one: a window never takes changes past it
 """
 
 import json
+from typing import TYPE_CHECKING
 
 # The module, not its names: drafts imports this package's message serialization.
 from ... import drafts
 from .. import Email, Window
+
+
+if TYPE_CHECKING:
+    from . import Cursor
 
 
 TABLE = "kinto_emailer_outbox"
@@ -57,7 +62,7 @@ SELECT extract(epoch FROM min(window_closes) - now()) FROM {TABLE}
 """
 
 
-def gather(cursor, windows: list[Window]) -> None:
+def gather(cursor: "Cursor", windows: list[Window]) -> None:
     # Always in the order of hooks: two requests never wait for each other's rows in a cycle.
     for window in sorted(windows, key=lambda w: w.location):
         first = window.draft["messages"][0]
@@ -88,7 +93,7 @@ def gather(cursor, windows: list[Window]) -> None:
         )
 
 
-def take_closed(cursor, limit: int) -> list[Email]:
+def take_closed(cursor: "Cursor", limit: int) -> list[Email]:
     """The emails of the windows that have closed; the windows are removed."""
     cursor.execute(_TAKE_CLOSED, {"limit": limit})
     rows = cursor.fetchall()
