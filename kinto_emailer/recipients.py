@@ -57,8 +57,8 @@ def _parse_address(entry: str) -> tuple[str, str] | None:
         name, address = named.group("name").strip().strip('"'), named.group("addr").strip()
     else:
         name, address = "", entry
-    ascii = ascii_address(address)
-    return (name, ascii) if ascii is not None and _ADDR_SPEC.match(address) else None
+    ascii = ascii_address(address) if _ADDR_SPEC.match(address) else None  # ``is_email``
+    return None if ascii is None else (name, ascii)
 
 
 def at_domains(address: str, domains: tuple[str, ...]) -> bool:
