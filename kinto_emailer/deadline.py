@@ -64,7 +64,10 @@ class _Bounded(_Socket):
         clock = self.clock
         if clock is None:
             return method(*args, **kwargs)
-        self.settimeout(clock.timeout())
+        timeout = clock.timeout()
+        if timeout != self.gettimeout():
+            # Only near the deadline: each call is a system call, and a hand-off of the GIL.
+            self.settimeout(timeout)
         try:
             return method(*args, **kwargs)
         except TimeoutError:
