@@ -21,6 +21,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .outbox import Outbox, StatusUnavailable
 from .outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
+from .saving import has_permission
 
 
 emails = Service(
@@ -50,7 +51,8 @@ class Scope:
         permission = request.registry.permission
         bucket_uri = f"/buckets/{bucket_id}"
         self.bucket_id = bucket_id
-        self.whole_bucket = permission.check_permission(principals, [(bucket_uri, "write")])
+        # Kinto's rules: the permission backend, and settings such as bucket_write_principals.
+        self.whole_bucket = has_permission(request, principals, bucket_uri, "write")
         #: The collections whose emails they may see; ``None``: all the bucket's.
         self.collection_ids: list[str] | None = None
         if not self.whole_bucket:

@@ -234,3 +234,15 @@ class TestMaildirViews(MaildirQueueMixin, EmailerWebTest):
         error = self.app.get("/buckets/b/emails", headers=self.headers, status=501).json
         assert "Maildir" in error["message"] and "kinto_emailer.outbox" in error["message"]
         self.app.get("/buckets/b/emails/1", headers=self.headers, status=501)
+
+
+class TestViewsWithBucketWritePrincipals(EmailerWebTest):
+    @classmethod
+    def extra_settings(cls):
+        return {"bucket_write_principals": "system.Authenticated"}
+
+    def test_kintos_settings_grant_the_bucket_as_elsewhere(self):
+        self.create_bucket()
+        # Every authenticated user writes every bucket here, as Kinto's views agree.
+        self.app.get("/buckets/b", headers=get_user_headers("mallory"))
+        self.app.get("/buckets/b/emails", headers=get_user_headers("mallory"))
