@@ -54,12 +54,12 @@ def includeme(config: Configurator) -> None:
     )
     if emailer_settings.outbox_name == "postgresql":
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from .outbox import postgresql
+        from .outbox.postgresql import schema
 
-        config.add_migration(postgresql.Migration())
+        config.add_migration(schema.Migration())
         # ``kinto migrate`` loads the app to create the table: it can't need it yet.
         if not getattr(config.registry, "command", None):
-            postgresql.check_schema(emailer_settings.storage_url)
+            schema.check_schema(emailer_settings.storage_url)
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)

@@ -77,7 +77,7 @@ def _start(args: argparse.Namespace) -> "tuple[EmailerSettings, Delivery] | int"
                 "'kinto_emailer.outbox = postgresql' (or 'mail.queue_path')"
             )
         if settings.outbox_name == "postgresql":
-            from .outbox.postgresql import check_schema
+            from .outbox.postgresql.schema import check_schema
 
             check_schema(settings.storage_url)
     except Exception as e:  # A bad ini, an unreachable database: one line, no traceback.

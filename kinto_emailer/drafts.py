@@ -16,7 +16,7 @@ from pyramid_mailer.message import Message
 
 from . import mime, templates
 from .compose import compose
-from .outbox.postgresql import message_from_json, message_to_json
+from .outbox import message_from_json, message_to_json
 
 
 if TYPE_CHECKING:

@@ -9,6 +9,7 @@ sender reports each outcome back here, and the status views read and change them
 import abc
 import email.policy
 import itertools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -115,6 +116,34 @@ class Window:
     uri: str | None = None
     action: str | None = None
     event: str | None = None
+
+
+def message_to_json(message: Message) -> str:
+    return json.dumps(
+        {
+            "subject": message.subject,
+            "sender": message.sender,
+            "recipients": list(message.recipients),
+            "cc": list(message.cc or ()),
+            "bcc": list(message.bcc or ()),
+            "body": message.body,
+            "html": message.html,
+            "headers": dict(message.extra_headers or {}),
+        }
+    )
+
+
+def message_from_json(data: dict[str, Any]) -> Message:
+    return Message(
+        subject=data["subject"],
+        sender=data["sender"],
+        recipients=data["recipients"],
+        cc=data["cc"],
+        bcc=data["bcc"],
+        body=data["body"],
+        html=data["html"],
+        extra_headers=data["headers"],
+    )
 
 
 def message_size(message: Message) -> int:

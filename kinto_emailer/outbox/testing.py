@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pyramid_mailer.message import Message
 
 from ..drafts import mark
-from . import DROPPED, QUEUED, RETRYING, SENDING, Email, Outbox, Window
-from .postgresql import message_to_json
+from . import DROPPED, QUEUED, RETRYING, SENDING, Email, Outbox, Window, message_to_json
 
 
 if TYPE_CHECKING:  # Mixed into a TestCase by each backend's test class.

@@ -17,14 +17,10 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import psycopg2.extras
-from kinto.core.storage.postgresql import PostgreSQLPluginMigration
-from pyramid.exceptions import ConfigurationError
 from pyramid_mailer.message import Message
 
 from .. import (
@@ -37,10 +33,14 @@ from .. import (
     Outbox,
     Window,
     active_transaction,
+    message_from_json,
+    message_to_json,
 )
 from ..limits import HOUR, Usage, hourly_reason, make_room
-from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
-from . import windows
+from ..status import Query
+from . import status, windows
+from .cursors import Cursor, SessionCursor, StorageCursor, WorkerTransaction
+from .schema import CHANNEL, TABLE, dsn
 
 
 if TYPE_CHECKING:
@@ -50,9 +50,6 @@ if TYPE_CHECKING:
     from ...mime import Outgoing
 
 
-TABLE = "kinto_emailer_outbox"
-CHANNEL = "kinto_emailer_outbox"
-SCHEMA_VERSION = 3
 #: Windows closed per transaction.
 BURST_OF_WINDOWS = 100
 #: Seconds a process trusts the outbox's usage it read while far from the queue's bounds.
@@ -90,74 +87,6 @@ RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, 
 """
 
 
-class Migration(PostgreSQLPluginMigration):
-    """Creates and upgrades the outbox table; run by ``kinto migrate``."""
-
-    name = "kinto_emailer"
-    schema_version = SCHEMA_VERSION
-    migrations_directory = str(Path(__file__).parent / "migrations")
-
-
-def dsn(url: str) -> str:
-    """A libpq URL from a SQLAlchemy one (``postgresql+psycopg2://...``)."""
-    scheme, rest = url.split("://", 1)
-    return f"{scheme.split('+', 1)[0]}://{rest}"
-
-
-def check_schema(url: str) -> None:
-    """Stop start-up when the database has no outbox table, or an old one."""
-    try:
-        connection = psycopg2.connect(dsn(url), connect_timeout=10)
-    except psycopg2.Error as e:
-        raise ConfigurationError(f"kinto_emailer.outbox: cannot reach the database: {e}")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT to_regclass('metadata') IS NOT NULL")
-            version = None
-            if cursor.fetchone()[0]:
-                cursor.execute(
-                    "SELECT max(value::int) FROM metadata WHERE name = %s",
-                    ("kinto_emailer_schema_version",),
-                )
-                version = cursor.fetchone()[0]
-    finally:
-        connection.close()
-    if version != SCHEMA_VERSION:
-        found = "no outbox table" if version is None else f"outbox schema version {version}"
-        raise ConfigurationError(
-            f"kinto_emailer.outbox = postgresql: the database has {found} "
-            f"(version {SCHEMA_VERSION} needed): run 'kinto migrate' with this ini file."
-        )
-
-
-def message_to_json(message: Message) -> str:
-    return json.dumps(
-        {
-            "subject": message.subject,
-            "sender": message.sender,
-            "recipients": list(message.recipients),
-            "cc": list(message.cc or ()),
-            "bcc": list(message.bcc or ()),
-            "body": message.body,
-            "html": message.html,
-            "headers": dict(message.extra_headers or {}),
-        }
-    )
-
-
-def message_from_json(data: dict[str, Any]) -> Message:
-    return Message(
-        subject=data["subject"],
-        sender=data["sender"],
-        recipients=data["recipients"],
-        cc=data["cc"],
-        bcc=data["bcc"],
-        body=data["body"],
-        html=data["html"],
-        extra_headers=data["headers"],
-    )
-
-
 class PostgreSQLOutbox(Outbox):
     name = "postgresql"
     transactional = True
@@ -192,7 +121,7 @@ class PostgreSQLOutbox(Outbox):
         with self._request_cursor() as cursor:
             return self._insert(cursor, emails)
 
-    def _insert(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
+    def _insert(self, cursor: Cursor, emails: list[Email]) -> list[tuple[Email, str]]:
         refused = self._admit(cursor, emails)
         dropped = {id(email) for email, _ in refused}
         rows = []
@@ -226,7 +155,7 @@ class PostgreSQLOutbox(Outbox):
             email.id = str(id_)
         return refused
 
-    def _admit(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
+    def _admit(self, cursor: Cursor, emails: list[Email]) -> list[tuple[Email, str]]:
         """The tenancy limits, over every process's rows."""
         settings = self.settings
         refused: list[tuple[Email, str]] = []
@@ -297,7 +226,7 @@ class PostgreSQLOutbox(Outbox):
             return
         if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
-                windows.gather(_SessionCursor(session), windows_)
+                windows.gather(SessionCursor(session), windows_)
                 return
         with self._worker_connection() as cursor:
             windows.gather(cursor, windows_)
@@ -316,8 +245,8 @@ class PostgreSQLOutbox(Outbox):
 
     # Delivering, on the worker's own connection.
 
-    def _worker_connection(self) -> "_Transaction":
-        return _Transaction(self)
+    def _worker_connection(self) -> "WorkerTransaction":
+        return WorkerTransaction(self._lock, self._connect)
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -481,68 +410,22 @@ class PostgreSQLOutbox(Outbox):
 
     # The status views, in the request's transaction.
 
-    def _request_cursor(self) -> "_StorageCursor | _Transaction":
+    def _request_cursor(self) -> "StorageCursor | WorkerTransaction":
         if self.storage is not None and active_transaction() is not None:
-            return _StorageCursor(self.storage)
+            return StorageCursor(self.storage)
         return self._worker_connection()
 
     def emails(self, query: Query) -> list[dict[str, Any]]:
-        where, params = _visible(query.bucket_id, query.collection_ids)
-        # Only names of ``status.FIELDS`` reach here: the views refuse others.
-        for index, (name, values) in enumerate(query.filters):
-            where.append(f"{name}::text = ANY(%(f{index})s)")
-            params[f"f{index}"] = [str(v) for v in values]
-        order = ", ".join(
-            f"{name} {'DESC NULLS LAST' if descending else 'ASC NULLS FIRST'}"
-            for name, descending in query.sort
-        )
-        params.update(limit=query.limit, offset=query.offset)
         with self._request_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {_RECORD} FROM {TABLE} WHERE {' AND '.join(where)} "
-                f"ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s",
-                params,
-            )
-            return [_record(row) for row in cursor.fetchall()]
+            return status.emails(cursor, query)
 
     def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
-        if not email_id.isdigit():
-            return None
         with self._request_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {_RECORD} FROM {TABLE} "
-                f"WHERE bucket_id = %(b)s AND id = %(id)s AND {_EMAILS}",
-                {"b": bucket_id, "id": int(email_id)},
-            )
-            row = cursor.fetchone()
-        return None if row is None else _record(row)
+            return status.email(cursor, bucket_id, email_id)
 
-    def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
-        if not email_id.isdigit():
-            return None
-        params = {"b": bucket_id, "id": int(email_id)}
+    def change(self, bucket_id: str, email_id: str, wanted: str) -> dict[str, Any] | None:
         with self._request_cursor() as cursor:
-            cursor.execute(
-                f"SELECT status FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s FOR UPDATE",
-                params,
-            )
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            check_transition(row[0], status)
-            if status == QUEUED:
-                sets = (
-                    "status = 'queued', attempts = 0, error = NULL, remaining = NULL, "
-                    "sent = NULL, next_attempt = now()"
-                )
-            else:
-                sets = "status = 'cancelled'"
-            cursor.execute(
-                f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp() WHERE id = %(id)s",
-                params,
-            )
-            cursor.execute("SELECT pg_notify(%(channel)s, '')", {"channel": CHANNEL})
-        return self.email(bucket_id, email_id)
+            return status.change(cursor, bucket_id, email_id, wanted)
 
     def purge(self) -> int:
         days = self.settings.outbox_retention_days
@@ -568,139 +451,6 @@ class PostgreSQLOutbox(Outbox):
     def reset_after_fork(self) -> None:
         # The parent's connections are the parent's: a child never uses their sockets.
         self._reset()
-
-
-_RECORD = (
-    "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
-    "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
-    "extract(epoch FROM sent), message->'recipients', message->'cc', message->'bcc'"
-)
-
-
-#: Rows that are emails: not the time windows that gather a digest's objects.
-_EMAILS = "status NOT IN ('collecting', 'closing')"
-
-
-def _visible(bucket_id: str, collection_ids: list[str] | None) -> tuple[list[str], dict[str, Any]]:
-    params: dict[str, Any]
-    where, params = ["bucket_id = %(bucket)s", _EMAILS], {"bucket": bucket_id}
-    if collection_ids is not None:
-        where.append("collection_id = ANY(%(collections)s)")
-        params["collections"] = list(collection_ids)
-    return where, params
-
-
-def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    record = dict(zip(FIELDS, row[:15]))
-    record["id"] = str(record["id"])
-    for name in ("created", "last_modified", "sent"):
-        record[name] = millis(None if record[name] is None else float(record[name]))
-    to, cc, bcc = row[15:]
-    record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
-    return record
-
-
-class Cursor(Protocol):
-    """What the outbox's SQL runs on: the worker's connection, or the request's transaction."""
-
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
-
-    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]: ...
-
-    def fetchone(self) -> Any: ...  # A row, or None.
-
-    def fetchall(self) -> list[Any]: ...
-
-
-class _StorageCursor:
-    """A cursor on Kinto's own connection: the request's transaction."""
-
-    def __init__(self, storage: "Storage"):
-        self.storage = storage
-
-    def __enter__(self) -> "_SessionCursor":
-        self._context = self.storage.client.connect()
-        return _SessionCursor(self._context.__enter__())
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        return self._context.__exit__(*exc_info)
-
-
-class _Transaction:
-    """A transaction on the worker's connection, committed on success; one at a time."""
-
-    def __init__(self, outbox: PostgreSQLOutbox):
-        self.outbox = outbox
-
-    def __enter__(self) -> "_PsycopgCursor":
-        self.outbox._lock.acquire()
-        try:
-            self.connection = self.outbox._connect()
-            self.cursor = self.connection.cursor()
-        except BaseException:
-            self.outbox._lock.release()
-            raise
-        return _PsycopgCursor(self.cursor)
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                self.connection.commit()
-            else:
-                try:
-                    self.connection.rollback()
-                except psycopg2.Error:
-                    self.connection.close()
-        finally:
-            self.cursor.close()
-            self.outbox._lock.release()
-
-
-class _PsycopgCursor:
-    def __init__(self, cursor: Any):
-        self.cursor = cursor
-        self.rowcount = 0
-
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        self.cursor.execute(sql, params)
-        self.rowcount = self.cursor.rowcount
-
-    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        return psycopg2.extras.execute_values(self.cursor, sql, rows, fetch=True)
-
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self.cursor.fetchall()
-
-
-class _SessionCursor:
-    """The same calls on Kinto's SQLAlchemy session: the request's own transaction."""
-
-    def __init__(self, session: Any):
-        self.session = session
-        self.result: Any = None  # SQLAlchemy's result of the last ``execute``.
-
-    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
-        # psycopg2's %(name)s placeholders, as on the worker's connection.
-        self.result = self.session.connection().exec_driver_sql(sql, params or {})
-
-    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        raw = self.session.connection().connection.dbapi_connection
-        with raw.cursor() as cursor:
-            return psycopg2.extras.execute_values(cursor, sql, rows, fetch=True)
-
-    def fetchone(self) -> Any:
-        return self.result.fetchone()
-
-    def fetchall(self) -> list[Any]:
-        return self.result.fetchall()
 
 
 class _Evictor:

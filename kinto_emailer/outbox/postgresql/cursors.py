@@ -1,0 +1,118 @@
+"""Where the PostgreSQL outbox's SQL runs: the worker's own connection, one transaction at
+a time, or Kinto's connection, in the request's transaction; both with psycopg2's
+``%(name)s`` placeholders."""
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Protocol
+
+import psycopg2
+import psycopg2.extras
+
+
+if TYPE_CHECKING:
+    from kinto.core.storage.postgresql import Storage
+
+
+class Cursor(Protocol):
+    """What the outbox's SQL runs on: the worker's connection, or the request's transaction."""
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None: ...
+
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]: ...
+
+    def fetchone(self) -> Any: ...  # A row, or None.
+
+    def fetchall(self) -> list[Any]: ...
+
+
+class StorageCursor:
+    """A cursor on Kinto's own connection: the request's transaction."""
+
+    def __init__(self, storage: "Storage"):
+        self.storage = storage
+
+    def __enter__(self) -> "SessionCursor":
+        self._context = self.storage.client.connect()
+        return SessionCursor(self._context.__enter__())
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        return self._context.__exit__(*exc_info)
+
+
+class WorkerTransaction:
+    """A transaction on the worker's connection, committed on success; one at a time."""
+
+    def __init__(self, lock: threading.Lock, connect: Callable[[], Any]):
+        self.lock, self.connect = lock, connect
+
+    def __enter__(self) -> "PsycopgCursor":
+        self.lock.acquire()
+        try:
+            self.connection = self.connect()
+            self.cursor = self.connection.cursor()
+        except BaseException:
+            self.lock.release()
+            raise
+        return PsycopgCursor(self.cursor)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self.connection.commit()
+            else:
+                try:
+                    self.connection.rollback()
+                except psycopg2.Error:
+                    self.connection.close()
+        finally:
+            self.cursor.close()
+            self.lock.release()
+
+
+class PsycopgCursor:
+    def __init__(self, cursor: Any):
+        self.cursor = cursor
+        self.rowcount = 0
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self.cursor.execute(sql, params)
+        self.rowcount = self.cursor.rowcount
+
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return psycopg2.extras.execute_values(self.cursor, sql, rows, fetch=True)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cursor.fetchall()
+
+
+class SessionCursor:
+    """The same calls on Kinto's SQLAlchemy session: the request's own transaction."""
+
+    def __init__(self, session: Any):
+        self.session = session
+        self.result: Any = None  # SQLAlchemy's result of the last ``execute``.
+
+    def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        # psycopg2's %(name)s placeholders, as on the worker's connection.
+        self.result = self.session.connection().exec_driver_sql(sql, params or {})
+
+    def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        raw = self.session.connection().connection.dbapi_connection
+        with raw.cursor() as cursor:
+            return psycopg2.extras.execute_values(cursor, sql, rows, fetch=True)
+
+    def fetchone(self) -> Any:
+        return self.result.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.result.fetchall()

@@ -1,0 +1,95 @@
+"""The status views' queries on the outbox table (see ``outbox/status.py``)."""
+
+from typing import Any
+
+from .. import QUEUED
+from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
+from .cursors import Cursor
+from .schema import CHANNEL, TABLE
+
+
+RECORD = (
+    "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
+    "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
+    "extract(epoch FROM sent), message->'recipients', message->'cc', message->'bcc'"
+)
+
+
+#: Rows that are emails: not the time windows that gather a digest's objects.
+EMAILS = "status NOT IN ('collecting', 'closing')"
+
+
+def visible(bucket_id: str, collection_ids: list[str] | None) -> tuple[list[str], dict[str, Any]]:
+    params: dict[str, Any]
+    where, params = ["bucket_id = %(bucket)s", EMAILS], {"bucket": bucket_id}
+    if collection_ids is not None:
+        where.append("collection_id = ANY(%(collections)s)")
+        params["collections"] = list(collection_ids)
+    return where, params
+
+
+def as_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(FIELDS, row[:15]))
+    record["id"] = str(record["id"])
+    for name in ("created", "last_modified", "sent"):
+        record[name] = millis(None if record[name] is None else float(record[name]))
+    to, cc, bcc = row[15:]
+    record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
+    return record
+
+
+def emails(cursor: Cursor, query: Query) -> list[dict[str, Any]]:
+    where, params = visible(query.bucket_id, query.collection_ids)
+    # Only names of ``status.FIELDS`` reach here: the views refuse others.
+    for index, (name, values) in enumerate(query.filters):
+        where.append(f"{name}::text = ANY(%(f{index})s)")
+        params[f"f{index}"] = [str(v) for v in values]
+    order = ", ".join(
+        f"{name} {'DESC NULLS LAST' if descending else 'ASC NULLS FIRST'}"
+        for name, descending in query.sort
+    )
+    params.update(limit=query.limit, offset=query.offset)
+    cursor.execute(
+        f"SELECT {RECORD} FROM {TABLE} WHERE {' AND '.join(where)} "
+        f"ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s",
+        params,
+    )
+    return [as_record(row) for row in cursor.fetchall()]
+
+
+def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | None:
+    if not email_id.isdigit():
+        return None
+    cursor.execute(
+        f"SELECT {RECORD} FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s AND {EMAILS}",
+        {"b": bucket_id, "id": int(email_id)},
+    )
+    row = cursor.fetchone()
+    return None if row is None else as_record(row)
+
+
+def change(cursor: Cursor, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
+    if not email_id.isdigit():
+        return None
+    params = {"b": bucket_id, "id": int(email_id)}
+    cursor.execute(
+        f"SELECT status FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s FOR UPDATE",
+        params,
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    check_transition(row[0], status)
+    if status == QUEUED:
+        sets = (
+            "status = 'queued', attempts = 0, error = NULL, remaining = NULL, "
+            "sent = NULL, next_attempt = now()"
+        )
+    else:
+        sets = "status = 'cancelled'"
+    cursor.execute(
+        f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp() WHERE id = %(id)s",
+        params,
+    )
+    cursor.execute("SELECT pg_notify(%(channel)s, '')", {"channel": CHANNEL})
+    return email(cursor, bucket_id, email_id)
