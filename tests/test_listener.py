@@ -1,5 +1,6 @@
 """Events to emails, through the real Kinto app and a real SMTP server on loopback."""
 
+import functools
 import mailbox
 import os
 import re
@@ -8,7 +9,7 @@ import tempfile
 from email import message_from_binary_file, policy
 
 from kinto_emailer import __version__
-from tests.support import EmailerWebTest, free_port
+from tests.support import EmailerWebTest, free_port, record_hook
 
 
 RECIPIENT = "alice@example.com"
@@ -32,15 +33,10 @@ ALL_PLACEHOLDERS = (
 )
 
 
-def hook(**fields):
-    """A hook on records, to one recipient; ``fields`` add filters or replace defaults."""
-    return {
-        "resource_name": "record",
-        "subject": "{action} {resource_name} {id}",
-        "template": "{bucket_id}/{collection_id}/{record_id}",
-        "recipients": [RECIPIENT],
-        **fields,
-    }
+# The body names where the record is.
+hook = functools.partial(
+    record_hook, template="{bucket_id}/{collection_id}/{record_id}", recipients=[RECIPIENT]
+)
 
 
 class ListenerTest(EmailerWebTest):

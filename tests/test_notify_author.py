@@ -2,9 +2,18 @@
 accounts whose ids are addresses."""
 
 import base64
+import functools
 
-from tests.support import EmailerWebTest
+from tests.support import EmailerWebTest, record_hook
 
+
+hook = functools.partial(
+    record_hook,
+    "changed by {user_id}",
+    template="",
+    recipients=["/buckets/b/groups/reviewers"],
+    notify_author=False,
+)
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -12,17 +21,6 @@ ALICE, BOB = "alice@example.com", "bob@example.com"
 def auth(user):
     token = base64.b64encode(f"{user}:secret-{user}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
-
-
-def hook(**fields):
-    return {
-        "resource_name": "record",
-        "subject": "changed by {user_id}",
-        "template": "",
-        "recipients": ["/buckets/b/groups/reviewers"],
-        "notify_author": False,
-        **fields,
-    }
 
 
 class NotifyAuthorTest(EmailerWebTest):

@@ -3,7 +3,7 @@
 import time
 
 from kinto_emailer import selection
-from tests.safety_support import SafetyWebTest, hook
+from tests.support import HookWebTest, hook
 
 
 #: Takes the ``regex`` package minutes without a time limit on this record id.
@@ -17,7 +17,7 @@ LONGER_ATTACK_ID = "a" * 50 + "-"
 BOUND = 2.0
 
 
-class InvalidPatternsTest(SafetyWebTest):
+class InvalidPatternsTest(HookWebTest):
     """Point 5: an invalid regular expression is a 400 naming the filter and the error."""
 
     def test_an_unterminated_group_is_refused_with_the_reason(self):
@@ -80,7 +80,7 @@ class InvalidPatternsTest(SafetyWebTest):
         assert bodies == ["c", "c"]
 
 
-class TimeLimitTest(SafetyWebTest):
+class TimeLimitTest(HookWebTest):
     """Point 6, and issue 11 point 8: the patterns of one request share one
     ``kinto_emailer.regex_timeout``; out of time is no match, and the rest are not tried."""
 
@@ -163,7 +163,7 @@ class TimeLimitTest(SafetyWebTest):
         assert self.one_email()["Subject"] == "fast"
 
 
-class ConfiguredTimeLimitTest(SafetyWebTest):
+class ConfiguredTimeLimitTest(HookWebTest):
     """Point 6: the setting changes the limit, which holds for a hook as a whole.
 
     The ``regex`` package counts the limit in CPU time: on a busy machine a match takes

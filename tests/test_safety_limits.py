@@ -1,6 +1,6 @@
 """Issue 3, point 4: limits, each a setting, each a 400 naming it (or a log at send time)."""
 
-from tests.safety_support import SafetyWebTest, hook
+from tests.support import HookWebTest, hook
 
 
 MEBIBYTE = 1024 * 1024
@@ -10,7 +10,7 @@ def members(count):
     return [f"account:user{i}@example.com" for i in range(count)]
 
 
-class DefaultLimitsTest(SafetyWebTest):
+class DefaultLimitsTest(HookWebTest):
     def test_at_most_50_hooks(self):
         self.save_hooks(*[hook(action="delete")] * 50)
         message = self.refused(*[hook()] * 51)
@@ -61,7 +61,7 @@ class DefaultLimitsTest(SafetyWebTest):
         assert body == "é" * (MEBIBYTE // 2)
 
 
-class ConfiguredLimitsTest(SafetyWebTest):
+class ConfiguredLimitsTest(HookWebTest):
     """Each setting changes its limit."""
 
     @classmethod

@@ -4,7 +4,7 @@ Validation keeps bad hooks out from now on, but storage may hold metadata saved 
 existed, or written by another tool: these tests put it there directly.
 """
 
-from tests.safety_support import SafetyWebTest, hook
+from tests.support import HookWebTest, hook
 
 
 GOOD = hook(subject="good", template="good body")
@@ -40,7 +40,7 @@ BROKEN_METADATA = {
 }
 
 
-class NeverA500Test(SafetyWebTest):
+class NeverA500Test(HookWebTest):
     def setUp(self):
         super().setUp()
         self.create_collection()

@@ -1,6 +1,6 @@
 """Issue 3, templates (points 1 to 3): what a hook author may write, and what it renders."""
 
-from tests.safety_support import SafetyWebTest, hook
+from tests.support import HookWebTest, hook
 
 
 SECRET = "do-not-leak-this-hmac-secret"
@@ -13,7 +13,7 @@ class PluginEvent:
 PLUGIN_EVENT = f"{__name__}.PluginEvent"
 
 
-class SafetyTest(SafetyWebTest):
+class SafetyTest(HookWebTest):
     @classmethod
     def extra_settings(cls):
         return {"userid_hmac_secret": SECRET, "project_name": "Kinto test"}

@@ -1,7 +1,6 @@
 """Validation of the ``kinto-emailer`` metadata when buckets and collections are saved."""
 
-from tests.safety_support import SafetyWebTest, hook
-from tests.support import EmailerWebTest
+from tests.support import EmailerWebTest, HookWebTest, hook
 
 
 VALID_HOOK = {"template": "Record {record_id} created", "recipients": ["alice@example.com"]}
@@ -238,7 +237,7 @@ def richer(**fields):
     return {"template": "x", "recipients": ["alice@example.com"], **fields}
 
 
-class RicherHooksSchemaTest(SafetyWebTest):
+class RicherHooksSchemaTest(HookWebTest):
     """Issue 7: the new fields are refused with a message naming the field and the fault."""
 
     def accepted(self, *hooks):
@@ -331,7 +330,7 @@ class LoadedPluginEvent:
     """The event of a plugin whose module the server has loaded."""
 
 
-class TyposTest(SafetyWebTest):
+class TyposTest(HookWebTest):
     """Issue 10, point 2: a typo in a hook is a 400 that names it and suggests the fix."""
 
     PREFIX = "data.kinto-emailer in body: "

@@ -3,8 +3,13 @@ the memory outbox and on the PostgreSQL outbox."""
 
 import pytest
 
-from tests.safety_support import SafetyWebTest
-from tests.support import MaildirQueueMixin, TemporaryDatabase, migrate, postgresql_settings
+from tests.support import (
+    HookWebTest,
+    MaildirQueueMixin,
+    TemporaryDatabase,
+    migrate,
+    postgresql_settings,
+)
 
 
 def window_hook(**fields):
@@ -66,7 +71,7 @@ class WindowScenarios:
             assert '"digest_window" must be a whole number of seconds from 1 to 86400' in message
 
 
-class TestMemoryOutboxWindows(WindowScenarios, SafetyWebTest):
+class TestMemoryOutboxWindows(WindowScenarios, HookWebTest):
     pass
 
 
@@ -81,7 +86,7 @@ def windows_database():
 
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("windows_database")
-class TestPostgreSQLOutboxWindows(WindowScenarios, SafetyWebTest):
+class TestPostgreSQLOutboxWindows(WindowScenarios, HookWebTest):
     database_url = None
 
     @classmethod
@@ -102,7 +107,7 @@ class TestPostgreSQLOutboxWindows(WindowScenarios, SafetyWebTest):
         super().tearDownClass()
 
 
-class MaildirWindowsTest(MaildirQueueMixin, SafetyWebTest):
+class MaildirWindowsTest(MaildirQueueMixin, HookWebTest):
     def test_the_maildir_outbox_refuses_digest_windows(self):
         assert self.refused(window_hook()) == (
             'data.kinto-emailer in body: hooks.0: "digest_window" is not available with the '

@@ -14,7 +14,7 @@ from kinto_http import Client, KintoException
 
 from tests.functional.conftest import AUTH, OUTBOX_SETTINGS, RECORD_HOOK, hooked
 from tests.functional.server import EMAILER, ROOT, KintoServer
-from tests.support import PacedInbox, SMTPServer, free_port
+from tests.support import Inbox, SMTPServer, free_port
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
@@ -32,7 +32,7 @@ def smtp(outbox):
 @pytest.fixture
 def paced_smtp(outbox):
     """A mail server on the deployment's port that takes 0.3s to accept each email."""
-    server = SMTPServer(port=outbox.smtp_port, inbox=PacedInbox(pause=0.3)).start()
+    server = SMTPServer(port=outbox.smtp_port, inbox=Inbox(delay=0.3)).start()
     yield server
     server.stop()
 
@@ -116,7 +116,7 @@ def test_what_a_killed_process_claimed_is_sent_by_another_after_its_lease(outbox
     claimed = outbox.claimed_by(web)
     assert len(claimed) == 10 - sent_before >= 7
 
-    inbox.pause = 0
+    inbox.delay = 0
     worker = outbox.worker(web).start()
     assert outbox.wait_delivered() == {"sent": 10}
     worker.stop()
@@ -171,7 +171,7 @@ def test_sigterm_on_the_worker_gives_back_what_it_holds_and_exits_0(outbox, pace
     assert sum(statuses.values()) == 20 - sent and "sending" not in statuses, statuses
     assert f"Delivery stopped: {20 - sent} email(s) left in the outbox" in log
 
-    inbox.pause = 0
+    inbox.delay = 0
     outbox.worker(web, "second-worker").start()
     assert outbox.wait_delivered() == {"sent": 20}
     assert mailed(inbox) == {id_: 1 for id_ in ids}
