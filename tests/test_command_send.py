@@ -12,6 +12,8 @@ import pytest
 from tests.support import free_port, shared_smtp_server
 
 
+pytestmark = pytest.mark.functional
+
 COMMAND = os.path.join(os.path.dirname(sys.executable), "kinto-send-email")
 
 

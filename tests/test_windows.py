@@ -34,9 +34,7 @@ class WindowScenarios:
         assert len(self.inbox.messages) == before, [m["Subject"] for m in self.inbox.messages]
 
     def arrived(self, count):
-        messages = self.inbox.wait_for(count, timeout=30)
-        assert len(messages) == count, [m["Subject"] for m in messages]
-        return messages
+        return self.inbox.expect(count, timeout=30)
 
     def test_changes_within_the_window_make_one_email_once_it_closes(self):
         self.save_hooks(window_hook())

@@ -9,7 +9,7 @@ from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
 from tests.functional.server import KintoServer
-from tests.support import SMTPServer, TemporaryDatabase, free_port
+from tests.support import SMTPServer, TemporaryDatabase, free_port, hooked, record_hook
 
 
 AUTH = ("alice", "secret")
@@ -83,10 +83,6 @@ def inbox(smtp):
     return smtp.inbox
 
 
-def hooked(*hooks):
-    return {"kinto-emailer": {"hooks": list(hooks)}}
-
-
 class Scenario:
     """A bucket of its own on the real server, and the emails its writes send."""
 
@@ -129,12 +125,7 @@ OUTBOX_SETTINGS = {
     "kinto.kinto_emailer.queue_poll_interval": "0.2",
 }
 #: One email per record, whose subject is the record's id.
-RECORD_HOOK = {
-    "resource_name": "record",
-    "subject": "{id}",
-    "template": "Record {id}",
-    "recipients": ["alice@example.com"],
-}
+RECORD_HOOK = record_hook("{id}", template="Record {id}")
 
 
 class Deployment:

@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import free_port
+from tests.support import free_port, hooked
 
 
 pytestmark = pytest.mark.functional

@@ -12,9 +12,9 @@ import pytest
 import requests
 from kinto_http import Client, KintoException
 
-from tests.functional.conftest import AUTH, OUTBOX_SETTINGS, RECORD_HOOK, hooked
+from tests.functional.conftest import AUTH, OUTBOX_SETTINGS, RECORD_HOOK
 from tests.functional.server import EMAILER, ROOT, KintoServer
-from tests.support import Inbox, SMTPServer, free_port
+from tests.support import Inbox, SMTPServer, free_port, hooked
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]

@@ -5,19 +5,14 @@ import signal
 import pytest
 from kinto_http import Client
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import Inbox, SMTPServer
+from tests.support import Inbox, SMTPServer, hooked, record_hook
 
 
 pytestmark = pytest.mark.functional
 
-HOOK = {
-    "resource_name": "record",
-    "subject": "{record_id}",
-    "template": "Record {record_id}",
-    "recipients": ["alice@example.com"],
-}
+HOOK = record_hook("{record_id}", template="Record {record_id}")
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import TemporaryDatabase
+from tests.support import TemporaryDatabase, hooked
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]

@@ -1,4 +1,4 @@
-"""Issue 11, points 5 to 7: one bucket can't exceed its volume nor starve the others.
+"""outbox/limits.py, request_bytes.py: one bucket can't exceed its volume nor starve others.
 
 Through the real app, on the memory outbox and on the PostgreSQL outbox: the hourly limit of
 a bucket, the bytes of one request, and another bucket's email served during a backlog.
@@ -67,10 +67,7 @@ class Tenants:
 
     def subjects(self, count):
         """The subjects of exactly ``count`` emails, once everything was delivered."""
-        self.drain()
-        messages = self.inbox.wait_for(count)
-        assert len(messages) == count, [m["Subject"] for m in messages]
-        return sorted(m["Subject"] for m in messages)
+        return sorted(m["Subject"] for m in self.emails(count))
 
     def test_emails_past_the_hourly_limit_are_dropped_and_the_writes_succeed(self):
         busy = self.hooked_bucket(hook("busy"))

@@ -1,4 +1,4 @@
-"""Issue 3, point 7: no line break in headers at save, and no header injection at send."""
+"""headers.py: no line break in headers at save, and no header injection at send."""
 
 from tests.support import HookWebTest, hook
 
