@@ -85,8 +85,9 @@ def test_emails_written_while_the_mail_server_is_down_outlive_a_sigkill(outbox):
     web = outbox.web().start()
     client = hooked_collection(web)
     ids = [f"r{n:02}" for n in range(50)]
-    for id_ in ids:
-        client.create_record(id=id_)
+    client.create_record(id=ids[0])
+    write_in_one_request(web, ids[1:25])
+    write_in_one_request(web, ids[25:])
     web.wait_for_log("Email retried")
     web.kill()
     assert outbox.statuses().get("sent") is None
