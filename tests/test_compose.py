@@ -4,7 +4,7 @@ real app and the real SMTP server."""
 import functools
 import logging
 
-from tests.support import HookWebTest, record_hook
+from tests.support import HookWebTest, hooked, record_hook
 
 
 hook = functools.partial(record_hook, "{action}d {id}", template="Title: {new[title]}")
@@ -223,7 +223,7 @@ class PrivateTest(HookWebTest):
 
     def test_cc_stored_on_a_private_hook_is_ignored_and_logged(self):
         self.store_unchecked(
-            {"kinto-emailer": {"hooks": [hook(private=True, cc=["x@example.com"])]}},
+            hooked(hook(private=True, cc=["x@example.com"])),
             collection_id="c",
         )
         with self.assertLogs("kinto_emailer", logging.WARNING) as logs:

@@ -9,19 +9,14 @@ from tests.support import (
     TemporaryDatabase,
     migrate,
     postgresql_settings,
+    record_hook,
 )
 
 
 def window_hook(**fields):
-    return {
-        "resource_name": "record",
-        "digest": True,
-        "digest_window": 3,
-        "subject": "{count} changes",
-        "template": "{items}",
-        "recipients": ["alice@example.com"],
-        **fields,
-    }
+    """A digest of the changes of 3 seconds, in one email."""
+    fields = {"digest": True, "digest_window": 3, "template": "{items}", **fields}
+    return record_hook("{count} changes", **fields)
 
 
 class WindowScenarios:
