@@ -3,6 +3,9 @@ accounts whose ids are addresses."""
 
 import base64
 import functools
+from unittest import mock
+
+import bcrypt
 
 from tests.support import EmailerWebTest, record_hook
 
@@ -24,6 +27,19 @@ def auth(user):
 
 
 class NotifyAuthorTest(EmailerWebTest):
+    @classmethod
+    def setUpClass(cls):
+        # The fewest bcrypt rounds: the accounts' passwords are not what these tests prove.
+        fewest_rounds = functools.partial(bcrypt.gensalt, 4)
+        cls.fast_hashing = mock.patch.object(bcrypt, "gensalt", fewest_rounds)
+        cls.fast_hashing.start()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.fast_hashing.stop()
+
     @classmethod
     def extra_settings(cls):
         return {

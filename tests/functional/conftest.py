@@ -92,12 +92,8 @@ class Scenario:
         self.bucket = f"b-{uuid.uuid4().hex[:10]}"
         self.client.create_bucket(id=self.bucket)
         # Its emails prove that delivery has caught up with every write made before.
-        sentinel = {"resource_name": "record", "subject": "flushed", "template": ""}
-        self.client.create_collection(
-            id="flush",
-            bucket=self.bucket,
-            data=hooked({**sentinel, "recipients": ["flush@example.com"]}),
-        )
+        sentinel = record_hook("flushed", template="", recipients=["flush@example.com"])
+        self.client.create_collection(id="flush", bucket=self.bucket, data=hooked(sentinel))
 
     def flushed(self, count, timeout=15):
         """Exactly ``count`` emails, checked after a later email has arrived."""
