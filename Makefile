@@ -18,11 +18,14 @@ $(INSTALL_STAMP): pyproject.toml
 run: install  ## Start Kinto with the plugin on localhost:8888; emails land in ./mail/
 	$(VENV)/bin/kinto start --ini config/kinto.ini
 
+# Two workers, each with its own SMTP server, ports and databases; a file's tests stay together.
+PYTEST := $(PYTHON) -m pytest -n 2 --dist loadfile
+
 test: install  ## Run every test: unit, web, PostgreSQL and functional
-	$(PYTHON) -m pytest
+	$(PYTEST)
 
 functional: install  ## Run the functional tests only (real kinto processes)
-	$(PYTHON) -m pytest -m functional
+	$(PYTEST) -m functional
 
 lint: install  ## Check style with ruff and types with mypy
 	$(VENV)/bin/ruff check .

@@ -9,7 +9,6 @@ from tests.support import postgresql_unreachable
 
 
 NEEDS_POSTGRESQL = ("postgresql", "functional")
-_affected = []
 
 
 @functools.cache
@@ -25,15 +24,21 @@ def pytest_runtest_setup(item):
     problem = _postgresql_problem()
     if not problem:
         return
-    _affected.append(item.nodeid)
     if "CI" in os.environ:
         pytest.fail(f"{problem}, and CI is set: these tests must run", pytrace=False)
     pytest.skip(problem)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _affected:
+    # Counted from the reports: with pytest-xdist the tests ran in other processes.
+    problem = _postgresql_problem()
+    if not problem:
+        return
+    stats = terminalreporter.stats
+    reports = [r for key in ("skipped", "error") for r in stats.get(key, [])]
+    affected = [r for r in reports if r.when == "setup" and problem in str(r.longrepr)]
+    if affected:
         outcome = "failed (CI is set)" if "CI" in os.environ else "skipped"
         terminalreporter.write_line(
-            f"{len(_affected)} postgresql/functional tests {outcome}: {_postgresql_problem()}"
+            f"{len(affected)} postgresql/functional tests {outcome}: {problem}"
         )

@@ -8,7 +8,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 import unittest
 import uuid
 
@@ -18,6 +17,32 @@ from aiosmtpd.controller import Controller
 from kinto.core.testing import BaseWebTest, get_user_headers
 
 
+ALICE = "alice@example.com"
+
+
+def hook(**fields):
+    """A hook to alice with an empty body and nothing else: ``fields`` add the rest. Without
+    ``resource_name`` it fires on every resource."""
+    return {"recipients": [ALICE], "template": "", **fields}
+
+
+def record_hook(subject="{action} {resource_name} {id}", **fields):
+    """A hook on records, to alice; ``fields`` add filters or replace the defaults."""
+    return hook(**{"resource_name": "record", "subject": subject, "template": "{id}", **fields})
+
+
+def hooked(*hooks):
+    """Bucket or collection metadata with ``hooks``."""
+    return {"kinto-emailer": {"hooks": list(hooks)}}
+
+
+#: Failed sends are retried at once, a few times: tests see retries without waiting.
+FAST_RETRIES = {
+    "kinto_emailer.retry_base_delay": "0.02",
+    "kinto_emailer.retry_max_delay": "0.05",
+}
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -25,22 +50,43 @@ def free_port():
 
 
 class Inbox:
-    """What an SMTP server received; tests wait on it instead of sleeping."""
+    """What an SMTP server received; tests wait on it instead of sleeping.
 
-    def __init__(self):
+    Each email keeps its bytes (``raw``), its ``MAIL FROM`` options and envelope. ``delay``
+    seconds pass before each DATA is answered, other sessions going on meanwhile; while
+    ``gate`` is clear, DATA waits for it. ``started`` counts the DATA commands received,
+    ``sessions`` the EHLOs; with ``eight_bit = False`` the server doesn't offer 8BITMIME.
+    """
+
+    def __init__(self, delay=0.0):
         self.messages = []
         self.condition = threading.Condition()
-        # Replies to give to the next DATA commands, e.g. ["451 try later"]; then "250 OK".
-        self.scripted_replies = []
-        self.delay = 0.0
+        self.gate = threading.Event()
+        self.eight_bit = True
+        self.clear()
+        self.delay = delay
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        with self.condition:
+            self.sessions += 1
+        session.host_name = hostname
+        return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
 
     async def handle_DATA(self, server, session, envelope):
+        with self.condition:
+            self.started += 1
+            self.condition.notify_all()
+        # Awaited, never time.sleep: the server's other sessions go on meanwhile.
+        while not self.gate.is_set():
+            await asyncio.sleep(0.01)
         if self.delay:
-            time.sleep(self.delay)
+            await asyncio.sleep(self.delay)
         with self.condition:
             if self.scripted_replies:
                 return self.scripted_replies.pop(0)
             message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+            message.raw = envelope.content
+            message.mail_options = list(envelope.mail_options)
             message.envelope_from = envelope.mail_from
             message.envelope_to = list(envelope.rcpt_tos)
             # The client's address and port: one value per SMTP connection.
@@ -52,8 +98,12 @@ class Inbox:
     def clear(self):
         with self.condition:
             self.messages.clear()
-            self.scripted_replies.clear()
+            # Replies to give to the next DATA commands, e.g. ["451 try later"]; then "250 OK".
+            self.scripted_replies = []
             self.delay = 0.0
+            self.started = 0
+            self.sessions = 0
+            self.gate.set()
 
     def wait_for(self, count, timeout=10):
         """Wait until ``count`` messages arrived; returns them all."""
@@ -61,24 +111,14 @@ class Inbox:
             self.condition.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
             return list(self.messages)
 
-
-class PacedInbox(Inbox):
-    """Accepts each email ``pause`` seconds after its DATA, other sessions going on meanwhile;
-    ``started`` counts the DATA commands received, accepted or not."""
-
-    def __init__(self, pause=0.0):
-        super().__init__()
-        self.pause = pause
-        self.started = 0
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.condition:
-            self.started += 1
-            self.condition.notify_all()
-        await asyncio.sleep(self.pause)
-        return await super().handle_DATA(server, session, envelope)
+    def expect(self, count, timeout=10):
+        """Exactly ``count`` messages: waits for them, fails when fewer or more arrived."""
+        messages = self.wait_for(count, timeout)
+        assert len(messages) == count, [m["Subject"] for m in messages]
+        return messages
 
     def wait_started(self, count, timeout=10):
+        """Wait until ``count`` DATA commands were received, answered or not."""
         with self.condition:
             return self.condition.wait_for(lambda: self.started >= count, timeout=timeout)
 
@@ -163,7 +203,18 @@ class EmailerWebTest(BaseWebTest, unittest.TestCase):
         )
 
     def hooked(self, *hooks):
-        return {"kinto-emailer": {"hooks": list(hooks)}}
+        return hooked(*hooks)
+
+    def emails(self, count, timeout=10):
+        """Exactly ``count`` emails, once the plugin has delivered everything."""
+        self.drain(timeout)
+        return self.inbox.expect(count, timeout)
+
+    def one_email(self):
+        return self.emails(1)[0]
+
+    def no_email(self):
+        self.emails(0)
 
     def create_record(self, bucket_id="b", collection_id="c", data=None, status=201):
         return self.app.post_json(
@@ -171,6 +222,37 @@ class EmailerWebTest(BaseWebTest, unittest.TestCase):
             {"data": data or {}},
             headers=self.headers,
             status=status,
+        )
+
+
+class HookWebTest(EmailerWebTest):
+    """The real app with bucket ``b``; helpers to save hooks and read the 400s."""
+
+    def setUp(self):
+        super().setUp()
+        self.create_bucket()
+
+    def save_hooks(self, *hooks, status=201):
+        return self.create_collection(data=self.hooked(*hooks), status=status)
+
+    def refused(self, *hooks):
+        """The message of the 400 that saving ``hooks`` answers."""
+        response = self.save_hooks(*hooks, status=400)
+        assert response.json["errno"] == 107, response.json
+        return response.json["message"]
+
+    def store_unchecked(self, metadata, bucket_id="b", collection_id=None):
+        """Write metadata straight to storage, as data saved before validation existed."""
+        if collection_id is None:
+            resource_name, parent_id, object_id = "bucket", "", bucket_id
+        else:
+            resource_name, parent_id = "collection", f"/buckets/{bucket_id}"
+            object_id = collection_id
+        self.app.app.registry.storage.update(
+            resource_name=resource_name,
+            parent_id=parent_id,
+            object_id=object_id,
+            obj={"id": object_id, **metadata},
         )
 
 

@@ -1,22 +1,15 @@
 """Issue 7, points 2 to 4: HTML bodies, cc/bcc/reply_to, private recipients, through the
 real app and the real SMTP server."""
 
+import functools
 import logging
 
-from tests.safety_support import SafetyWebTest
+from tests.support import HookWebTest, hooked, record_hook
 
+
+hook = functools.partial(record_hook, "{action}d {id}", template="Title: {new[title]}")
 
 MEMBERS = [f"account:user{n:02}@example.com" for n in range(30)]
-
-
-def hook(**fields):
-    return {
-        "resource_name": "record",
-        "subject": "{action}d {id}",
-        "template": "Title: {new[title]}",
-        "recipients": ["alice@example.com"],
-        **fields,
-    }
 
 
 def parts(message):
@@ -27,7 +20,7 @@ def parts(message):
     }
 
 
-class HTMLTest(SafetyWebTest):
+class HTMLTest(HookWebTest):
     def test_an_html_template_makes_text_and_html_alternatives(self):
         self.save_hooks(hook(html_template="<p>Title: <b>{new[title]}</b></p>"))
         self.create_record(data={"title": "hello"})
@@ -86,7 +79,7 @@ class HTMLTest(SafetyWebTest):
         assert html == "<p>2</p><p>&lt;a&gt;<br>\nb&amp;c</p>"
 
 
-class CopiesTest(SafetyWebTest):
+class CopiesTest(HookWebTest):
     def setUp(self):
         super().setUp()
         self.app.put_json(
@@ -129,7 +122,7 @@ class CopiesTest(SafetyWebTest):
         self.no_email()
 
 
-class ReplyToTest(SafetyWebTest):
+class ReplyToTest(HookWebTest):
     def test_reply_to_renders_from_a_record_field(self):
         self.save_hooks(hook(reply_to=["{new[email]}", "Team <team@example.com>"]))
         self.create_record(data={"email": "Zoé Author <zoe@example.com>"})
@@ -165,7 +158,7 @@ class ReplyToTest(SafetyWebTest):
             assert self.one_email()["Reply-To"] is None
 
 
-class SingleStringTest(SafetyWebTest):
+class SingleStringTest(HookWebTest):
     """Issue 14, point 4: an address field written as one string is a list of one."""
 
     def test_a_string_reply_to_is_accepted_and_used(self):
@@ -192,7 +185,7 @@ class SingleStringTest(SafetyWebTest):
         assert 'Invalid bucket for groups in "cc": /buckets/other/groups/g' in message
 
 
-class PrivateTest(SafetyWebTest):
+class PrivateTest(HookWebTest):
     def setUp(self):
         super().setUp()
         self.app.put_json(
@@ -230,7 +223,7 @@ class PrivateTest(SafetyWebTest):
 
     def test_cc_stored_on_a_private_hook_is_ignored_and_logged(self):
         self.store_unchecked(
-            {"kinto-emailer": {"hooks": [hook(private=True, cc=["x@example.com"])]}},
+            hooked(hook(private=True, cc=["x@example.com"])),
             collection_id="c",
         )
         with self.assertLogs("kinto_emailer", logging.WARNING) as logs:
@@ -240,7 +233,7 @@ class PrivateTest(SafetyWebTest):
         assert any("ignored on a private hook" in line for line in logs.output)
 
 
-class EmptyHTMLTest(SafetyWebTest):
+class EmptyHTMLTest(HookWebTest):
     def test_empty_templates_make_empty_parts(self):
         self.save_hooks(hook(template="", html_template=""))
         self.create_record()

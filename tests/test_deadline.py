@@ -5,7 +5,7 @@ import asyncio
 import socket
 import threading
 
-from tests.support import EmailerWebTest, Inbox, SMTPServer
+from tests.support import FAST_RETRIES, EmailerWebTest, Inbox, SMTPServer
 from tests.test_delivery import LogWatcher
 
 
@@ -20,8 +20,7 @@ TRICKLE_INTERVAL = 0.1
 SHORT_TIMEOUTS = {
     "kinto_emailer.smtp_timeout": "0.5",
     "kinto_emailer.smtp_exchange_timeout": "1",
-    "kinto_emailer.retry_base_delay": "0.02",
-    "kinto_emailer.retry_max_delay": "0.05",
+    **FAST_RETRIES,
 }
 
 

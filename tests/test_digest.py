@@ -1,6 +1,6 @@
 """Issue 7, point 1: ``"digest": true``, one email per request and hook, through the real app."""
 
-from tests.safety_support import SafetyWebTest
+from tests.support import HookWebTest
 
 
 RECORDS = "/buckets/b/collections/c/records"
@@ -17,7 +17,7 @@ def digest_hook(**fields):
     }
 
 
-class DigestWebTest(SafetyWebTest):
+class DigestWebTest(HookWebTest):
     __test__ = False
 
     @classmethod
@@ -185,7 +185,7 @@ class DigestCapTest(DigestWebTest):
         assert "more" not in self.one_email().get_content()
 
 
-class DigestRollbackTest(SafetyWebTest):
+class DigestRollbackTest(HookWebTest):
     @classmethod
     def extra_settings(cls):
         return {"includes": "kinto_emailer tests.failing_plugin"}

@@ -4,44 +4,23 @@ import email
 import email.policy
 import re
 import subprocess
-import sys
-import time
-from pathlib import Path
 
+import pytest
 import requests
 
-from .support import free_port
+from tests.functional.server import KINTO, ROOT, KintoServer
 
 
-ROOT = Path(__file__).resolve().parent.parent
-KINTO = Path(sys.executable).parent / "kinto"
+pytestmark = pytest.mark.functional
+
 AUTH = ("alice", "secret")
-
-
-def start_example_server(directory, port, timeout=30):
-    log = open(directory / "kinto.log", "wb")
-    process = subprocess.Popen(
-        [str(KINTO), "start", "--ini", str(ROOT / "config" / "kinto.ini"), "--port", str(port)],
-        cwd=directory,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/v1/", timeout=2)
-            return process
-        except requests.RequestException:
-            time.sleep(0.2)
-    process.kill()
-    raise AssertionError((directory / "kinto.log").read_text())
+EXAMPLE_INI = ROOT / "config" / "kinto.ini"
 
 
 def test_example_config_writes_each_email_under_mail(tmp_path):
-    port = free_port()
-    process = start_example_server(tmp_path, port)
+    server = KintoServer(tmp_path, ini=EXAMPLE_INI).start()
     try:
-        url = f"http://127.0.0.1:{port}/v1"
+        url = server.url
         capabilities = requests.get(f"{url}/").json()["capabilities"]
         assert "emailer" in capabilities
         requests.put(f"{url}/buckets/blog", auth=AUTH).raise_for_status()
@@ -74,15 +53,14 @@ def test_example_config_writes_each_email_under_mail(tmp_path):
         for message in emails:
             assert re.fullmatch(r"By basicauth:[0-9a-f]{64}", message.get_content().strip())
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        server.stop()
 
 
 def test_send_email_with_the_example_config_writes_the_test_email_under_mail(tmp_path):
     result = subprocess.run(
         [
             str(KINTO.parent / "kinto-send-email"),
-            str(ROOT / "config" / "kinto.ini"),
+            str(EXAMPLE_INI),
             "a@b.example",
         ],
         cwd=tmp_path,

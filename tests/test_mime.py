@@ -11,15 +11,13 @@ import tempfile
 from datetime import datetime, timezone
 
 import pytest
-from aiosmtpd.controller import Controller
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from pyramid_mailer.message import Message
 
 from kinto_emailer import mime
 from kinto_emailer.mime import render
-from tests.safety_support import SafetyWebTest
-from tests.support import Inbox, MaildirQueueMixin, SMTPServer
+from tests.support import HookWebTest, MaildirQueueMixin, SMTPServer
 
 
 RECORDS = "/buckets/b/collections/c/records"
@@ -32,32 +30,9 @@ HOOK = {
 }
 
 
-class RawInbox(Inbox):
-    """An inbox that keeps each email's bytes as they arrived and its ``MAIL FROM`` options;
-    with ``eight_bit = False`` the server doesn't offer 8BITMIME."""
-
-    eight_bit = True
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        session.host_name = hostname
-        return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
-
-    async def handle_DATA(self, server, session, envelope):
-        with self.condition:
-            message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-            message.raw = envelope.content
-            message.mail_options = list(envelope.mail_options)
-            message.envelope_to = list(envelope.rcpt_tos)
-            self.messages.append(message)
-            self.condition.notify_all()
-        return "250 Message accepted for delivery"
-
-
 def raw_server(eight_bit=True):
     server = SMTPServer()
-    server.inbox = RawInbox()
     server.inbox.eight_bit = eight_bit
-    server.controller = Controller(server.inbox, hostname="127.0.0.1", port=server.port)
     return server.start()
 
 
@@ -74,7 +49,7 @@ def body_source(message):
     return message.raw.split(b"\r\n\r\n", 1)[1]
 
 
-class RawWebTest(SafetyWebTest):
+class RawWebTest(HookWebTest):
     """The real app, mailing a real server that keeps the bytes it received."""
 
     __test__ = False
@@ -214,7 +189,7 @@ class DurableModeTest(MaildirQueueMixin, RawWebTest):
         assert "Noël ".encode() in body_source(message)
 
 
-class DebugMailerTest(SafetyWebTest):
+class DebugMailerTest(HookWebTest):
     """``mail.debug_mailer``: the files have the same headers."""
 
     @classmethod

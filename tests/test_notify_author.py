@@ -2,9 +2,21 @@
 accounts whose ids are addresses."""
 
 import base64
+import functools
+from unittest import mock
 
-from tests.support import EmailerWebTest
+import bcrypt
 
+from tests.support import EmailerWebTest, record_hook
+
+
+hook = functools.partial(
+    record_hook,
+    "changed by {user_id}",
+    template="",
+    recipients=["/buckets/b/groups/reviewers"],
+    notify_author=False,
+)
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
 
@@ -14,18 +26,20 @@ def auth(user):
     return {"Authorization": f"Basic {token}"}
 
 
-def hook(**fields):
-    return {
-        "resource_name": "record",
-        "subject": "changed by {user_id}",
-        "template": "",
-        "recipients": ["/buckets/b/groups/reviewers"],
-        "notify_author": False,
-        **fields,
-    }
-
-
 class NotifyAuthorTest(EmailerWebTest):
+    @classmethod
+    def setUpClass(cls):
+        # The fewest bcrypt rounds: the accounts' passwords are not what these tests prove.
+        fewest_rounds = functools.partial(bcrypt.gensalt, 4)
+        cls.fast_hashing = mock.patch.object(bcrypt, "gensalt", fewest_rounds)
+        cls.fast_hashing.start()
+        super().setUpClass()
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.fast_hashing.stop()
+
     @classmethod
     def extra_settings(cls):
         return {

@@ -4,10 +4,15 @@ with its id, recipient count, hook and reason, and never an address, a subject o
 import logging
 import os
 
-from aiosmtpd.controller import Controller
-
 from kinto_emailer import maildir
-from tests.support import EmailerWebTest, Inbox, MaildirQueueMixin, SMTPServer, free_port
+from tests.support import (
+    FAST_RETRIES,
+    EmailerWebTest,
+    Inbox,
+    MaildirQueueMixin,
+    SMTPServer,
+    free_port,
+)
 
 
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -19,10 +24,6 @@ HOOK = {
 }
 WHERE = "hook=/buckets/b/collections/c#0"
 PRIVATE = (ALICE, BOB, "Private subject", "Private body")
-FAST_RETRIES = {
-    "kinto_emailer.retry_base_delay": "0.02",
-    "kinto_emailer.retry_max_delay": "0.05",
-}
 
 
 class LogTest(EmailerWebTest):
@@ -131,12 +132,7 @@ class RefusingBob(Inbox):
 class PartlyRefusedTest(LogTest):
     @classmethod
     def setUpClass(cls):
-        cls.refusing = SMTPServer()
-        cls.refusing.inbox = RefusingBob()
-        cls.refusing.controller = Controller(
-            cls.refusing.inbox, hostname="127.0.0.1", port=cls.refusing.port
-        )
-        cls.refusing.start()
+        cls.refusing = SMTPServer(inbox=RefusingBob()).start()
         super().setUpClass()
 
     @classmethod

@@ -9,26 +9,18 @@ import json
 
 import pytest
 
-from tests.support import EmailerWebTest, TemporaryDatabase, postgresql_settings
-
-
-def hook(subject, **fields):
-    return {
-        "subject": subject,
-        "template": "{id}",
-        "recipients": ["alice@example.com"],
-        "resource_name": "record",
-        **fields,
-    }
-
-
-def hooks(*hooks):
-    return {"kinto-emailer": {"hooks": list(hooks)}}
+from tests.support import (
+    EmailerWebTest,
+    TemporaryDatabase,
+    hooked,
+    postgresql_settings,
+)
+from tests.support import record_hook as hook
 
 
 #: Would send "refused" if it were stored: its second hook has a typo.
-REFUSED = hooks(hook("refused"), hook("typo", acton="create"))
-PREVIOUS = hooks(hook("previous"))
+REFUSED = hooked(hook("refused"), hook("typo", acton="create"))
+PREVIOUS = hooked(hook("previous"))
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +36,7 @@ class RefusedSaveScenarios:
     def setUp(self):
         super().setUp()
         self.create_bucket("sentinel")
-        self.create_collection("sentinel", "flush", hooks(hook("flushed")))
+        self.create_collection("sentinel", "flush", hooked(hook("flushed")))
         self.create_bucket()
 
     def subjects_of_a_record_write(self, bucket_id="b", collection_id="c"):
@@ -172,7 +164,7 @@ class RefusedSaveScenarios:
     def test_a_refused_batch_puts_back_the_collections_it_saved(self):
         previous = self.collection_with_previous_hooks()
         self.batch(
-            {"path": "/buckets/b/collections/new", "body": {"data": hooks(hook("new"))}},
+            {"path": "/buckets/b/collections/new", "body": {"data": hooked(hook("new"))}},
             {"method": "PATCH", "path": "/buckets/b/collections/c", "body": {"data": REFUSED}},
         )
         self.get("/buckets/b/collections/new", status=404)
@@ -184,7 +176,7 @@ class RefusedSaveScenarios:
         self.batch(
             {"path": "/buckets/b/collections/c", "body": {"data": REFUSED}},
             # Notified after the refused collection: the bucket's hooks would apply to "other".
-            {"method": "PATCH", "path": "/buckets/b", "body": {"data": hooks(hook("bucket"))}},
+            {"method": "PATCH", "path": "/buckets/b", "body": {"data": hooked(hook("bucket"))}},
         )
         self.assert_previous("/buckets/b", {"id": "b"})
         assert self.subjects_of_a_record_write(collection_id="other") == []
@@ -192,7 +184,7 @@ class RefusedSaveScenarios:
     def test_a_refused_batch_that_saves_an_object_twice_puts_back_the_first_version(self):
         previous = self.collection_with_previous_hooks()
         self.batch(
-            {"path": "/buckets/b/collections/c", "body": {"data": hooks(hook("first"))}},
+            {"path": "/buckets/b/collections/c", "body": {"data": hooked(hook("first"))}},
             {"method": "PATCH", "path": "/buckets/b/collections/c", "body": {"data": REFUSED}},
         )
         self.assert_previous("/buckets/b/collections/c", previous)
@@ -201,7 +193,7 @@ class RefusedSaveScenarios:
     def test_a_valid_save_is_stored(self):
         self.collection_with_previous_hooks()
         self.app.patch_json(
-            "/buckets/b/collections/c", {"data": hooks(hook("after"))}, headers=self.headers
+            "/buckets/b/collections/c", {"data": hooked(hook("after"))}, headers=self.headers
         )
         assert self.subjects_of_a_record_write() == ["after"]
 

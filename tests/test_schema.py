@@ -1,14 +1,9 @@
 """Validation of the ``kinto-emailer`` metadata when buckets and collections are saved."""
 
-from tests.safety_support import SafetyWebTest, hook
-from tests.support import EmailerWebTest
+from tests.support import EmailerWebTest, HookWebTest, hook, hooked
 
 
 VALID_HOOK = {"template": "Record {record_id} created", "recipients": ["alice@example.com"]}
-
-
-def metadata(*hooks):
-    return {"kinto-emailer": {"hooks": list(hooks)}}
 
 
 class SchemaTest(EmailerWebTest):
@@ -35,26 +30,26 @@ class SchemaTest(EmailerWebTest):
         self.assert_invalid(response, 'Missing "hooks"')
 
     def test_missing_template_is_refused(self):
-        response = self.put_collection(metadata({"recipients": ["alice@example.com"]}))
+        response = self.put_collection(hooked({"recipients": ["alice@example.com"]}))
         self.assert_invalid(response, 'Missing "template"')
 
     def test_empty_list_of_recipients_is_refused(self):
-        response = self.put_collection(metadata({"template": "x", "recipients": []}))
+        response = self.put_collection(hooked({"template": "x", "recipients": []}))
         self.assert_invalid(response, "Empty list of recipients")
 
     def test_missing_recipients_is_refused(self):
-        response = self.put_collection(metadata({"template": "x"}))
+        response = self.put_collection(hooked({"template": "x"}))
         self.assert_invalid(response, 'Missing "recipients"')
 
     def test_invalid_recipients_are_named_each(self):
         hook = {"template": "x", "recipients": ["alice", "bob@example.com", "Carol <carol>"]}
-        response = self.put_collection(metadata(hook))
+        response = self.put_collection(hooked(hook))
         self.assert_invalid(response, "Invalid recipients alice, Carol <carol>")
         assert "bob@example.com" not in response.json["message"]
 
     def test_a_group_of_another_bucket_is_refused(self):
         hook = {"template": "x", "recipients": ["/buckets/other/groups/reviewers"]}
-        response = self.put_collection(metadata(hook))
+        response = self.put_collection(hooked(hook))
         self.assert_invalid(response, "Invalid bucket for groups /buckets/other/groups/reviewers")
 
     def test_each_group_of_another_bucket_is_named(self):
@@ -62,13 +57,13 @@ class SchemaTest(EmailerWebTest):
             "template": "x",
             "recipients": ["/buckets/o1/groups/g", "/buckets/b/groups/g", "/buckets/o2/groups/g"],
         }
-        response = self.put_collection(metadata(hook))
+        response = self.put_collection(hooked(hook))
         self.assert_invalid(
             response, "Invalid bucket for groups /buckets/o1/groups/g, /buckets/o2/groups/g"
         )
 
     def test_the_message_says_which_hook_is_wrong(self):
-        response = self.put_collection(metadata(VALID_HOOK, {"recipients": ["a@example.com"]}))
+        response = self.put_collection(hooked(VALID_HOOK, {"recipients": ["a@example.com"]}))
         self.assert_invalid(response, 'hooks.1.template: Missing "template"')
 
     def test_metadata_that_is_not_an_object_is_refused(self):
@@ -80,21 +75,21 @@ class SchemaTest(EmailerWebTest):
         self.assert_invalid(response)
 
     def test_an_unknown_placeholder_is_refused(self):
-        response = self.put_collection(metadata({**VALID_HOOK, "subject": "{nope}"}))
+        response = self.put_collection(hooked({**VALID_HOOK, "subject": "{nope}"}))
         self.assert_invalid(response, '"{nope}"')
 
     def test_a_setting_that_is_not_exposed_is_refused(self):
         response = self.put_collection(
-            metadata({**VALID_HOOK, "template": "{settings[userid_hmac_secret]}"})
+            hooked({**VALID_HOOK, "template": "{settings[userid_hmac_secret]}"})
         )
         self.assert_invalid(response, "settings available are")
 
     def test_an_invalid_regular_expression_is_refused(self):
-        response = self.put_collection(metadata({**VALID_HOOK, "collection_id": "^(unclosed"}))
+        response = self.put_collection(hooked({**VALID_HOOK, "collection_id": "^(unclosed"}))
         self.assert_invalid(response, 'Invalid regular expression in "collection_id"')
 
     def test_an_invalid_sender_is_refused(self):
-        response = self.put_collection(metadata({**VALID_HOOK, "sender": "kinto"}))
+        response = self.put_collection(hooked({**VALID_HOOK, "sender": "kinto"}))
         self.assert_invalid(response, "Invalid sender kinto")
 
     # What is valid.
@@ -103,7 +98,7 @@ class SchemaTest(EmailerWebTest):
         self.put_collection({"kinto-emailer": {"hooks": []}}, status=201)
 
     def test_an_empty_template_is_valid(self):
-        self.put_collection(metadata({**VALID_HOOK, "template": ""}), status=201)
+        self.put_collection(hooked({**VALID_HOOK, "template": ""}), status=201)
 
     def test_every_address_form_and_a_group_of_the_same_bucket_are_valid(self):
         hook = {
@@ -122,7 +117,7 @@ class SchemaTest(EmailerWebTest):
             "collection_id": "^(?!normandy-recipes$)",
             "event": "kinto.core.events.ResourceChanged",
         }
-        self.put_collection(metadata(hook), status=201)
+        self.put_collection(hooked(hook), status=201)
 
     def test_a_review_event_hook_may_use_review_placeholders(self):
         hook = {
@@ -130,7 +125,7 @@ class SchemaTest(EmailerWebTest):
             "event": "kinto_signer.events.ReviewRequested",
             "template": "{comment} ({changes_count} changes)",
         }
-        self.put_collection(metadata(hook), status=201)
+        self.put_collection(hooked(hook), status=201)
 
     def test_metadata_without_the_emailer_key_is_not_checked(self):
         self.put_collection({"hooks": "anything"}, status=201)
@@ -138,10 +133,10 @@ class SchemaTest(EmailerWebTest):
     # Every way of saving.
 
     def test_patch_of_a_collection_is_validated(self):
-        self.put_collection(metadata(VALID_HOOK), status=201)
+        self.put_collection(hooked(VALID_HOOK), status=201)
         response = self.app.patch_json(
             "/buckets/b/collections/c",
-            {"data": metadata({"template": "x", "recipients": []})},
+            {"data": hooked({"template": "x", "recipients": []})},
             headers=self.headers,
             status=400,
         )
@@ -159,7 +154,7 @@ class SchemaTest(EmailerWebTest):
     def test_post_of_a_valid_collection_is_accepted(self):
         self.app.post_json(
             "/buckets/b/collections",
-            {"data": {"id": "c", **metadata(VALID_HOOK)}},
+            {"data": {"id": "c", **hooked(VALID_HOOK)}},
             headers=self.headers,
             status=201,
         )
@@ -167,7 +162,7 @@ class SchemaTest(EmailerWebTest):
     def test_put_of_a_bucket_is_validated(self):
         response = self.app.put_json(
             "/buckets/other",
-            {"data": metadata({"recipients": ["a@example.com"]})},
+            {"data": hooked({"recipients": ["a@example.com"]})},
             headers=self.headers,
             status=400,
         )
@@ -176,7 +171,7 @@ class SchemaTest(EmailerWebTest):
     def test_patch_of_a_bucket_is_validated(self):
         response = self.app.patch_json(
             "/buckets/b",
-            {"data": metadata({"template": "x", "recipients": ["bad"]})},
+            {"data": hooked({"template": "x", "recipients": ["bad"]})},
             headers=self.headers,
             status=400,
         )
@@ -186,7 +181,7 @@ class SchemaTest(EmailerWebTest):
         hook = {"template": "x", "recipients": ["/buckets/b/groups/g"]}
         response = self.app.post_json(
             "/buckets",
-            {"data": {"id": "other", **metadata(hook)}},
+            {"data": {"id": "other", **hooked(hook)}},
             headers=self.headers,
             status=400,
         )
@@ -196,7 +191,7 @@ class SchemaTest(EmailerWebTest):
         hook = {"template": "x", "recipients": ["/buckets/other/groups/g"]}
         self.app.post_json(
             "/buckets",
-            {"data": {"id": "other", **metadata(hook)}},
+            {"data": {"id": "other", **hooked(hook)}},
             headers=self.headers,
             status=201,
         )
@@ -207,12 +202,12 @@ class SchemaTest(EmailerWebTest):
                 {
                     "method": "PUT",
                     "path": "/buckets/b/collections/good",
-                    "body": {"data": metadata(VALID_HOOK)},
+                    "body": {"data": hooked(VALID_HOOK)},
                 },
                 {
                     "method": "POST",
                     "path": "/buckets/b/collections",
-                    "body": {"data": {"id": "bad", **metadata({"template": "x"})}},
+                    "body": {"data": {"id": "bad", **hooked({"template": "x"})}},
                 },
             ]
         }
@@ -223,7 +218,7 @@ class SchemaTest(EmailerWebTest):
         body = {
             "defaults": {"method": "PUT"},
             "requests": [
-                {"path": "/buckets/b2", "body": {"data": metadata(VALID_HOOK)}},
+                {"path": "/buckets/b2", "body": {"data": hooked(VALID_HOOK)}},
                 {
                     "path": "/buckets/b2/collections/c",
                     "body": {"data": {"kinto-emailer": {"hooks": []}}},
@@ -238,7 +233,7 @@ def richer(**fields):
     return {"template": "x", "recipients": ["alice@example.com"], **fields}
 
 
-class RicherHooksSchemaTest(SafetyWebTest):
+class RicherHooksSchemaTest(HookWebTest):
     """Issue 7: the new fields are refused with a message naming the field and the fault."""
 
     def accepted(self, *hooks):
@@ -331,7 +326,7 @@ class LoadedPluginEvent:
     """The event of a plugin whose module the server has loaded."""
 
 
-class TyposTest(SafetyWebTest):
+class TyposTest(HookWebTest):
     """Issue 10, point 2: a typo in a hook is a 400 that names it and suggests the fix."""
 
     PREFIX = "data.kinto-emailer in body: "
@@ -429,4 +424,114 @@ class TyposTest(SafetyWebTest):
             {"data": self.hooked(hook(subjet="x"))},
             headers=self.headers,
             status=400,
+        )
+
+
+# Limits, each a setting, each a 400 naming it (or a log at send time).
+
+
+MEBIBYTE = 1024 * 1024
+
+
+def members(count):
+    return [f"account:user{i}@example.com" for i in range(count)]
+
+
+class DefaultLimitsTest(HookWebTest):
+    def test_at_most_50_hooks(self):
+        self.save_hooks(*[hook(action="delete")] * 50)
+        message = self.refused(*[hook()] * 51)
+        assert "Too many hooks: 51 (kinto_emailer.max_hooks is 50)" in message
+
+    def test_at_most_100_recipients_per_hook(self):
+        addresses = [f"user{i}@example.com" for i in range(101)]
+        self.save_hooks(hook(recipients=addresses[:100], action="delete"))
+        message = self.refused(hook(recipients=addresses))
+        assert "Too many recipients: 101 (kinto_emailer.max_recipients is 100)" in message
+
+    def test_templates_of_at_most_64_kib(self):
+        self.save_hooks(hook(template="x" * 65536, subject="s" * 65536, action="delete"))
+        for field in ("template", "subject"):
+            message = self.refused(hook(**{field: "x" * 65537}))
+            assert (
+                f'"{field}" is 65537 characters long (kinto_emailer.max_template_length is 65536)'
+            ) in message
+
+    def test_at_most_1000_addresses_after_group_expansion(self):
+        self.app.put_json(
+            "/buckets/b/groups/everyone",
+            {"data": {"members": members(1001)}},
+            headers=self.headers,
+        )
+        self.save_hooks(hook(recipients=["/buckets/b/groups/everyone"], resource_name="record"))
+        with self.assertLogs("kinto_emailer", "WARNING") as logs:
+            self.create_record()
+        assert len(self.one_email().envelope_to) == 1000
+        assert (
+            "Hook /buckets/b/collections/c#0: 1 recipients dropped: "
+            "kinto_emailer.max_expanded_recipients is 1000"
+        ) in "\n".join(logs.output)
+
+    def test_a_rendered_subject_is_one_line_of_at_most_998_characters(self):
+        self.save_hooks(hook(subject="{new[title]}{new[title]}", resource_name="record"))
+        self.create_record(data={"title": "line\n" * 300})
+        subject = self.one_email()["Subject"]
+        assert len(subject) == 998
+        assert "\n" not in subject and "\r" not in subject
+        assert subject.startswith("line line line")
+
+    def test_a_rendered_body_is_at_most_one_mebibyte(self):
+        self.save_hooks(hook(template="{new[big]}{new[big]}", resource_name="record"))
+        self.create_record(data={"big": "é" * MEBIBYTE})
+        body = self.one_email().get_content().rstrip("\r\n")  # The message's own line break.
+        assert len(body.encode("utf-8")) == MEBIBYTE
+        assert body == "é" * (MEBIBYTE // 2)
+
+
+class ConfiguredLimitsTest(HookWebTest):
+    """Each setting changes its limit."""
+
+    @classmethod
+    def extra_settings(cls):
+        return {
+            "kinto_emailer.max_hooks": "2",
+            "kinto_emailer.max_recipients": "3",
+            "kinto_emailer.max_expanded_recipients": "4",
+            "kinto_emailer.max_template_length": "10",
+        }
+
+    def test_max_hooks(self):
+        self.save_hooks(hook(), hook())
+        message = self.refused(hook(), hook(), hook())
+        assert "Too many hooks: 3 (kinto_emailer.max_hooks is 2)" in message
+
+    def test_max_recipients(self):
+        addresses = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
+        self.save_hooks(hook(recipients=addresses[:3]))
+        message = self.refused(hook(recipients=addresses))
+        assert "Too many recipients: 4 (kinto_emailer.max_recipients is 3)" in message
+
+    def test_max_template_length(self):
+        self.save_hooks(hook(template="x" * 10, subject="y" * 10))
+        message = self.refused(hook(subject="y" * 11))
+        assert '"subject" is 11 characters long (kinto_emailer.max_template_length is 10)' in (
+            message
+        )
+
+    def test_max_expanded_recipients_keeps_the_first_ones_in_order(self):
+        self.app.put_json(
+            "/buckets/b/groups/team", {"data": {"members": members(5)}}, headers=self.headers
+        )
+        recipients = ["first@example.com", "/buckets/b/groups/team"]
+        self.save_hooks(hook(recipients=recipients, resource_name="record"))
+        with self.assertLogs("kinto_emailer", "WARNING") as logs:
+            self.create_record()
+        assert self.one_email().envelope_to == [
+            "first@example.com",
+            "user0@example.com",
+            "user1@example.com",
+            "user2@example.com",
+        ]
+        assert "2 recipients dropped: kinto_emailer.max_expanded_recipients is 4" in (
+            "\n".join(logs.output)
         )

@@ -4,14 +4,26 @@ Every scenario runs twice, once per backend. Only PostgreSQL is transactional: a
 write leaves no record there, while the memory backend keeps it (but sends nothing either).
 """
 
+import functools
+
 import psycopg2
 import pytest
 import transaction
 from kinto.core.events import ResourceChanged
 
 import kinto_emailer
-from tests.support import EmailerWebTest, TemporaryDatabase, migrate, postgresql_settings
+from tests.support import (
+    EmailerWebTest,
+    TemporaryDatabase,
+    migrate,
+    postgresql_settings,
+    record_hook,
+)
 
+
+hook = functools.partial(
+    record_hook, template="{action} {resource_name} {id} in {bucket_id}/{collection_id}"
+)
 
 SENTINEL = {"bucket": "sentinel", "collection": "flush"}
 
@@ -21,16 +33,6 @@ def postgresql_database():
     with TemporaryDatabase() as database:
         TestPostgreSQLBackend.database_url = database.url
         yield database
-
-
-def hook(subject, **fields):
-    return {
-        "subject": subject,
-        "template": "{action} {resource_name} {id} in {bucket_id}/{collection_id}",
-        "recipients": ["alice@example.com"],
-        "resource_name": "record",
-        **fields,
-    }
 
 
 class AfterCommitEvent:

@@ -1,11 +1,9 @@
 """transport.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
 
-import asyncio
 import email
 import email.policy
 import smtplib
 import socket
-import time
 
 import pytest
 from pyramid.exceptions import ConfigurationError
@@ -70,10 +68,10 @@ def test_smtp_timeout_bounds_a_server_that_never_greets():
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()  # Connections complete in the kernel; no greeting ever comes.
-        started = time.monotonic()
         with pytest.raises(OSError) as error:
             transport(silent.getsockname()[1], **{"kinto_emailer.smtp_timeout": "0.3"}).connect()
-    assert time.monotonic() - started < 3
+    # The socket's timeout ended the wait, not the server.
+    assert str(error.value) == "Connection unexpectedly closed: timed out"
     assert isinstance(classify(error.value), TemporaryFailure)
 
 
@@ -139,16 +137,8 @@ def test_a_trickling_greeting_ends_at_the_exchange_deadline_as_a_temporary_failu
     )
 
 
-class PatientInbox(Inbox):
-    async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(0.3)
-        return await super().handle_DATA(server, session, envelope)
-
-
 def test_each_email_of_a_burst_has_a_deadline_of_its_own():
-    server = SMTPServer()
-    server.inbox = server.controller.handler = PatientInbox()
-    server.start()
+    server = SMTPServer(inbox=Inbox(delay=0.3)).start()
     settings = {"kinto_emailer.smtp_timeout": "0.5", "kinto_emailer.smtp_exchange_timeout": "1"}
     try:
         connection = transport(server.port, **settings).connect()

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from kinto.core.testing import get_user_headers
 
-from tests.safety_support import SafetyWebTest
+from tests.support import HookWebTest
 
 
 def private_hook(**fields):
@@ -26,7 +26,7 @@ def path_of(url):
     return urlsplit(url).path.removeprefix("/v1")
 
 
-class UnsubscribeTest(SafetyWebTest):
+class UnsubscribeTest(HookWebTest):
     @classmethod
     def extra_settings(cls):
         return {"userid_hmac_secret": "unsubscribe-tests"}
@@ -141,7 +141,7 @@ class UnsubscribeTest(SafetyWebTest):
         assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
 
 
-class UnsubscribeSchemaTest(SafetyWebTest):
+class UnsubscribeSchemaTest(HookWebTest):
     def test_unsubscribe_url_needs_a_private_hook(self):
         message = self.refused(private_hook(private=False))
         assert 'Placeholder "{unsubscribe_url}" in "template" needs "private": true' in message
@@ -149,7 +149,7 @@ class UnsubscribeSchemaTest(SafetyWebTest):
         assert 'Placeholder "{unsubscribe_url}" can\'t be used in "item_template"' in message
 
 
-class NoSecretTest(SafetyWebTest):
+class NoSecretTest(HookWebTest):
     def test_without_a_secret_emails_carry_no_link(self):
         self.save_hooks(private_hook(recipients=["bob@example.com"]))
         self.create_record()

@@ -1,5 +1,6 @@
 """GET and PATCH /buckets/{bid}/emails through the real app, on memory and PostgreSQL."""
 
+import functools
 import time
 
 import pytest
@@ -11,17 +12,11 @@ from tests.support import (
     TemporaryDatabase,
     migrate,
     postgresql_settings,
+    record_hook,
 )
 
 
-def hook(subject="hello", **fields):
-    return {
-        "subject": subject,
-        "template": "{id}",
-        "recipients": ["alice@example.com", "/buckets/b/groups/team"],
-        "resource_name": "record",
-        **fields,
-    }
+hook = functools.partial(record_hook, recipients=["alice@example.com", "/buckets/b/groups/team"])
 
 
 class EmailViewsScenarios:

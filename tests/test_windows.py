@@ -3,20 +3,20 @@ the memory outbox and on the PostgreSQL outbox."""
 
 import pytest
 
-from tests.safety_support import SafetyWebTest
-from tests.support import MaildirQueueMixin, TemporaryDatabase, migrate, postgresql_settings
+from tests.support import (
+    HookWebTest,
+    MaildirQueueMixin,
+    TemporaryDatabase,
+    migrate,
+    postgresql_settings,
+    record_hook,
+)
 
 
 def window_hook(**fields):
-    return {
-        "resource_name": "record",
-        "digest": True,
-        "digest_window": 3,
-        "subject": "{count} changes",
-        "template": "{items}",
-        "recipients": ["alice@example.com"],
-        **fields,
-    }
+    """A digest of the changes of 3 seconds, in one email."""
+    fields = {"digest": True, "digest_window": 3, "template": "{items}", **fields}
+    return record_hook("{count} changes", **fields)
 
 
 class WindowScenarios:
@@ -29,9 +29,7 @@ class WindowScenarios:
         assert len(self.inbox.messages) == before, [m["Subject"] for m in self.inbox.messages]
 
     def arrived(self, count):
-        messages = self.inbox.wait_for(count, timeout=30)
-        assert len(messages) == count, [m["Subject"] for m in messages]
-        return messages
+        return self.inbox.expect(count, timeout=30)
 
     def test_changes_within_the_window_make_one_email_once_it_closes(self):
         self.save_hooks(window_hook())
@@ -66,7 +64,7 @@ class WindowScenarios:
             assert '"digest_window" must be a whole number of seconds from 1 to 86400' in message
 
 
-class TestMemoryOutboxWindows(WindowScenarios, SafetyWebTest):
+class TestMemoryOutboxWindows(WindowScenarios, HookWebTest):
     pass
 
 
@@ -81,7 +79,7 @@ def windows_database():
 
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("windows_database")
-class TestPostgreSQLOutboxWindows(WindowScenarios, SafetyWebTest):
+class TestPostgreSQLOutboxWindows(WindowScenarios, HookWebTest):
     database_url = None
 
     @classmethod
@@ -102,7 +100,7 @@ class TestPostgreSQLOutboxWindows(WindowScenarios, SafetyWebTest):
         super().tearDownClass()
 
 
-class MaildirWindowsTest(MaildirQueueMixin, SafetyWebTest):
+class MaildirWindowsTest(MaildirQueueMixin, HookWebTest):
     def test_the_maildir_outbox_refuses_digest_windows(self):
         assert self.refused(window_hook()) == (
             'data.kinto-emailer in body: hooks.0: "digest_window" is not available with the '

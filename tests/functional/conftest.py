@@ -9,7 +9,7 @@ from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
 from tests.functional.server import KintoServer
-from tests.support import SMTPServer, TemporaryDatabase, free_port
+from tests.support import SMTPServer, TemporaryDatabase, free_port, hooked, record_hook
 
 
 AUTH = ("alice", "secret")
@@ -83,10 +83,6 @@ def inbox(smtp):
     return smtp.inbox
 
 
-def hooked(*hooks):
-    return {"kinto-emailer": {"hooks": list(hooks)}}
-
-
 class Scenario:
     """A bucket of its own on the real server, and the emails its writes send."""
 
@@ -96,12 +92,8 @@ class Scenario:
         self.bucket = f"b-{uuid.uuid4().hex[:10]}"
         self.client.create_bucket(id=self.bucket)
         # Its emails prove that delivery has caught up with every write made before.
-        sentinel = {"resource_name": "record", "subject": "flushed", "template": ""}
-        self.client.create_collection(
-            id="flush",
-            bucket=self.bucket,
-            data=hooked({**sentinel, "recipients": ["flush@example.com"]}),
-        )
+        sentinel = record_hook("flushed", template="", recipients=["flush@example.com"])
+        self.client.create_collection(id="flush", bucket=self.bucket, data=hooked(sentinel))
 
     def flushed(self, count, timeout=15):
         """Exactly ``count`` emails, checked after a later email has arrived."""
@@ -129,12 +121,7 @@ OUTBOX_SETTINGS = {
     "kinto.kinto_emailer.queue_poll_interval": "0.2",
 }
 #: One email per record, whose subject is the record's id.
-RECORD_HOOK = {
-    "resource_name": "record",
-    "subject": "{id}",
-    "template": "Record {id}",
-    "recipients": ["alice@example.com"],
-}
+RECORD_HOOK = record_hook("{id}", template="Record {id}")
 
 
 class Deployment:

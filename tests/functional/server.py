@@ -108,10 +108,10 @@ class LoggedProcess:
                 raise AssertionError(f"{text!r} not logged:\n{log}")
             time.sleep(0.05)
 
-    def _spawn(self, command, env):
+    def _spawn(self, command, env, cwd=ROOT):
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT
             )
 
     def kill(self):
@@ -132,17 +132,36 @@ class LoggedProcess:
 
 class KintoServer(LoggedProcess):
     """``kinto start`` on PostgreSQL (with kinto-signer when given its keys), or on the memory
-    backends without a ``database_url``; ``settings`` are added to the ini's ``[app:main]``."""
+    backends without a ``database_url``; ``settings`` are added to the ini's ``[app:main]``.
+
+    The one way the tests start a Kinto process: functional tests, the durable mode's
+    processes (test_durable.py) and ``make run``'s ini (test_example_config.py).
+    """
 
     def __init__(
-        self, directory, database_url, smtp_port, private_key=None, public_key=None, **settings
+        self,
+        directory,
+        database_url=None,
+        smtp_port=None,
+        private_key=None,
+        public_key=None,
+        ini=None,
+        **settings,
     ):
+        """With ``ini``, that file as it is, run from ``directory`` (relative paths land
+        there); else an ini written in ``directory``."""
         self.directory = Path(directory)
-        self.ini = self.directory / "kinto.ini"
         self.log_path = self.directory / "kinto.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process = None
+        # The subprocess imports tests.failing_plugin from the repository root.
+        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
+        if ini is not None:
+            self.ini, self.cwd = Path(ini), self.directory
+            return
+        self.ini, self.cwd = self.directory / "kinto.ini", ROOT
         backend = MEMORY_SETTINGS
         if database_url is not None:
             signer = ""
@@ -153,14 +172,11 @@ class KintoServer(LoggedProcess):
             backend = POSTGRESQL_SETTINGS.format(database_url=database_url, signer=signer)
         extra = "\n".join(f"{key} = {value}" for key, value in settings.items())
         self.ini.write_text(INI_TEMPLATE.format(backend=backend, smtp_port=smtp_port, extra=extra))
-        # The subprocess imports tests.failing_plugin from the repository root.
-        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
 
     def migrate(self):
         result = subprocess.run(
             [str(KINTO), "migrate", "--ini", str(self.ini)],
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             capture_output=True,
             text=True,
@@ -172,7 +188,9 @@ class KintoServer(LoggedProcess):
     def start(self, timeout=30, ready="/"):
         """Start, and wait until ``ready`` answers 200."""
         self._spawn(
-            [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)], self.env
+            [str(KINTO), "start", "--ini", str(self.ini), "--port", str(self.port)],
+            self.env,
+            self.cwd,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from kinto_http import Client
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
+from tests.support import hooked
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]

@@ -1,22 +1,23 @@
 """The plugin inside a real ``kinto start`` on PostgreSQL, driven with kinto-http."""
 
+import functools
+
 import pytest
 from kinto_http import KintoException
 
-from tests.functional.conftest import hooked
+from tests import support
+from tests.support import hooked
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
 
 
-def record_hook(**fields):
-    return {
-        "resource_name": "record",
-        "subject": "{action} {record_id}",
-        "template": "{user_id} did {action} {uri}",
-        "recipients": ["Alice <alice@example.com>"],
-        **fields,
-    }
+record_hook = functools.partial(
+    support.record_hook,
+    subject="{action} {record_id}",
+    template="{user_id} did {action} {uri}",
+    recipients=["Alice <alice@example.com>"],
+)
 
 
 def subjects(messages):

@@ -12,9 +12,9 @@ import pytest
 import requests
 from kinto_http import Client, KintoException
 
-from tests.functional.conftest import AUTH, OUTBOX_SETTINGS, RECORD_HOOK, hooked
+from tests.functional.conftest import AUTH, OUTBOX_SETTINGS, RECORD_HOOK
 from tests.functional.server import EMAILER, ROOT, KintoServer
-from tests.support import PacedInbox, SMTPServer, free_port
+from tests.support import Inbox, SMTPServer, free_port, hooked
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
@@ -32,7 +32,7 @@ def smtp(outbox):
 @pytest.fixture
 def paced_smtp(outbox):
     """A mail server on the deployment's port that takes 0.3s to accept each email."""
-    server = SMTPServer(port=outbox.smtp_port, inbox=PacedInbox(pause=0.3)).start()
+    server = SMTPServer(port=outbox.smtp_port, inbox=Inbox(delay=0.3)).start()
     yield server
     server.stop()
 
@@ -85,8 +85,9 @@ def test_emails_written_while_the_mail_server_is_down_outlive_a_sigkill(outbox):
     web = outbox.web().start()
     client = hooked_collection(web)
     ids = [f"r{n:02}" for n in range(50)]
-    for id_ in ids:
-        client.create_record(id=id_)
+    client.create_record(id=ids[0])
+    write_in_one_request(web, ids[1:25])
+    write_in_one_request(web, ids[25:])
     web.wait_for_log("Email retried")
     web.kill()
     assert outbox.statuses().get("sent") is None
@@ -116,7 +117,7 @@ def test_what_a_killed_process_claimed_is_sent_by_another_after_its_lease(outbox
     claimed = outbox.claimed_by(web)
     assert len(claimed) == 10 - sent_before >= 7
 
-    inbox.pause = 0
+    inbox.delay = 0
     worker = outbox.worker(web).start()
     assert outbox.wait_delivered() == {"sent": 10}
     worker.stop()
@@ -171,7 +172,7 @@ def test_sigterm_on_the_worker_gives_back_what_it_holds_and_exits_0(outbox, pace
     assert sum(statuses.values()) == 20 - sent and "sending" not in statuses, statuses
     assert f"Delivery stopped: {20 - sent} email(s) left in the outbox" in log
 
-    inbox.pause = 0
+    inbox.delay = 0
     outbox.worker(web, "second-worker").start()
     assert outbox.wait_delivered() == {"sent": 20}
     assert mailed(inbox) == {id_: 1 for id_ in ids}

@@ -1,55 +1,25 @@
 """SIGTERM stops ``kinto start`` as cleanly as Ctrl-C: the worker delivers what it holds."""
 
-import asyncio
 import signal
-import threading
 
 import pytest
-from aiosmtpd.controller import Controller
 from kinto_http import Client
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import Inbox, SMTPServer
+from tests.support import Inbox, SMTPServer, hooked, record_hook
 
 
 pytestmark = pytest.mark.functional
 
-HOOK = {
-    "resource_name": "record",
-    "subject": "{record_id}",
-    "template": "Record {record_id}",
-    "recipients": ["alice@example.com"],
-}
-
-
-class SlowInbox(Inbox):
-    """Holds each email until ``gate`` opens, then takes ``pause`` seconds to accept it."""
-
-    def __init__(self, pause):
-        super().__init__()
-        self.pause = pause
-        self.gate = threading.Event()
-        self.receiving = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):
-        self.receiving.set()
-        while not self.gate.is_set():
-            await asyncio.sleep(0.02)
-        await asyncio.sleep(self.pause)
-        return await super().handle_DATA(server, session, envelope)
-
-
-class SlowSMTPServer(SMTPServer):
-    def __init__(self, pause):
-        super().__init__()
-        self.inbox = SlowInbox(pause)
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+HOOK = record_hook("{record_id}", template="Record {record_id}")
 
 
 @pytest.fixture
 def slow_smtp():
-    server = SlowSMTPServer(pause=0.3).start()
+    """Holds each email until its inbox's ``gate`` opens, then takes 0.3s to accept it."""
+    server = SMTPServer(inbox=Inbox(delay=0.3)).start()
+    server.inbox.gate.clear()
     yield server
     server.inbox.gate.set()
     server.stop()
@@ -62,7 +32,7 @@ def hold_five_emails(server, inbox):
     client.create_collection(id="c", bucket="b", data=hooked(HOOK))
     records = [client.create_record(bucket="b", collection="c", data={}) for _ in range(5)]
     ids = [record["data"]["id"] for record in records]
-    assert inbox.receiving.wait(30), "the worker never started to send"
+    assert inbox.wait_started(1, timeout=30), "the worker never started to send"
     return ids
 
 

@@ -7,31 +7,25 @@ import pytest
 from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
-from tests.functional.conftest import AUTH, hooked
+from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import TemporaryDatabase
+from tests.support import TemporaryDatabase, hooked, record_hook
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
 
-WINDOW = {
-    "resource_name": "record",
-    "collection_id": "busy",
-    "digest": True,
-    "digest_window": 3,
-    "subject": "{count} changes",
-    "template": "{items}",
-    "item_template": "{record_id}",
-    "recipients": ["alice@example.com"],
-}
+WINDOW = record_hook(
+    "{count} changes",
+    collection_id="busy",
+    digest=True,
+    digest_window=3,
+    template="{items}",
+    item_template="{record_id}",
+)
 # Sent at once: once it arrives, every email asked for before it has too.
-SENTINEL = {
-    "resource_name": "record",
-    "collection_id": "flush",
-    "subject": "flushed",
-    "template": "",
-    "recipients": ["flush@example.com"],
-}
+SENTINEL = record_hook(
+    "flushed", collection_id="flush", template="", recipients=["flush@example.com"]
+)
 
 
 @pytest.fixture(scope="module")

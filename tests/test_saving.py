@@ -1,4 +1,4 @@
-"""Issue 11: a hook's author can't exceed their rights (points 1 to 4).
+"""saving.py: a hook's author can't exceed their rights.
 
 Real principals through the real app: basicauth users, Kinto's permissions and groups.
 Alice owns the bucket ``corp``; Bob may write one of its collections and nothing else.
@@ -9,24 +9,11 @@ from kinto.core.testing import get_user_headers
 from pyramid.exceptions import ConfigurationError
 
 from kinto_emailer.config import read_settings
-from tests.support import EmailerWebTest
+from tests.support import EmailerWebTest, hooked
+from tests.support import record_hook as hook
 
 
 BOB = get_user_headers("bob")
-
-
-def hook(**fields):
-    """A hook on records: saving it sends nothing by itself."""
-    return {
-        "resource_name": "record",
-        "template": "{id}",
-        "recipients": ["alice@example.com"],
-        **fields,
-    }
-
-
-def hooks(*hooks):
-    return {"kinto-emailer": {"hooks": list(hooks)}}
 
 
 class AuthorsTest(EmailerWebTest):
@@ -57,7 +44,7 @@ class AuthorsTest(EmailerWebTest):
     def bob_saves(self, *saved, status=200, collection_id="c"):
         return self.app.patch_json(
             f"/buckets/corp/collections/{collection_id}",
-            {"data": hooks(*saved)},
+            {"data": hooked(*saved)},
             headers=BOB,
             status=status,
         )
@@ -109,7 +96,7 @@ class GroupsTest(AuthorsTest):
         response = self.bob_saves(hook(recipients=["/buckets/corp/groups/later"]), status=403)
         assert "/buckets/corp/groups/later" in response.json["message"]
         # Alice reads the whole bucket: she may name a group she creates afterwards.
-        self.collection("c", data=hooks(hook(recipients=["/buckets/corp/groups/later"])))
+        self.collection("c", data=hooked(hook(recipients=["/buckets/corp/groups/later"])))
 
     def test_a_collection_placeholder_is_resolved_for_a_collection(self):
         self.group("c-team", ["ldap:dave@example.com"], permissions={"read": [self.bob_id]})
@@ -119,7 +106,7 @@ class GroupsTest(AuthorsTest):
 
     def test_hooks_saved_by_someone_else_are_not_checked_against_bob(self):
         alice_hook = hook(recipients=["/buckets/corp/groups/board"], subject="alice's")
-        self.collection("c", data=hooks(alice_hook), permissions={"write": [self.bob_id]})
+        self.collection("c", data=hooked(alice_hook), permissions={"write": [self.bob_id]})
         self.bob_saves(alice_hook, hook(subject="bob's"))
         # Changing Alice's hook makes it Bob's: checked.
         self.bob_saves(
@@ -134,7 +121,7 @@ class GroupsTest(AuthorsTest):
             "/buckets/corp/groups/{record_id}",
             "/buckets/corp/groups/{user_id}",
         ):
-            response = self.collection("x", data=hooks(hook(recipients=[uri])), status=400)
+            response = self.collection("x", data=hooked(hook(recipients=[uri])), status=400)
             placeholder = uri.rsplit("/", 1)[1]
             assert response.json["message"] == (
                 "data.kinto-emailer in body: hooks.0.recipients: "
@@ -144,13 +131,13 @@ class GroupsTest(AuthorsTest):
 
     def test_stored_group_uris_with_record_data_email_nobody(self):
         self.group("board-team", ["ldap:ceo@example.com"])
-        self.collection("c", data=hooks(hook(subject="fine")))
+        self.collection("c", data=hooked(hook(subject="fine")))
         # Saved before the check existed.
         self.app.app.registry.storage.update(
             resource_name="collection",
             parent_id="/buckets/corp",
             object_id="c",
-            obj={"id": "c", **hooks(hook(recipients=["/buckets/corp/groups/{new[team]}"]))},
+            obj={"id": "c", **hooked(hook(recipients=["/buckets/corp/groups/{new[team]}"]))},
         )
         self.create_record("corp", "c", data={"team": "board-team"})
         self.no_email()
@@ -268,13 +255,13 @@ class HookWritePrincipalsTest(AuthorsTest):
     )
 
     def test_bob_gets_a_403_on_hooks_and_a_201_on_a_plain_collection(self):
-        response = self.collection("new", data=hooks(hook()), headers=BOB, status=403)
+        response = self.collection("new", data=hooked(hook()), headers=BOB, status=403)
         assert response.json["message"] == self.FORBIDDEN
         self.app.get("/buckets/corp/collections/new", headers=self.headers, status=404)
         self.collection("plain", data={"title": "mine"}, headers=BOB, status=201)
 
     def test_bob_can_neither_change_nor_remove_hooks(self):
-        self.collection("c", data=hooks(hook(subject="alice's")))
+        self.collection("c", data=hooked(hook(subject="alice's")))
         previous = self.stored_hooks()
         self.bob_saves(hook(subject="bob's"), status=403)
         response = self.app.put_json(
@@ -286,14 +273,14 @@ class HookWritePrincipalsTest(AuthorsTest):
         assert self.one_email()["Subject"] == "alice's"
 
     def test_bob_still_writes_the_rest_of_a_hooked_collection(self):
-        self.collection("c", data=hooks(hook()), permissions={"write": [self.bob_id]})
+        self.collection("c", data=hooked(hook()), permissions={"write": [self.bob_id]})
         self.app.patch_json(
             "/buckets/corp/collections/c", {"data": {"title": "renamed"}}, headers=BOB
         )
         self.create_record("corp", "c", data={})
 
     def test_a_member_of_the_principals_writes_hooks(self):
-        self.collection("new", data=hooks(hook()))
+        self.collection("new", data=hooked(hook()))
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
-"""Issue 11, points 5 to 7: one bucket can't exceed its volume nor starve the others.
+"""outbox/limits.py, request_bytes.py: one bucket can't exceed its volume nor starve others.
 
 Through the real app, on the memory outbox and on the PostgreSQL outbox: the hourly limit of
 a bucket, the bytes of one request, and another bucket's email served during a backlog.
 """
 
-import asyncio
+import functools
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,24 +19,17 @@ from tests.support import (
     TemporaryDatabase,
     migrate,
     postgresql_settings,
+    record_hook,
 )
 
+
+hook = functools.partial(record_hook, template="{new[text]}")
 
 HOURLY = 3
 REQUEST_BYTES = 60000
 BACKLOG = 2000
 WRITERS = 8
 TEXT = "x" * 10000  # Emails of about 20 kB (see ``message_size``): two fit in a request.
-
-
-def hook(subject, **fields):
-    return {
-        "resource_name": "record",
-        "subject": subject,
-        "template": "{new[text]}",
-        "recipients": ["alice@example.com"],
-        **fields,
-    }
 
 
 def dropped_lines(logs):
@@ -74,10 +67,7 @@ class Tenants:
 
     def subjects(self, count):
         """The subjects of exactly ``count`` emails, once everything was delivered."""
-        self.drain()
-        messages = self.inbox.wait_for(count)
-        assert len(messages) == count, [m["Subject"] for m in messages]
-        return sorted(m["Subject"] for m in messages)
+        return sorted(m["Subject"] for m in self.emails(count))
 
     def test_emails_past_the_hourly_limit_are_dropped_and_the_writes_succeed(self):
         busy = self.hooked_bucket(hook("busy"))
@@ -236,20 +226,13 @@ class TestPostgreSQLOutbox(PostgreSQLOutbox, Tenants, EmailerWebTest):
 tenants_database = database_for(TestPostgreSQLOutbox)
 
 
-class SlowInbox(Inbox):
-    """A mail server that takes a little time per message, as real ones do."""
-
-    async def handle_DATA(self, server, session, envelope):
-        await asyncio.sleep(0.002)
-        return await super().handle_DATA(server, session, envelope)
-
-
 class Fairness:
     """A backlog of 2,000 emails for one bucket; then one email for another bucket."""
 
     @classmethod
     def setUpClass(cls):
-        cls.slow = SMTPServer(inbox=SlowInbox()).start()
+        # A mail server that takes a little time per message, as real ones do.
+        cls.slow = SMTPServer(inbox=Inbox(delay=0.002)).start()
         super().setUpClass()
         cls.smtp = cls.slow
 

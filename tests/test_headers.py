@@ -1,6 +1,6 @@
-"""Issue 3, point 7: no line break in headers at save, and no header injection at send."""
+"""headers.py: no line break in headers at save, and no header injection at send."""
 
-from tests.safety_support import SafetyWebTest, hook
+from tests.support import HookWebTest, hook
 
 
 INJECTION = "Hello\r\nBcc: evil@example.com\r\nX-Injected: yes"
@@ -18,7 +18,7 @@ EXPECTED_HEADERS = {
 }
 
 
-class LineBreaksRefusedTest(SafetyWebTest):
+class LineBreaksRefusedTest(HookWebTest):
     def test_a_line_break_in_the_subject_is_refused(self):
         for subject in ("Hello\nthere", "Hello\rthere", "Hello\r\nBcc: evil@example.com"):
             assert 'Line break not allowed in "subject"' in self.refused(hook(subject=subject))
@@ -33,7 +33,7 @@ class LineBreaksRefusedTest(SafetyWebTest):
             assert "Line break not allowed" in message, entry
 
 
-class NoInjectionTest(SafetyWebTest):
+class NoInjectionTest(HookWebTest):
     def assert_clean(self, message, recipients=("alice@example.com",)):
         assert {name.lower() for name in message.keys()} <= EXPECTED_HEADERS, message.keys()
         assert message["Bcc"] is None and message["X-Injected"] is None
