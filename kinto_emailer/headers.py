@@ -65,7 +65,18 @@ def fold_addresses(name: str, entries: list[str]) -> bytes:
 
 def fold_text(name: str, value: str) -> bytes:
     # A word too long to fold on spaces is encoded, and encoded words split anywhere.
-    needs_encoding = not value.isascii() or any(len(w) > 900 for w in value.split())
-    header = Header(value, "utf-8" if needs_encoding else "us-ascii", header_name=name)
-    folded = header.encode(linesep="\r\n", maxlinelen=MAX_LINE_LENGTH)
-    return f"{name}: {folded}".encode("ascii") + CRLF
+    needs_encoding = not value.isascii() or any(len(w) > 900 for w in value.split(" "))
+    if needs_encoding:
+        header = Header(value, "utf-8", header_name=name)
+        folded = header.encode(linesep="\r\n", maxlinelen=MAX_LINE_LENGTH)
+        return f"{name}: {folded}".encode("ascii") + CRLF
+    # Plain text folds at its spaces, each kept as the fold's blank: unfolding gives the
+    # value back. Never before the first word: a reader would see a leading blank.
+    lines, line = [], f"{name}: "
+    for word in value.split(" "):
+        if len(line) + len(word) > MAX_LINE_LENGTH and line.strip() != f"{name}:":
+            lines.append(line.rstrip(" "))
+            line = " "
+        line += word + " "
+    lines.append(line[:-1])
+    return "\r\n".join(lines).encode("ascii") + CRLF
