@@ -1,5 +1,8 @@
 """config.py and includeme: every setting read once, bad ones stop start-up by name."""
 
+import subprocess
+import sys
+
 import kinto
 import pytest
 from kinto.core.testing import get_user_headers
@@ -236,3 +239,18 @@ def test_includeme_subscribes_the_emailer_to_a_real_app():
     assert emailer.settings.default_sender == "team@example.com"
     capability = app.get("/v1/", headers=get_user_headers("alice")).json["capabilities"]["emailer"]
     assert capability["version"] == kinto_emailer.__version__
+
+
+@pytest.mark.functional
+def test_the_plugin_loads_without_psycopg2_outside_the_postgresql_outbox():
+    # In a process of its own: this one has psycopg2 loaded already.
+    code = (
+        "import sys; sys.modules['psycopg2'] = None\n"
+        "import kinto_emailer, kinto_emailer.listener, kinto_emailer.views\n"
+        "import kinto_emailer.command\n"
+        "from kinto_emailer.delivery import Delivery\n"
+        "from kinto_emailer.config import read_settings\n"
+        "Delivery(read_settings({}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
