@@ -13,6 +13,7 @@ import uuid
 
 import kinto
 import psycopg2
+import pytest
 from aiosmtpd.controller import Controller
 from kinto.core.testing import BaseWebTest, get_user_headers
 
@@ -354,3 +355,39 @@ def migrate(settings):
     config = Configurator(settings={**kinto.DEFAULT_SETTINGS, **settings})
     kinto.main({"command": "migrate"}, config=config)
     scripts.migrate({"registry": config.registry})
+
+
+class PostgreSQLOutboxMixin:
+    """The app on a database of its own (``database_url``), emails in its outbox table."""
+
+    database_url = None  # Set by a session's database fixture, before the app starts.
+
+    @classmethod
+    def outbox_settings(cls):
+        return {
+            **postgresql_settings(cls.database_url),
+            "kinto_emailer.outbox": "postgresql",
+            "kinto_emailer.queue_poll_interval": "0.2",
+        }
+
+    @classmethod
+    def extra_settings(cls):
+        return {**super().extra_settings(), **cls.outbox_settings()}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
+        super().tearDownClass()
+
+
+def outbox_database_for(test_class):
+    """A session fixture: a migrated database for ``test_class``."""
+
+    @pytest.fixture(scope="session")
+    def database():
+        with TemporaryDatabase() as created:
+            test_class.database_url = created.url
+            migrate({**test_class.outbox_settings(), "includes": "kinto_emailer"})
+            yield created
+
+    return database

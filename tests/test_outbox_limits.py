@@ -15,10 +15,9 @@ from kinto_emailer.worker import BURST
 from tests.support import (
     EmailerWebTest,
     Inbox,
+    PostgreSQLOutboxMixin,
     SMTPServer,
-    TemporaryDatabase,
-    migrate,
-    postgresql_settings,
+    outbox_database_for,
     record_hook,
 )
 
@@ -139,45 +138,9 @@ class TestMemoryOutbox(Tenants, EmailerWebTest):
             other.app.registry.emailer.delivery.stop(timeout=1)
 
 
-class PostgreSQLOutbox:
-    """The app on a database of its own (``database_url``), emails in its outbox table."""
-
-    database_url = None  # Set by a session's database fixture, before the app starts.
-
-    @classmethod
-    def outbox_settings(cls):
-        return {
-            **postgresql_settings(cls.database_url),
-            "kinto_emailer.outbox": "postgresql",
-            "kinto_emailer.queue_poll_interval": "0.2",
-        }
-
-    @classmethod
-    def extra_settings(cls):
-        return {**super().extra_settings(), **cls.outbox_settings()}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
-        super().tearDownClass()
-
-
-def database_for(test_class):
-    """A session fixture: a migrated database for ``test_class``."""
-
-    @pytest.fixture(scope="session")
-    def database():
-        with TemporaryDatabase() as created:
-            test_class.database_url = created.url
-            migrate({**test_class.outbox_settings(), "includes": "kinto_emailer"})
-            yield created
-
-    return database
-
-
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("tenants_database")
-class TestPostgreSQLOutbox(PostgreSQLOutbox, Tenants, EmailerWebTest):
+class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, Tenants, EmailerWebTest):
     def test_the_hourly_limit_counts_every_process_on_the_database(self):
         # Another process writing to the same database: a web process of its own.
         other = self.make_app({"kinto_emailer.outbox_worker": "false"})
@@ -223,7 +186,7 @@ class TestPostgreSQLOutbox(PostgreSQLOutbox, Tenants, EmailerWebTest):
             apps[1].app.registry.emailer.delivery.stop(timeout=1)
 
 
-tenants_database = database_for(TestPostgreSQLOutbox)
+tenants_database = outbox_database_for(TestPostgreSQLOutbox)
 
 
 class Fairness:
@@ -283,8 +246,8 @@ class TestFairnessMemoryOutbox(Fairness, EmailerWebTest):
 
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("fairness_database")
-class TestFairnessPostgreSQLOutbox(Fairness, PostgreSQLOutbox, EmailerWebTest):
+class TestFairnessPostgreSQLOutbox(Fairness, PostgreSQLOutboxMixin, EmailerWebTest):
     pass
 
 
-fairness_database = database_for(TestFairnessPostgreSQLOutbox)
+fairness_database = outbox_database_for(TestFairnessPostgreSQLOutbox)

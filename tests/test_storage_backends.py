@@ -14,8 +14,9 @@ from kinto.core.events import ResourceChanged
 import kinto_emailer
 from tests.support import (
     EmailerWebTest,
+    PostgreSQLOutboxMixin,
     TemporaryDatabase,
-    migrate,
+    outbox_database_for,
     postgresql_settings,
     record_hook,
 )
@@ -304,38 +305,12 @@ class TestPostgreSQLBackend(StorageScenarios, EmailerWebTest):
         return {**super().extra_settings(), **postgresql_settings(cls.database_url)}
 
 
-@pytest.fixture(scope="session")
-def outbox_database():
-    with TemporaryDatabase() as database:
-        TestPostgreSQLOutbox.database_url = database.url
-        migrate({**TestPostgreSQLOutbox.outbox_settings(), "includes": "kinto_emailer"})
-        yield database
-
-
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("outbox_database")
-class TestPostgreSQLOutbox(StorageScenarios, EmailerWebTest):
+class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, StorageScenarios, EmailerWebTest):
     """The same on PostgreSQL, with emails written in the request's transaction."""
 
     transactional = True
-    database_url = None
-
-    @classmethod
-    def outbox_settings(cls):
-        return {
-            **postgresql_settings(cls.database_url),
-            "kinto_emailer.outbox": "postgresql",
-            "kinto_emailer.queue_poll_interval": "0.2",
-        }
-
-    @classmethod
-    def extra_settings(cls):
-        return {**super().extra_settings(), **cls.outbox_settings()}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
-        super().tearDownClass()
 
     def rows(self):
         with psycopg2.connect(self.database_url) as connection, connection.cursor() as cursor:
@@ -391,3 +366,6 @@ class TestPostgreSQLOutbox(StorageScenarios, EmailerWebTest):
                 )
             transaction.abort()  # As the thread's next request does: a failed commit stays.
         assert self.rows() == before
+
+
+outbox_database = outbox_database_for(TestPostgreSQLOutbox)

@@ -9,9 +9,8 @@ from kinto.core.testing import get_user_headers
 from tests.support import (
     EmailerWebTest,
     MaildirQueueMixin,
-    TemporaryDatabase,
-    migrate,
-    postgresql_settings,
+    PostgreSQLOutboxMixin,
+    outbox_database_for,
     record_hook,
 )
 
@@ -192,35 +191,13 @@ class TestMemoryOutboxViews(EmailViewsScenarios, EmailerWebTest):
     pass
 
 
-@pytest.fixture(scope="session")
-def views_database():
-    with TemporaryDatabase() as database:
-        TestPostgreSQLOutboxViews.database_url = database.url
-        migrate({**TestPostgreSQLOutboxViews.outbox_settings(), "includes": "kinto_emailer"})
-        yield database
-
-
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("views_database")
-class TestPostgreSQLOutboxViews(EmailViewsScenarios, EmailerWebTest):
-    database_url = None
+class TestPostgreSQLOutboxViews(PostgreSQLOutboxMixin, EmailViewsScenarios, EmailerWebTest):
+    pass
 
-    @classmethod
-    def outbox_settings(cls):
-        return {
-            **postgresql_settings(cls.database_url),
-            "kinto_emailer.outbox": "postgresql",
-            "kinto_emailer.queue_poll_interval": "0.2",
-        }
 
-    @classmethod
-    def extra_settings(cls):
-        return {**super().extra_settings(), **cls.outbox_settings()}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
-        super().tearDownClass()
+views_database = outbox_database_for(TestPostgreSQLOutboxViews)
 
 
 class TestMaildirViews(MaildirQueueMixin, EmailerWebTest):

@@ -6,9 +6,8 @@ import pytest
 from tests.support import (
     HookWebTest,
     MaildirQueueMixin,
-    TemporaryDatabase,
-    migrate,
-    postgresql_settings,
+    PostgreSQLOutboxMixin,
+    outbox_database_for,
     record_hook,
 )
 
@@ -68,36 +67,13 @@ class TestMemoryOutboxWindows(WindowScenarios, HookWebTest):
     pass
 
 
-@pytest.fixture(scope="session")
-def windows_database():
-    # Session-scoped: set before the class's app starts.
-    with TemporaryDatabase() as database:
-        TestPostgreSQLOutboxWindows.database_url = database.url
-        migrate({**TestPostgreSQLOutboxWindows.outbox_settings(), "includes": "kinto_emailer"})
-        yield database
-
-
 @pytest.mark.postgresql
 @pytest.mark.usefixtures("windows_database")
-class TestPostgreSQLOutboxWindows(WindowScenarios, HookWebTest):
-    database_url = None
+class TestPostgreSQLOutboxWindows(PostgreSQLOutboxMixin, WindowScenarios, HookWebTest):
+    pass
 
-    @classmethod
-    def outbox_settings(cls):
-        return {
-            **postgresql_settings(cls.database_url),
-            "kinto_emailer.outbox": "postgresql",
-            "kinto_emailer.queue_poll_interval": "0.2",
-        }
 
-    @classmethod
-    def extra_settings(cls):
-        return {**super().extra_settings(), **cls.outbox_settings()}
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
-        super().tearDownClass()
+windows_database = outbox_database_for(TestPostgreSQLOutboxWindows)
 
 
 class MaildirWindowsTest(MaildirQueueMixin, HookWebTest):
