@@ -18,8 +18,9 @@ $(INSTALL_STAMP): pyproject.toml
 run: install  ## Start Kinto with the plugin on localhost:8888; emails land in ./mail/
 	$(VENV)/bin/kinto start --ini config/kinto.ini
 
-# Two workers, each with its own SMTP server, ports and databases; a file's tests stay together.
-PYTEST := $(PYTHON) -m pytest -n 2 --dist loadfile
+# Three workers (tests wait on servers as much as they compute), each with its own SMTP
+# server, ports and databases; a file's tests stay together.
+PYTEST := $(PYTHON) -m pytest -n 3 --dist loadfile
 
 test: install  ## Run every test: unit, web, PostgreSQL and functional
 	$(PYTEST)
