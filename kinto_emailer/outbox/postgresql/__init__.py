@@ -26,6 +26,7 @@ from pyramid_mailer.message import Message
 from .. import (
     DROPPED,
     ENDED,
+    PENDING,
     QUEUED,
     RETRYING,
     SENDING,
@@ -56,7 +57,8 @@ BURST_OF_WINDOWS = 100
 USAGE_TTL = 1.0
 #: The first key of the advisory locks that serialize the hourly count of each bucket.
 HOURLY_LOCKS = 0x6B65  # "ke"
-_PENDING_SQL = "('queued', 'sending', 'retrying')"
+_PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
+_ENDED_SQL = "(" + ", ".join(f"'{status}'" for status in ENDED) + ")"
 _COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
     "message, size, status, error"
@@ -429,10 +431,9 @@ class PostgreSQLOutbox(Outbox):
 
     def purge(self) -> int:
         days = self.settings.outbox_retention_days
-        ended = ", ".join(f"'{status}'" for status in ENDED)
         with self._worker_connection() as cursor:
             cursor.execute(
-                f"DELETE FROM {TABLE} WHERE status IN ({ended}) "
+                f"DELETE FROM {TABLE} WHERE status IN {_ENDED_SQL} "
                 "AND last_modified < now() - make_interval(secs => %(seconds)s)",
                 {"seconds": days * 86400},
             )
