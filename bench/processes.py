@@ -49,6 +49,12 @@ class Sink:
     def __init__(self, delay):
         self.delay = delay
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        # As production mail servers (Postfix, Exim, hosted relays) do; aiosmtpd reads
+        # commands in order however they arrive, but doesn't say so by itself.
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING", responses[-1]]
+
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kinto.core.metrics import NoOpMetricsService
 from kinto.plugins.statsd import StatsDService
 from pyramid.config import Configurator
 from pyramid.registry import Registry
@@ -111,10 +112,17 @@ class Metrics:
 
     def __init__(self, registry: Registry):
         self.registry = registry
+        self._resolved: tuple[Any] | None = None
 
     def _service(self) -> Any:
-        # Absent when Kinto's initialization sequence leaves out ``setup_metrics``.
-        return getattr(self.registry, "metrics", None)
+        """The metrics service, or None when there is none or it is Kinto's no-op one."""
+        if self._resolved is None:
+            # Looked up on first use, once plugins registered theirs: the registry doesn't
+            # change once the app serves. Absent when Kinto's initialization sequence leaves
+            # out ``setup_metrics``.
+            service = getattr(self.registry, "metrics", None)
+            self._resolved = (None if isinstance(service, NoOpMetricsService) else service,)
+        return self._resolved[0]
 
     def count(self, outcome: str, labels: dict[str, str | None]) -> None:
         service = self._service()

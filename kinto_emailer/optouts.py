@@ -11,10 +11,11 @@ import binascii
 import hashlib
 import hmac
 import json
+import weakref
 from typing import TYPE_CHECKING, Any
 
-from kinto.core.storage import StorageBase
-from kinto.core.storage.exceptions import ObjectNotFoundError
+from kinto.core.storage import StorageBase, memory
+from kinto.core.storage.exceptions import ObjectNotFoundError, ReadonlyError
 
 
 if TYPE_CHECKING:
@@ -107,6 +108,43 @@ def remove(storage: StorageBase, bucket_id: str, object_id: str) -> dict[str, An
         return None
 
 
+def by_owner(storage: StorageBase, bucket_id: str) -> dict[str, frozenset[str]]:
+    """The opted-out addresses of a bucket, by owner: ``{owner: addresses}``."""
+    owners: dict[str, set[str]] = {}
+    for optout in of_bucket(storage, bucket_id):
+        owners.setdefault(optout.get("owner", ""), set()).add(optout["address"])
+    return {owner: frozenset(addresses) for owner, addresses in owners.items()}
+
+
+class _MemoryStorageCache:
+    """The opt-outs read from Kinto's memory storage, kept while they don't change.
+
+    That storage lives in this process, and any change to the opt-outs of a bucket (one
+    added, removed, the bucket deleted, the storage flushed) moves their timestamp, which is
+    a dictionary read: listing them again costs more than the rest of a hook's email.
+    Other backends are shared with other processes: they are read on each request.
+    """
+
+    def __init__(self) -> None:
+        self.read: weakref.WeakKeyDictionary[StorageBase, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def by_owner(self, storage: StorageBase, bucket_id: str) -> dict[str, frozenset[str]]:
+        try:
+            stamp = storage.resource_timestamp(RESOURCE_NAME, parent_id(bucket_id))
+        except ReadonlyError:  # None yet, and a read-only server can't make one.
+            return by_owner(storage, bucket_id)
+        known = self.read.setdefault(storage, {})
+        cached = known.get(bucket_id)
+        if cached is None or cached[0] != stamp:
+            cached = known[bucket_id] = (stamp, by_owner(storage, bucket_id))
+        return cached[1]
+
+
+_memory = _MemoryStorageCache()
+
+
 def opted_out(finder: "HookFinder", owner: str) -> frozenset[str]:
     """The addresses (lower case) that asked to stop ``owner``'s emails; read once a request."""
     storage = getattr(finder, "storage", None)
@@ -114,7 +152,11 @@ def opted_out(finder: "HookFinder", owner: str) -> frozenset[str]:
         return frozenset()
 
     def read() -> frozenset[str]:
-        listed = of_bucket(storage, bucket_of(owner))
-        return frozenset(o["address"] for o in listed if o.get("owner") == owner)
+        bucket_id = bucket_of(owner)
+        if isinstance(storage, memory.Storage):
+            owners = _memory.by_owner(storage, bucket_id)
+        else:
+            owners = by_owner(storage, bucket_id)
+        return owners.get(owner, frozenset())
 
     return finder.remember(("optouts", owner), read)

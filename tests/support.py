@@ -56,7 +56,8 @@ class Inbox:
     Each email keeps its bytes (``raw``), its ``MAIL FROM`` options and envelope. ``delay``
     seconds pass before each DATA is answered, other sessions going on meanwhile; while
     ``gate`` is clear, DATA waits for it. ``started`` counts the DATA commands received,
-    ``sessions`` the EHLOs; with ``eight_bit = False`` the server doesn't offer 8BITMIME.
+    ``sessions`` the EHLOs; with ``eight_bit = False`` the server doesn't offer 8BITMIME,
+    with ``pipelining = False`` not PIPELINING (RFC 2920), which production servers offer.
     """
 
     def __init__(self, delay=0.0):
@@ -64,6 +65,7 @@ class Inbox:
         self.condition = threading.Condition()
         self.gate = threading.Event()
         self.eight_bit = True
+        self.pipelining = True
         self.clear()
         self.delay = delay
 
@@ -71,7 +73,10 @@ class Inbox:
         with self.condition:
             self.sessions += 1
         session.host_name = hostname
-        return [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+        responses = [r for r in responses if self.eight_bit or "8BITMIME" not in r]
+        if self.pipelining:  # Before the last line, "250 HELP".
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_DATA(self, server, session, envelope):
         with self.condition:

@@ -140,6 +140,14 @@ class UnsubscribeTest(HookWebTest):
         assert self.app.get("/buckets/b/emailer/optouts", headers=self.headers).json["data"] == []
         assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
 
+    def test_a_bucket_deleted_and_made_again_has_no_opt_outs(self):
+        self.app.post(path_of(self.link("bob@example.com")), "List-Unsubscribe=One-Click")
+        assert self.recipients_of_a_change(1) == ["carol@example.com"]
+        self.app.delete("/buckets/b", headers=self.headers)
+        self.create_bucket()
+        self.save_hooks(private_hook())
+        assert self.recipients_of_a_change(2) == ["bob@example.com", "carol@example.com"]
+
 
 class UnsubscribeSchemaTest(HookWebTest):
     def test_unsubscribe_url_needs_a_private_hook(self):
