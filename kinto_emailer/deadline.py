@@ -4,6 +4,8 @@ sending one email, a whole exchange's time, however the server spreads its repli
 import smtplib
 import socket
 import ssl
+import struct
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -59,21 +61,39 @@ class _Bounded(_Socket):
     one line at a time, each in time, can't hold a reply open forever."""
 
     clock: Clock | None = None
+    #: The time-out last set; where the kernel keeps it, the socket's own mode is blocking.
+    _timeout: float | None = None
+    #: Whether the kernel keeps the time-out (``SO_RCVTIMEO``, ``SO_SNDTIMEO``): Python's
+    #: own polls the socket before each read and write, two system calls instead of one,
+    #: each a hand-off of the GIL to and from a web process's request threads.
+    kernel_timeouts = False
 
     def _bounded(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         clock = self.clock
         if clock is None:
             return method(*args, **kwargs)
         timeout = clock.timeout()
-        if timeout != self.gettimeout():
+        if timeout != self._timeout:
             # Only near the deadline: each call is a system call, and a hand-off of the GIL.
-            self.settimeout(timeout)
+            self._set_timeout(timeout)
         try:
             return method(*args, **kwargs)
-        except TimeoutError:
+        except (TimeoutError, BlockingIOError):  # Python's time-out, or the kernel's.
             if clock.passed():  # The deadline cut this step short, not the step's own time.
                 raise clock.expire() from None
-            raise
+            raise TimeoutError("timed out") from None
+
+    def _set_timeout(self, timeout: float) -> None:
+        self._timeout = timeout
+        if not self.kernel_timeouts:
+            self.settimeout(timeout)
+            return
+        self.settimeout(None)  # Blocking, the descriptor too (it may come from another socket).
+        # A zero ``timeval`` would mean no time-out at all: at least a microsecond.
+        seconds, micros = divmod(max(1, round(timeout * 1_000_000)), 1_000_000)
+        timeval = struct.pack("ll", seconds, micros)
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
     def recv_into(self, *args: Any, **kwargs: Any) -> int:
         return self._bounded(super().recv_into, *args, **kwargs)
@@ -89,7 +109,8 @@ class _Bounded(_Socket):
 
 
 class _BoundedSocket(_Bounded, socket.socket):
-    pass
+    # TLS keeps Python's time-outs: OpenSSL reads a kernel time-out as "want read".
+    kernel_timeouts = hasattr(socket, "SO_RCVTIMEO") and sys.platform == "linux"
 
 
 class BoundedSSLSocket(_Bounded, ssl.SSLSocket):

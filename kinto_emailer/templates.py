@@ -6,6 +6,7 @@ conversions and format specs are refused, so a template can neither reach into P
 objects nor ask for huge strings.
 """
 
+import functools
 import html
 import json
 import re
@@ -84,6 +85,12 @@ def parse(template: str) -> list[str | Placeholder]:
         keys = tuple(_KEY.findall(match.group("keys")))
         pieces.append((match.group("name"), keys, source))
     return pieces
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(template: str) -> tuple[str | Placeholder, ...]:
+    # A hook's templates render for each of its emails: parsed once each.
+    return tuple(parse(template))
 
 
 def names(template: str) -> set[str]:
@@ -187,7 +194,7 @@ def render(
     """
     out = []
     size = 0
-    for piece in parse(template):
+    for piece in _parsed(template):
         if isinstance(piece, str):
             text = piece
         else:

@@ -4,6 +4,8 @@ import email
 import email.policy
 import smtplib
 import socket
+import struct
+import threading
 
 import pytest
 from pyramid.exceptions import ConfigurationError
@@ -163,3 +165,42 @@ def test_a_bad_exchange_timeout_stops_start_up_naming_the_key():
     assert str(error.value) == (
         "Setting 'kinto_emailer.smtp_exchange_timeout' must be greater than zero, got '0'."
     )
+
+
+def test_a_plain_connection_keeps_its_time_out_in_the_kernel(smtp):
+    # Python's own time-out polls the socket before each read and write: one more system
+    # call each time, and one more hand-off of the GIL in a web process.
+    connection = transport(smtp.port, **{"kinto_emailer.smtp_timeout": "2.5"}).connect()
+    sock = connection.smtp.sock
+    assert sock.gettimeout() is None
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        seconds, micros = struct.unpack("ll", sock.getsockopt(socket.SOL_SOCKET, option, 16))
+        assert (seconds, micros) == (2, 500_000)
+    connection.send(render(message(), "k@example.com"))
+    connection.close()
+    assert len(smtp.inbox.wait_for(1)) == 1
+
+
+def test_a_server_silent_after_ehlo_is_a_temporary_failure_within_a_step():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def greet_then_hang():
+            client, _ = listener.accept()
+            with client:
+                client.sendall(b"220 hello\r\n")
+                client.recv(1024)  # EHLO
+                client.sendall(b"250 ok\r\n")
+                client.recv(1024)  # MAIL, RCPT, DATA: never answered.
+                threading.Event().wait(3)
+
+        thread = threading.Thread(target=greet_then_hang, daemon=True)
+        thread.start()
+        settings = {"kinto_emailer.smtp_timeout": "0.3"}
+        connection = transport(listener.getsockname()[1], **settings).connect()
+        with pytest.raises(OSError) as error:
+            connection.send(render(message(), "k@example.com"))
+        # A step's time-out (the kernel's), not the exchange's deadline (1.8 s).
+        assert str(error.value) == "Connection unexpectedly closed: timed out"
+        assert isinstance(classify(error.value), TemporaryFailure)
