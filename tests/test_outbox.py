@@ -89,6 +89,29 @@ class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
             cursor.execute("SELECT subject FROM kinto_emailer_outbox")
             assert cursor.fetchall() == [("waiting",)]
 
+    def test_a_lease_is_renewed_in_the_database_only_once_half_of_it_passed(self):
+        self.outbox = self.make_outbox(outbox_lease=2)
+        self.outbox.put([email(subject="a"), email(subject="b")])
+        first, second = self.outbox.claim(10)
+
+        def lease_until():
+            with self.outbox._worker_connection() as cursor:
+                cursor.execute("SELECT lease_until FROM kinto_emailer_outbox WHERE id = %s",
+                               (int(first.id),))  # fmt: skip
+                return cursor.fetchone()[0]
+
+        claimed = lease_until()
+        # A statement per email would hold the worker and the database for nothing: no other
+        # worker can take the email before its lease ends.
+        assert self.outbox.renew(first) is True
+        assert lease_until() == claimed
+        time.sleep(1.1)
+        assert self.outbox.renew(first) is True
+        assert lease_until() > claimed
+        self.outbox.sent(first)
+        self.outbox.sent(second)
+        assert self.outbox._held == {}
+
     def test_a_commit_in_another_process_wakes_a_waiting_worker(self):
         writer = self.make_outbox()
         assert self.outbox.wait(0.1) is False  # Listening now; nothing committed yet.

@@ -113,6 +113,8 @@ class PostgreSQLOutbox(Outbox):
         self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
         # Email id -> the recipients still to try, after a refusal.
         self._remaining: dict[str, list[str]] = {}
+        #: Until when (``time.monotonic()``) each claimed email is surely still ours.
+        self._held: dict[str, float] = {}
 
     # Writing, in the request's transaction.
 
@@ -257,6 +259,7 @@ class PostgreSQLOutbox(Outbox):
 
     def claim(self, limit: int) -> list[Email]:
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.outbox_lease}
+        held = self._hold_from(time.monotonic())
         with self._worker_connection() as cursor:
             cursor.execute(_CLAIM, params)
             rows = cursor.fetchall()
@@ -280,6 +283,7 @@ class PostgreSQLOutbox(Outbox):
             )
             if remaining is not None:
                 self._remaining[email.id] = remaining
+            self._held[email.id] = held
             emails.append(email)
         return emails
 
@@ -289,8 +293,18 @@ class PostgreSQLOutbox(Outbox):
         if remaining is not None and email.outgoing is not None:
             email.outgoing.recipients = remaining
 
+    def _hold_from(self, start: float) -> float:
+        """Until when a lease taken or renewed by a statement sent at ``start`` is surely
+        ours: half of it, whatever the clocks of the database and of this host say."""
+        return start + self.settings.outbox_lease / 2
+
     def renew(self, email: Email) -> bool:
-        # A burst may take longer than one lease: each email is held anew as its turn comes.
+        # A burst may take longer than one lease: each email is held anew as its turn comes,
+        # once half of its lease has passed (before that, no worker can take it over: only
+        # the lease's end lets one, and the views can't change an email being sent).
+        now = time.monotonic()
+        if self._held.get(email.id, now) > now:
+            return True
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s) "
@@ -301,12 +315,18 @@ class PostgreSQLOutbox(Outbox):
                     "worker": self.worker_id,
                 },
             )
-            return cursor.rowcount == 1
+            renewed = cursor.rowcount == 1
+        if renewed:
+            self._held[email.id] = self._hold_from(now)
+        else:
+            self._held.pop(email.id, None)
+        return renewed
 
     def _update(self, email: Email, sets: str, **params: Any) -> None:
         # Only while the claim is ours: past the lease, another worker may hold the row now
         # (a ``sent`` is recorded whoever holds it: the mail server has the email).
         mine = "" if email.status == "sent" else " AND worker = %(worker)s AND status = 'sending'"
+        self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
@@ -346,6 +366,8 @@ class PostgreSQLOutbox(Outbox):
     def release(self, emails: list[Email]) -> None:
         if not emails:
             return
+        for email in emails:
+            self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
             cursor.execute(
                 f"UPDATE {TABLE} SET status = CASE WHEN attempts > 0 THEN 'retrying' "
