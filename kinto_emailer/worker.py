@@ -157,10 +157,13 @@ class Worker:
             return False
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
-        emails = [email for email in self.outbox.claim(BURST) if self._prepare(email)]
+        claimed = self.outbox.claim(BURST)
+        emails = [email for email in claimed if self._prepare(email)]
         if emails:
             self.sender.send_burst(emails)
-        return bool(emails)
+        # A full burst may have left more; after a smaller one, the outbox wakes the worker
+        # for what came meanwhile (at shutdown, nothing will: look again).
+        return len(claimed) == BURST or (self._stopping and bool(claimed))
 
     def _prepare(self, email: Email) -> bool:
         try:

@@ -232,11 +232,15 @@ class PostgreSQLOutbox(Outbox):
             with self.storage.client.connect() as session:
                 windows.gather(SessionCursor(session), windows_)
                 return
-        with self._worker_connection() as cursor:
+        with self._worker_connection(atomic=True) as cursor:
             windows.gather(cursor, windows_)
 
     def close_windows(self) -> list[tuple[Email, str]]:
         with self._worker_connection() as cursor:
+            cursor.execute(windows.ANY_CLOSED)
+            if not cursor.fetchone()[0]:
+                return []
+        with self._worker_connection(atomic=True) as cursor:
             # Its emails are queued in the transaction that takes the window: never lost.
             emails = windows.take_closed(cursor, BURST_OF_WINDOWS)
             return self._insert(cursor, emails) if emails else []
@@ -249,8 +253,9 @@ class PostgreSQLOutbox(Outbox):
 
     # Delivering, on the worker's own connection.
 
-    def _worker_connection(self) -> "WorkerTransaction":
-        return WorkerTransaction(self._lock, self._connect)
+    def _worker_connection(self, atomic: bool = False) -> "WorkerTransaction":
+        """The worker's connection: ``atomic`` for several statements in one transaction."""
+        return WorkerTransaction(self._lock, self._connect, atomic)
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -437,7 +442,7 @@ class PostgreSQLOutbox(Outbox):
     def _request_cursor(self) -> "StorageCursor | WorkerTransaction":
         if self.storage is not None and active_transaction() is not None:
             return StorageCursor(self.storage)
-        return self._worker_connection()
+        return self._worker_connection(atomic=True)
 
     def emails(self, query: Query) -> list[dict[str, Any]]:
         with self._request_cursor() as cursor:

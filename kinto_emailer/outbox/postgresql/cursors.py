@@ -42,15 +42,21 @@ class StorageCursor:
 
 
 class WorkerTransaction:
-    """A transaction on the worker's connection, committed on success; one at a time."""
+    """The worker's connection, one user at a time: a transaction committed on success when
+    ``atomic``, else statements that are each their own transaction.
 
-    def __init__(self, lock: threading.Lock, connect: Callable[[], Any]):
-        self.lock, self.connect = lock, connect
+    A statement alone needs no ``BEGIN`` nor ``COMMIT``: psycopg2 would send each in a round
+    trip of its own, three where one does.
+    """
+
+    def __init__(self, lock: threading.Lock, connect: Callable[[], Any], atomic: bool = False):
+        self.lock, self.connect, self.atomic = lock, connect, atomic
 
     def __enter__(self) -> "PsycopgCursor":
         self.lock.acquire()
         try:
             self.connection = self.connect()
+            self.connection.autocommit = not self.atomic
             self.cursor = self.connection.cursor()
         except BaseException:
             self.lock.release()
@@ -65,7 +71,7 @@ class WorkerTransaction:
     ) -> None:
         try:
             if exc_type is None:
-                self.connection.commit()
+                self.connection.commit()  # Nothing to do in autocommit.
             else:
                 try:
                     self.connection.rollback()

@@ -46,6 +46,11 @@ ON CONFLICT (hook) WHERE status = 'collecting' DO UPDATE SET
     last_modified = clock_timestamp()
 """
 # SKIP LOCKED: each closed window is taken by one worker, whatever the processes.
+#: Whether a window closed: most rounds find none, and need no transaction to take it.
+ANY_CLOSED = f"""
+SELECT EXISTS (SELECT 1 FROM {TABLE}
+                WHERE status IN ('collecting', 'closing') AND window_closes <= now())
+"""
 _TAKE_CLOSED = f"""
 DELETE FROM {TABLE} WHERE id IN (
     SELECT id FROM {TABLE}
