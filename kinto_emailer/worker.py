@@ -177,7 +177,7 @@ class Worker:
         return True
 
     def _next_wait(self) -> float | None:
-        waits = [self.outbox.next_due(), self.outbox.next_window()]
+        waits = [self.outbox.next_wake()]
         if self.outbox.durable:
             # Other processes' emails, retries and expired leases: the poll finds them.
             waits.append(self.settings.queue_poll_interval)

@@ -275,6 +275,11 @@ class Outbox(abc.ABC):
         """Seconds until the next open window closes; ``None``: none open, or unknown."""
         return None
 
+    def next_wake(self) -> float | None:
+        """Seconds until an email falls due or a window closes, whichever comes first."""
+        waits = [w for w in (self.next_due(), self.next_window()) if w is not None]
+        return min(waits, default=None)
+
     def purge(self) -> int:
         """Forget ended emails older than the retention; how many were forgotten."""
         return 0

@@ -310,6 +310,19 @@ class OutboxTests(_TestCase):
         assert self.outbox.next_window() is None
         assert self.closed_windows(1, timeout=0.5) == []
 
+    def test_the_worker_wakes_for_the_sooner_of_a_retry_and_a_window(self) -> None:
+        self.needs_windows()
+        assert self.outbox.next_wake() is None  # Nothing waits: only a wake-up ends the wait.
+        self.outbox.gather([window_part(["one"], seconds=60)])
+        window = self.outbox.next_wake()
+        assert window is not None and 50 < window <= 60
+        self.outbox.put([email(subject="retried")])
+        (retried,) = self.outbox.claim(10)
+        retried.attempts = 1
+        self.outbox.retry(retried, 5, "451 try again")
+        due = self.outbox.next_wake()
+        assert due is not None and 0 < due <= 5
+
     def test_a_part_after_the_window_closed_opens_the_next_window(self) -> None:
         self.needs_windows()
         self.outbox.gather([window_part(["first"])])

@@ -67,6 +67,14 @@ _CLAIMABLE = """
     (o.status IN ('queued', 'retrying') AND o.next_attempt <= now())
     OR (o.status = 'sending' AND o.lease_until < now())
 """
+# Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
+_NEXT_DUE_AT = (
+    f"SELECT min(CASE WHEN status = 'sending' THEN lease_until ELSE next_attempt END) "
+    f"FROM {TABLE} WHERE status IN {_PENDING_SQL}"
+)
+#: Seconds the worker goes at most without looking for closed windows when none is due
+#: sooner: one that another process opens meanwhile lasts a second at least.
+WINDOW_LOOK = 0.5
 # One email per bucket and turn: the n-th waiting email of every bucket before any (n+1)-th.
 _CLAIM = f"""
 WITH picked AS (
@@ -113,6 +121,7 @@ class PostgreSQLOutbox(Outbox):
         self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
         # Email id -> the recipients still to try, after a refusal.
         self._remaining: dict[str, list[str]] = {}
+        self._windows_seen_until = 0.0  # ``time.monotonic()``: see ``_saw_windows``.
         #: Until when (``time.monotonic()``) each claimed email is surely still ours.
         self._held: dict[str, float] = {}
 
@@ -236,20 +245,28 @@ class PostgreSQLOutbox(Outbox):
             windows.gather(cursor, windows_)
 
     def close_windows(self) -> list[tuple[Email, str]]:
-        with self._worker_connection() as cursor:
-            cursor.execute(windows.ANY_CLOSED)
-            if not cursor.fetchone()[0]:
-                return []
+        if time.monotonic() < self._windows_seen_until:
+            return []  # None can have closed since the last look.
+        due = self.next_window()
+        if due is None or due > 0:
+            return []  # Most rounds: no transaction needed to take nothing.
         with self._worker_connection(atomic=True) as cursor:
             # Its emails are queued in the transaction that takes the window: never lost.
             emails = windows.take_closed(cursor, BURST_OF_WINDOWS)
             return self._insert(cursor, emails) if emails else []
 
     def next_window(self) -> float | None:
+        started = time.monotonic()
         with self._worker_connection() as cursor:
             cursor.execute(windows.NEXT_WINDOW)
             due = cursor.fetchone()[0]
-        return None if due is None else max(0.0, float(due))
+        due = None if due is None else max(0.0, float(due))
+        self._saw_windows(started, due)
+        return due
+
+    def _saw_windows(self, started: float, due: float | None) -> None:
+        """Until when no window can close, from a look at them begun at ``started``."""
+        self._windows_seen_until = started + min(WINDOW_LOOK, WINDOW_LOOK if due is None else due)
 
     # Delivering, on the worker's own connection.
 
@@ -390,14 +407,22 @@ class PostgreSQLOutbox(Outbox):
 
     def next_due(self) -> float | None:
         with self._worker_connection() as cursor:
-            cursor.execute(
-                # Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
-                "SELECT extract(epoch FROM min(CASE WHEN status = 'sending' "
-                f"THEN lease_until ELSE next_attempt END) - now()) FROM {TABLE} "
-                f"WHERE status IN {_PENDING_SQL}"
-            )
+            cursor.execute(f"SELECT extract(epoch FROM ({_NEXT_DUE_AT}) - now())")
             due = cursor.fetchone()[0]
         return None if due is None else max(0.0, float(due))
+
+    def next_wake(self) -> float | None:
+        # One statement for both: the worker asks before each wait.
+        started = time.monotonic()
+        with self._worker_connection() as cursor:
+            cursor.execute(
+                f"SELECT extract(epoch FROM ({_NEXT_DUE_AT}) - now()), "
+                f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())"
+            )
+            due, window = cursor.fetchone()
+        window = None if window is None else max(0.0, float(window))
+        self._saw_windows(started, window)
+        return min((max(0.0, float(w)) for w in (due, window) if w is not None), default=None)
 
     def wait(self, timeout: float | None) -> bool:
         listener = self._listen()

@@ -46,11 +46,6 @@ ON CONFLICT (hook) WHERE status = 'collecting' DO UPDATE SET
     last_modified = clock_timestamp()
 """
 # SKIP LOCKED: each closed window is taken by one worker, whatever the processes.
-#: Whether a window closed: most rounds find none, and need no transaction to take it.
-ANY_CLOSED = f"""
-SELECT EXISTS (SELECT 1 FROM {TABLE}
-                WHERE status IN ('collecting', 'closing') AND window_closes <= now())
-"""
 _TAKE_CLOSED = f"""
 DELETE FROM {TABLE} WHERE id IN (
     SELECT id FROM {TABLE}
@@ -60,11 +55,11 @@ DELETE FROM {TABLE} WHERE id IN (
 RETURNING hook, bucket_id, collection_id, uri, action, event, window_draft, items, item_count,
           CASE WHEN authors_mixed THEN NULL ELSE author END
 """
-# Not greatest(0, ...): it would turn "no window open" (NULL) into 0.
-NEXT_WINDOW = f"""
-SELECT extract(epoch FROM min(window_closes) - now()) FROM {TABLE}
- WHERE status IN ('collecting', 'closing')
+NEXT_WINDOW_AT = f"""
+SELECT min(window_closes) FROM {TABLE} WHERE status IN ('collecting', 'closing')
 """
+# Not greatest(0, ...): it would turn "no window open" (NULL) into 0.
+NEXT_WINDOW = f"SELECT extract(epoch FROM ({NEXT_WINDOW_AT}) - now())"
 
 
 def gather(cursor: "Cursor", windows: list[Window]) -> None:
