@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +25,6 @@ from pyramid_mailer.message import Message
 from .. import (
     DROPPED,
     ENDED,
-    PENDING,
     QUEUED,
     RETRYING,
     SENDING,
@@ -37,9 +35,9 @@ from .. import (
     message_from_json,
     message_to_json,
 )
-from ..limits import HOUR, Usage, hourly_reason, make_room
 from ..status import Query
 from . import status, windows
+from .admission import PENDING_SQL, Admission
 from .cursors import Cursor, SessionCursor, StorageCursor, WorkerTransaction
 from .schema import CHANNEL, TABLE, dsn
 
@@ -53,11 +51,6 @@ if TYPE_CHECKING:
 
 #: Windows closed per transaction.
 BURST_OF_WINDOWS = 100
-#: Seconds a process trusts the outbox's usage it read while far from the queue's bounds.
-USAGE_TTL = 1.0
-#: The first key of the advisory locks that serialize the hourly count of each bucket.
-HOURLY_LOCKS = 0x6B65  # "ke"
-_PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
 _ENDED_SQL = "(" + ", ".join(f"'{status}'" for status in ENDED) + ")"
 _COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
@@ -70,7 +63,7 @@ _CLAIMABLE = """
 # Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
 _NEXT_DUE_AT = (
     f"SELECT min(CASE WHEN status = 'sending' THEN lease_until ELSE next_attempt END) "
-    f"FROM {TABLE} WHERE status IN {_PENDING_SQL}"
+    f"FROM {TABLE} WHERE status IN {PENDING_SQL}"
 )
 #: Seconds the worker goes at most without looking for closed windows when none is due
 #: sooner: one that another process opens meanwhile lasts a second at least.
@@ -117,8 +110,7 @@ class PostgreSQLOutbox(Outbox):
         self._connection: Any = None  # psycopg2's, as its listener's.
         self._listener: Any = None
         self._wake_r, self._wake_w = os.pipe()
-        self._usage_lock = threading.Lock()
-        self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
+        self.admission = Admission(self.settings)
         # Email id -> the recipients still to try, after a refusal.
         self._remaining: dict[str, list[str]] = {}
         self._windows_seen_until = 0.0  # ``time.monotonic()``: see ``_saw_windows``.
@@ -135,7 +127,7 @@ class PostgreSQLOutbox(Outbox):
             return self._insert(cursor, emails)
 
     def _insert(self, cursor: Cursor, emails: list[Email]) -> list[tuple[Email, str]]:
-        refused = self._admit(cursor, emails)
+        refused = self.admission.admit(cursor, emails)
         dropped = {id(email) for email, _ in refused}
         rows = []
         for email in emails:
@@ -167,72 +159,6 @@ class PostgreSQLOutbox(Outbox):
         for email, (id_, _) in zip(emails, ids):
             email.id = str(id_)
         return refused
-
-    def _admit(self, cursor: Cursor, emails: list[Email]) -> list[tuple[Email, str]]:
-        """The tenancy limits, over every process's rows."""
-        settings = self.settings
-        refused: list[tuple[Email, str]] = []
-        buckets = sorted({email.bucket_id for email in emails}, key=lambda bucket: bucket or "")
-        if settings.max_emails_per_hour:
-            # Until commit: concurrent writes to a bucket would each count the rows without
-            # the others' (READ COMMITTED), and together pass the limit. Sorted: no deadlock.
-            for bucket_id in buckets:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(%(space)s, hashtext(%(bucket)s))",
-                    {"space": HOURLY_LOCKS, "bucket": bucket_id},
-                )
-            cursor.execute(
-                f"SELECT bucket_id, count(*) FROM {TABLE} WHERE bucket_id = ANY(%(buckets)s) "
-                f"AND created > now() - make_interval(secs => %(hour)s) AND status <> 'dropped' "
-                "GROUP BY bucket_id",
-                {"buckets": buckets, "hour": HOUR},
-            )
-            sent = Counter(dict(cursor.fetchall()))
-            for email in emails:
-                if sent[email.bucket_id] >= settings.max_emails_per_hour:
-                    refused.append((email, hourly_reason(settings.max_emails_per_hour)))
-                else:
-                    sent[email.bucket_id] += 1
-        if (settings.queue_bytes or settings.queue_size) and not self._far_from_bounds(emails):
-            cursor.execute(
-                f"SELECT bucket_id, count(*), coalesce(sum(size), 0) FROM {TABLE} "
-                f"WHERE status IN {_PENDING_SQL} GROUP BY bucket_id"
-            )
-            usage = cursor.fetchall()
-            count: Usage = Counter({bucket: n for bucket, n, _ in usage})
-            size: Usage = Counter({bucket: int(s) for bucket, _, s in usage})
-            with self._usage_lock:
-                self._usage = (time.monotonic(), sum(count.values()), sum(size.values()))
-            already = {id(email) for email, _ in refused}
-            for email in emails:
-                if id(email) in already:
-                    continue
-                evict = _Evictor(cursor, count, size)
-                reason, victims = make_room(email, count, size, settings, evict)
-                if reason is not None:
-                    refused.append((email, reason))
-                else:
-                    count[email.bucket_id] += 1
-                    size[email.bucket_id] += email.size
-                refused += victims
-        for email, reason in refused:
-            email.error = reason
-        return refused
-
-    def _far_from_bounds(self, emails: list[Email]) -> bool:
-        """Whether the usage this process read lately, plus what it added since, leaves
-        ``emails`` under half the queue's bounds: then the bounds can't be reached by the
-        writes of other processes within ``USAGE_TTL``, and the read is spared."""
-        settings, added = self.settings, sum(email.size for email in emails)
-        with self._usage_lock:
-            read_at, count, size = self._usage
-            if time.monotonic() - read_at > USAGE_TTL:
-                return False
-            count, size = count + len(emails), size + added
-            if count > settings.queue_size / 2 or size > settings.queue_bytes / 2:
-                return False
-            self._usage = (read_at, count, size)
-        return True
 
     def gather(self, windows_: list[Window]) -> None:
         if not windows_:
@@ -402,7 +328,7 @@ class PostgreSQLOutbox(Outbox):
 
     def pending(self) -> int:
         with self._worker_connection() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status IN {_PENDING_SQL}")
+            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status IN {PENDING_SQL}")
             return cursor.fetchone()[0]
 
     def next_due(self) -> float | None:
@@ -504,25 +430,3 @@ class PostgreSQLOutbox(Outbox):
     def reset_after_fork(self) -> None:
         # The parent's connections are the parent's: a child never uses their sockets.
         self._reset()
-
-
-class _Evictor:
-    """Drops the newest waiting row of a bucket, for ``make_room``."""
-
-    def __init__(self, cursor: Cursor, count: Usage, size: Usage):
-        self.cursor, self.count, self.size = cursor, count, size
-
-    def __call__(self, bucket_id: str | None, reason: str) -> Email | None:
-        self.cursor.execute(
-            f"UPDATE {TABLE} SET status = 'dropped', error = %(reason)s, "
-            "last_modified = clock_timestamp() WHERE id = ("
-            f"SELECT id FROM {TABLE} WHERE bucket_id = %(bucket)s AND status = 'queued' "
-            "ORDER BY id DESC LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, size, hook",
-            {"reason": reason, "bucket": bucket_id},
-        )
-        row = self.cursor.fetchone()
-        if row is None:
-            return None
-        self.count[bucket_id] -= 1
-        self.size[bucket_id] -= row[1]
-        return Email(None, location=row[2], bucket_id=bucket_id, id=str(row[0]), size=row[1])
