@@ -8,6 +8,7 @@ worker; ``kinto_emailer.queue_poll_interval`` is the fallback. Times are the dat
 that the clocks of several hosts don't matter.
 """
 
+import functools
 import json
 import os
 import select
@@ -65,6 +66,13 @@ _NEXT_DUE_AT = (
     f"SELECT min(CASE WHEN status = 'sending' THEN lease_until ELSE next_attempt END) "
     f"FROM {TABLE} WHERE status IN {PENDING_SQL}"
 )
+#: A clock that goes on while the host is suspended (Linux), for the leases: a worker whose
+#: host slept must not think its lease is still young.
+_lease_clock = (
+    functools.partial(time.clock_gettime, time.CLOCK_BOOTTIME)
+    if hasattr(time, "CLOCK_BOOTTIME")
+    else time.monotonic
+)
 #: Seconds the worker goes at most without looking for closed windows when none is due
 #: sooner: one that another process opens meanwhile lasts a second at least.
 WINDOW_LOOK = 0.5
@@ -114,7 +122,7 @@ class PostgreSQLOutbox(Outbox):
         # Email id -> the recipients still to try, after a refusal.
         self._remaining: dict[str, list[str]] = {}
         self._windows_seen_until = 0.0  # ``time.monotonic()``: see ``_saw_windows``.
-        #: Until when (``time.monotonic()``) each claimed email is surely still ours.
+        #: Until when (``_lease_clock()``) each claimed email is surely still ours.
         self._held: dict[str, float] = {}
 
     # Writing, in the request's transaction.
@@ -207,7 +215,7 @@ class PostgreSQLOutbox(Outbox):
 
     def claim(self, limit: int) -> list[Email]:
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.outbox_lease}
-        held = self._hold_from(time.monotonic())
+        held = self._hold_from(_lease_clock())
         with self._worker_connection() as cursor:
             cursor.execute(_CLAIM, params)
             rows = cursor.fetchall()
@@ -250,7 +258,7 @@ class PostgreSQLOutbox(Outbox):
         # A burst may take longer than one lease: each email is held anew as its turn comes,
         # once half of its lease has passed (before that, no worker can take it over: only
         # the lease's end lets one, and the views can't change an email being sent).
-        now = time.monotonic()
+        now = _lease_clock()
         if self._held.get(email.id, now) > now:
             return True
         with self._worker_connection() as cursor:
