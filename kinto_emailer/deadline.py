@@ -135,6 +135,9 @@ class _BoundedSession(_Session):
         return bounded
 
     def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        plain: Any = self.sock
+        if plain is not None:  # The handshake takes the socket's mode: Python's time-out.
+            plain.settimeout(self.clock.timeout())
         reply = super().starttls(*args, **kwargs)
         sock: Any = self.sock  # A BoundedSSLSocket, made by the context of ``tls_context``.
         sock.clock = self.clock

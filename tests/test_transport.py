@@ -204,3 +204,29 @@ def test_a_server_silent_after_ehlo_is_a_temporary_failure_within_a_step():
         # A step's time-out (the kernel's), not the exchange's deadline (1.8 s).
         assert str(error.value) == "Connection unexpectedly closed: timed out"
         assert isinstance(classify(error.value), TemporaryFailure)
+
+
+def test_a_starttls_handshake_that_never_comes_times_out_within_a_step():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def offer_tls_then_hang():
+            client, _ = listener.accept()
+            with client:
+                client.sendall(b"220 hello\r\n")
+                client.recv(1024)  # EHLO
+                client.sendall(b"250-hello\r\n250 STARTTLS\r\n")
+                client.recv(1024)  # STARTTLS
+                client.sendall(b"220 go ahead\r\n")
+                client.recv(1024)  # The client's hello: never answered.
+                threading.Event().wait(3)
+
+        threading.Thread(target=offer_tls_then_hang, daemon=True).start()
+        settings = {"kinto_emailer.smtp_timeout": "0.3", "mail.tls": "true"}
+        with pytest.raises(OSError) as error:
+            transport(listener.getsockname()[1], **settings).connect()
+        # The step's time-out, as Python's socket says it, not the exchange's deadline.
+        assert isinstance(error.value, TimeoutError)
+        assert "timed out" in str(error.value)
+        assert isinstance(classify(error.value), TemporaryFailure)
