@@ -1,5 +1,6 @@
 """transport.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
 
+import contextlib
 import email
 import email.policy
 import smtplib
@@ -181,52 +182,45 @@ def test_a_plain_connection_keeps_its_time_out_in_the_kernel(smtp):
     assert len(smtp.inbox.wait_for(1)) == 1
 
 
-def test_a_server_silent_after_ehlo_is_a_temporary_failure_within_a_step():
+@contextlib.contextmanager
+def answering_then_silent(*replies):
+    """A server on loopback that greets, answers each of the client's first writes with the
+    next of ``replies``, then reads on and never answers again; yields its port."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()
 
-        def greet_then_hang():
+        def serve():
             client, _ = listener.accept()
             with client:
                 client.sendall(b"220 hello\r\n")
-                client.recv(1024)  # EHLO
-                client.sendall(b"250 ok\r\n")
-                client.recv(1024)  # MAIL, RCPT, DATA: never answered.
+                for reply in replies:
+                    client.recv(1024)
+                    client.sendall(reply)
+                client.recv(1024)  # Never answered.
                 threading.Event().wait(3)
 
-        thread = threading.Thread(target=greet_then_hang, daemon=True)
-        thread.start()
-        settings = {"kinto_emailer.smtp_timeout": "0.3"}
-        connection = transport(listener.getsockname()[1], **settings).connect()
+        threading.Thread(target=serve, daemon=True).start()
+        yield listener.getsockname()[1]
+
+
+def test_a_server_silent_after_ehlo_is_a_temporary_failure_within_a_step():
+    with answering_then_silent(b"250 ok\r\n") as port:  # EHLO; then MAIL, RCPT, DATA.
+        connection = transport(port, **{"kinto_emailer.smtp_timeout": "0.3"}).connect()
         with pytest.raises(OSError) as error:
             connection.send(render(message(), "k@example.com"))
-        # A step's time-out (the kernel's), not the exchange's deadline (1.8 s).
-        assert str(error.value) == "Connection unexpectedly closed: timed out"
-        assert isinstance(classify(error.value), TemporaryFailure)
+    # A step's time-out (the kernel's), not the exchange's deadline (1.8 s).
+    assert str(error.value) == "Connection unexpectedly closed: timed out"
+    assert isinstance(classify(error.value), TemporaryFailure)
 
 
 def test_a_starttls_handshake_that_never_comes_times_out_within_a_step():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-
-        def offer_tls_then_hang():
-            client, _ = listener.accept()
-            with client:
-                client.sendall(b"220 hello\r\n")
-                client.recv(1024)  # EHLO
-                client.sendall(b"250-hello\r\n250 STARTTLS\r\n")
-                client.recv(1024)  # STARTTLS
-                client.sendall(b"220 go ahead\r\n")
-                client.recv(1024)  # The client's hello: never answered.
-                threading.Event().wait(3)
-
-        threading.Thread(target=offer_tls_then_hang, daemon=True).start()
+    # EHLO, STARTTLS; then the client's TLS hello.
+    with answering_then_silent(b"250-hello\r\n250 STARTTLS\r\n", b"220 go ahead\r\n") as port:
         settings = {"kinto_emailer.smtp_timeout": "0.3", "mail.tls": "true"}
         with pytest.raises(OSError) as error:
-            transport(listener.getsockname()[1], **settings).connect()
-        # The step's time-out, as Python's socket says it, not the exchange's deadline.
-        assert isinstance(error.value, TimeoutError)
-        assert "timed out" in str(error.value)
-        assert isinstance(classify(error.value), TemporaryFailure)
+            transport(port, **settings).connect()
+    # The step's time-out, as Python's socket says it, not the exchange's deadline.
+    assert isinstance(error.value, TimeoutError)
+    assert "timed out" in str(error.value)
+    assert isinstance(classify(error.value), TemporaryFailure)
