@@ -8,12 +8,14 @@ from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.config import Configurator
 from pyramid.events import ContextFound, NewRequest
 
-from . import health, rollback, shutdown
+from .compose.listener import build_notification
 from .config import EmailerSettings, read_settings
-from .delivery import Delivery
-from .event_names import review_event_classes
-from .listener import build_notification
-from .saving import validate_metadata
+from .delivery import shutdown
+from .delivery.service import Delivery
+from .hooks import rollback
+from .hooks.events import review_event_classes
+from .hooks.validation import validate_metadata
+from .web import health
 
 
 __version__ = importlib.metadata.version("kinto-emailer")
@@ -43,7 +45,7 @@ def includeme(config: Configurator) -> None:
             "Private hooks' emails carry no unsubscribe link: set kinto.userid_hmac_secret "
             "or kinto_emailer.unsubscribe_secret"
         )
-    config.include("kinto_emailer.unsubscribe")
+    config.include("kinto_emailer.web.unsubscribe")
 
     config.add_api_capability(
         "emailer",
@@ -54,16 +56,16 @@ def includeme(config: Configurator) -> None:
     )
     if emailer_settings.outbox_name == "postgresql":
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from .outbox.postgresql import schema
+        from .outbox.postgresql import table
 
-        config.add_migration(schema.Migration())
+        config.add_migration(table.Migration())
         # ``kinto migrate`` loads the app to create the table: it can't need it yet.
         if not getattr(config.registry, "command", None):
-            schema.check_schema(emailer_settings.storage_url)
+            table.check_schema(emailer_settings.storage_url)
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)
-    config.scan("kinto_emailer.views")
+    config.scan("kinto_emailer.web.emails")
     config.add_subscriber(
         validate_metadata,
         ResourceChanged,

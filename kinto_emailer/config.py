@@ -17,7 +17,7 @@ from typing import Any
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import aslist
 
-from .recipients import parse_address
+from .addresses import parse_address
 
 
 PLUGIN_PREFIX = "kinto_emailer."

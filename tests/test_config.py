@@ -246,9 +246,9 @@ def test_the_plugin_loads_without_psycopg2_outside_the_postgresql_outbox():
     # In a process of its own: this one has psycopg2 loaded already.
     code = (
         "import sys; sys.modules['psycopg2'] = None\n"
-        "import kinto_emailer, kinto_emailer.listener, kinto_emailer.views\n"
-        "import kinto_emailer.command\n"
-        "from kinto_emailer.delivery import Delivery\n"
+        "import kinto_emailer, kinto_emailer.compose.listener, kinto_emailer.web.emails\n"
+        "import kinto_emailer.cli.worker\n"
+        "from kinto_emailer.delivery.service import Delivery\n"
         "from kinto_emailer.config import read_settings\n"
         "Delivery(read_settings({}))\n"
     )

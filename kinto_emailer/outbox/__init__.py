@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import transaction
 from pyramid_mailer.message import Message
 
-from ..mime import Outgoing
+from ..smtp.mime import Outgoing
 
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ import time
 from collections import Counter, OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
-from ..drafts import complete
+from ..compose.drafts import complete
 from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox, Window
 from . import status as status_views
 from .limits import HourlyLimit, Usage, make_room

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid_mailer.message import Message
 
-from ..drafts import mark
+from ..compose.drafts import mark
 from . import DROPPED, QUEUED, RETRYING, SENDING, Email, Outbox, Window, message_to_json
 
 

@@ -40,14 +40,14 @@ from ..status import Query
 from . import status, windows
 from .admission import PENDING_SQL, Admission
 from .cursors import Cursor, SessionCursor, StorageCursor, WorkerTransaction
-from .schema import CHANNEL, TABLE, dsn
+from .table import CHANNEL, TABLE, dsn
 
 
 if TYPE_CHECKING:
     from kinto.core.storage.postgresql import Storage
 
     from ...config import EmailerSettings
-    from ...mime import Outgoing
+    from ...smtp.mime import Outgoing
 
 
 #: Windows closed per transaction.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from .. import PENDING, Email
 from ..limits import HOUR, Usage, hourly_reason, make_room
-from .schema import TABLE
+from .table import TABLE
 
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from typing import Any
 from .. import QUEUED
 from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
 from .cursors import Cursor
-from .schema import CHANNEL, TABLE
+from .table import CHANNEL, TABLE
 
 
 RECORD = (

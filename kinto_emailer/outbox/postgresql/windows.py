@@ -9,7 +9,7 @@ import json
 from typing import TYPE_CHECKING
 
 # The module, not its names: drafts imports this package's message serialization.
-from ... import drafts
+from ...compose import drafts
 from .. import Email, Window
 
 

@@ -1,0 +1,1 @@
+"""Command line tools: the delivery worker and kinto-send-email."""

@@ -1,0 +1,300 @@
+"""From events to messages, and their hand-off once the transaction has committed."""
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+import transaction
+from kinto.core.storage import StorageBase
+
+from ..hooks import selection, templates
+from ..outbox import Email, active_transaction
+from .digests import Digests, origin
+from .email import compose
+from .request_bytes import RequestBytes
+
+
+if TYPE_CHECKING:
+    from .. import Emailer
+    from ..config import EmailerSettings
+    from ..hooks.events import ChangeEvent
+    from ..outbox import Window
+
+logger = logging.getLogger("kinto_emailer.listener")
+
+PENDING_KEY = "kinto_emailer.pending"
+BUDGET_KEY = "kinto_emailer.regex_budget"
+
+
+def event_name(event: object) -> str:
+    cls = type(event)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    # Emails about ordinary changes are sent after commit: they carry the name people filter on.
+    return selection.KINTO_EVENT if name == selection.KINTO_EVENT_SYNONYM else name
+
+
+def request_context(event: "ChangeEvent", settings: "EmailerSettings") -> dict[str, Any]:
+    request = event.request
+    try:
+        root_url = request.route_url("hello")
+    except Exception:  # Route-less requests, such as a plugin's own script.
+        root_url = request.application_url + "/"
+    return {
+        "user_id": event.payload.get("user_id") or request.prefixed_userid,
+        "root_url": root_url,
+        "client_address": request.client_addr,
+        "user_agent": request.user_agent,
+        "event": event_name(event),
+        "settings": settings.exposed_settings,
+    }
+
+
+def object_context(
+    event: "ChangeEvent", impacted: dict[str, Any], base: dict[str, Any]
+) -> dict[str, Any]:
+    """Placeholders for one impacted object: ids come from the object, never the payload.
+
+    Kinto merges the events of a batch, so the payload's ids are those of the first object.
+    """
+    payload = event.payload
+    new, old = impacted.get("new") or {}, impacted.get("old") or {}
+    obj = new or old
+    context = {
+        # A plugin's event may carry fields of its own: they render when present.
+        **{k: v for k, v in payload.items() if isinstance(v, str | int | float)},
+        **base,
+        "resource_name": payload.get("resource_name"),
+        "action": payload.get("action"),
+        "bucket_id": payload.get("bucket_id"),
+        "timestamp": obj.get("last_modified", payload.get("timestamp")),
+        "id": obj.get("id"),
+        "new": new,
+        "old": old,
+    }
+    for name in templates.EVENT_PLACEHOLDERS:
+        if getattr(event, name, None) is not None:
+            context[name] = getattr(event, name)
+    bid = context["bucket_id"]
+    if context["resource_name"] == "record":
+        cid = context["collection_id"] = payload.get("collection_id")
+        context["record_id"] = obj.get("id")
+        context["uri"] = f"/buckets/{bid}/collections/{cid}/records/{obj.get('id')}"
+    else:
+        context.pop("record_id", None)
+        context["collection_id"] = obj.get("id")
+        context["uri"] = f"/buckets/{bid}/collections/{obj.get('id')}"
+    return context
+
+
+def _hooks_owner(
+    event: "ChangeEvent", impacted: dict[str, Any]
+) -> tuple[Any, Any, dict[str, Any] | None]:
+    """``(bucket_id, collection_id, collection)`` whose hooks apply to an impacted object.
+
+    ``collection`` is the changed collection's own data (the deleted version on delete);
+    ``None`` for a record, whose collection is read from storage.
+    """
+    payload = event.payload
+    if payload.get("resource_name") == "record":
+        return payload.get("bucket_id"), payload.get("collection_id"), None
+    collection = impacted.get("new") or {}
+    if collection.get("deleted"):
+        collection = impacted.get("old") or {}
+    obj = impacted.get("new") or impacted.get("old") or {}
+    return payload.get("bucket_id"), obj.get("id"), collection
+
+
+def collect_emails(
+    event: "ChangeEvent",
+    emailer: "Emailer",
+    digests: Digests | None = None,
+    windows: "list[Window] | None" = None,
+    request_bytes: RequestBytes | None = None,
+) -> list[Email]:
+    """Every email that ``event`` asks for, one per impacted object and matching hook, within
+    the request's bytes (``request_bytes``; past them, emails are dropped or not built).
+
+    Digest hooks add their objects to ``digests``, to be composed once the request's events
+    are all in; without ``digests``, those of this event are composed at once, and their
+    parts of time windows added to ``windows``.
+    """
+    settings = emailer.settings
+    own_digests = digests is None
+    if digests is None:
+        digests = Digests(settings, emailer.delivery.windowed)
+    if request_bytes is None:
+        request_bytes = RequestBytes(settings.max_request_bytes, emailer.delivery.drop)
+    request = event.request
+    finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
+    base: dict[str, Any] | None = None
+    # One budget for the patterns of the whole request: a batch's objects share it.
+    budget = request.bound_data.get(BUDGET_KEY)
+    if budget is None:
+        budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
+    emails: list[Email] = []
+    for impacted in event.impacted_objects:
+        hooks, location = finder.hooks(*_hooks_owner(event, impacted))
+        if not hooks:
+            continue
+        # Built only when some hook may fire: most writes have none, and URLs cost.
+        base = base or request_context(event, settings)
+        context = object_context(event, impacted, base)
+        for index, hook in selection.matching_hooks(hooks, context, budget, location):
+            where = f"{location}#{index}"
+            try:
+                if hook.get("digest") is True:
+                    digests.add(hook, context, where)
+                    continue
+                if request_bytes.spent:
+                    request_bytes.skip(where, origin(context))
+                    continue
+                messages = compose(hook, context, finder, settings, where)
+            except Exception:
+                # A hook can never break a write: skip it and say why.
+                logger.exception("Hook %s: could not build the email", where)
+                continue
+            built = [Email(message, where, **origin(context)) for message in messages]
+            emails += request_bytes.admit(built)
+    if budget.skipped > budget.reported:
+        logger.warning(
+            "%d hook(s) skipped: the request's regular expressions ran out of time",
+            budget.skipped - budget.reported,
+        )
+        budget.reported = budget.skipped
+    if own_digests:
+        digest_emails, digest_windows = digests.take(finder, request_bytes)
+        emails += digest_emails
+        if windows is not None:
+            windows += digest_windows
+    request_bytes.report_skipped()
+    return emails
+
+
+class RequestEmails:
+    """The emails of one request: put in the outbox inside the request's transaction where
+    the outbox has one (PostgreSQL), else handed over once the transaction has committed."""
+
+    def __init__(self, emailer: "Emailer", storage: StorageBase):
+        self.delivery = emailer.delivery
+        self.settings = emailer.settings
+        self.emails: list[Email] = []
+        self.windows: list[Window] = []
+        self.seen_events: list[ChangeEvent] = []
+        self.digests = Digests(emailer.settings, emailer.delivery.windowed)
+        self.storage = storage
+        self.request_bytes = RequestBytes(emailer.settings.max_request_bytes, self.delivery.drop)
+        # The transaction whose commit calls us back.
+        self.hooked: transaction.interfaces.ITransaction | None = None
+
+    def add(self, emails: list[Email]) -> None:
+        current = active_transaction()
+        if current is None:
+            # Events notified after commit (review events): the data is already stored.
+            self.delivery.put(emails)
+            return
+        self.emails.extend(emails)
+        self.call_at_commit(current)
+
+    def call_at_commit(self, current: "transaction.interfaces.ITransaction | None" = None) -> None:
+        current = current or active_transaction()
+        if current is None or self.hooked is current:
+            return
+        self.hooked = current
+        current.addBeforeCommitHook(self._before_commit)
+        if not self.delivery.transactional:
+            current.addAfterCommitHook(self._after_commit)
+
+    def _before_commit(self) -> None:
+        if self.digests:
+            # Every event is in, and storage is still readable.
+            try:
+                finder = selection.HookFinder(self.storage)
+                digests, windows = self.digests.take(finder, self.request_bytes)
+                self.request_bytes.report_skipped()
+            except Exception:
+                # Raising here would fail the commit: a hook can never break a write.
+                logger.exception("Could not build the digests of the request")
+                digests, windows = [], []
+            self.emails.extend(digests)
+            self.windows.extend(windows)
+        if self.delivery.transactional:
+            # In the transaction: committed with the change, or not at all.
+            emails, self.emails, self.hooked = self.emails, [], None
+            windows, self.windows = self.windows, []
+            try:
+                self.delivery.put(emails)
+                self.delivery.gather(windows)
+            except Exception:
+                # The commit fails with it, and nothing else would roll the change back:
+                # its locks would be held until this thread serves another request.
+                transaction.abort()
+                raise
+
+    def _after_commit(self, success: bool) -> None:
+        emails, self.emails, self.hooked = self.emails, [], None
+        windows, self.windows = self.windows, []
+        if success:
+            self.delivery.put(emails)
+            self.delivery.gather(windows)
+        elif emails or windows:
+            logger.info("Transaction aborted: %d email(s) not sent", len(emails) + len(windows))
+
+
+def collect_after_commit(
+    event: "ChangeEvent", emailer: "Emailer", request_bytes: RequestBytes | None = None
+) -> list[Email]:
+    """``collect_emails`` for an event notified once its transaction has committed.
+
+    On PostgreSQL, storage can't be read in a committed transaction (zope.sqlalchemy refuses
+    to join it): the reads run in a thread of their own, in a transaction that is discarded.
+    """
+    outcome: dict[str, Any] = {}
+
+    def read() -> None:
+        transaction.begin()
+        try:
+            outcome["windows"] = []
+            outcome["emails"] = collect_emails(
+                event, emailer, windows=outcome["windows"], request_bytes=request_bytes
+            )
+        except Exception as e:
+            outcome["error"] = e
+        finally:
+            transaction.abort()
+
+    reader = threading.Thread(target=read, name="kinto-emailer-after-commit")
+    reader.start()
+    reader.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    emailer.delivery.gather(outcome["windows"])
+    return outcome["emails"]
+
+
+def build_notification(event: "ChangeEvent") -> None:
+    """Build the emails an event asks for and send them once its transaction commits.
+
+    Public: another plugin may subscribe it to its own events. An event that reaches it
+    twice is handled once.
+    """
+    request = event.request
+    emailer = request.registry.emailer
+    pending = request.bound_data.get(PENDING_KEY)
+    if pending is None:
+        pending = RequestEmails(emailer, request.registry.storage)
+        request.bound_data[PENDING_KEY] = pending
+    if any(seen is event for seen in pending.seen_events):
+        return
+    pending.seen_events.append(event)
+    try:
+        if active_transaction() is None:
+            emails = collect_after_commit(event, emailer, pending.request_bytes)
+        else:
+            emails = collect_emails(event, emailer, pending.digests, pending.request_bytes)
+            if pending.digests:
+                pending.call_at_commit()
+    except Exception:
+        logger.exception("Could not build emails for %r", event)
+        return
+    if emails:
+        pending.add(emails)

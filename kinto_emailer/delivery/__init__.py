@@ -1,0 +1,1 @@
+"""The worker that takes emails from the outbox to the SMTP server, and what it logs."""

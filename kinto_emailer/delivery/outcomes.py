@@ -1,0 +1,118 @@
+"""What happened to each email: one log line and one count per outcome.
+
+Lines carry the message id, the number of recipients, the hook's location and the reason;
+never a subject, a body or an address (an address in a server's reply becomes
+``[recipient]``). The recipients' addresses are logged at DEBUG only, on their own logger.
+"""
+
+import json
+import logging
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+
+if TYPE_CHECKING:
+    from ..outbox import Email
+
+
+logger = logging.getLogger("kinto_emailer.outcomes")
+addresses_logger = logging.getLogger("kinto_emailer.outcomes.addresses")
+
+QUEUED, SENT, RETRIED, FAILED, DROPPED = "queued", "sent", "retried", "failed", "dropped"
+LEVELS = {
+    QUEUED: logging.INFO,
+    SENT: logging.INFO,
+    RETRIED: logging.WARNING,
+    FAILED: logging.ERROR,
+    DROPPED: logging.ERROR,
+}
+REDACTED = "[recipient]"
+_PLAIN = re.compile(r"^[^\s\"=]+$")
+
+
+def redact(text: str, addresses: Iterable[str]) -> str:
+    for address in sorted({a for a in addresses if a}, key=len, reverse=True):
+        text = re.sub(re.escape(address), REDACTED, text, flags=re.IGNORECASE)
+    return text
+
+
+def _log(
+    outcome: str,
+    email: "Email",
+    level: int,
+    reason: object,
+    recipients: Iterable[str] | None,
+    hide: Iterable[str],
+    details: dict[str, Any],
+) -> None:
+    # Only when the line is written: at the default levels most outcomes aren't.
+    recipients = list(email.recipients if recipients is None else recipients)
+    filename = getattr(email, "filename", None)
+    fields: dict[str, Any] = {
+        "id": email.message_id or "-",
+        "hook": email.location or "-",
+        "recipients": len(recipients),
+        **details,
+    }
+    if filename:
+        fields["file"] = filename.rsplit("/", 1)[-1]
+    if reason is not None:
+        fields["reason"] = redact(str(reason), [*recipients, *email.recipients, *hide])
+    extra = {
+        "outcome": outcome,
+        "message_id": fields["id"],
+        "hook": fields["hook"],
+        "recipient_count": fields["recipients"],
+        "reason": fields.get("reason"),
+        "bucket_id": email.labels.get("bucket_id"),
+        "collection_id": email.labels.get("collection_id"),
+    }
+    text = " ".join(_field(name, value) for name, value in fields.items())
+    logger.log(level, "Email %s: %s", outcome, text, extra=extra)
+
+
+def _field(name: str, value: object) -> str:
+    value = str(value)
+    return f"{name}={value if _PLAIN.match(value) else json.dumps(value)}"
+
+
+class Report:
+    """Called from request threads and the delivery thread; ``count`` must be thread-safe."""
+
+    def __init__(self) -> None:
+        #: ``count(outcome, labels)``: set by ``health`` when Kinto has a metrics service.
+        self.count: Callable[[str, dict[str, str | None]], None] | None = None
+
+    def redact(self, reason: str, email: "Email", hide: Iterable[str] = ()) -> str:
+        """``reason`` without the addresses of ``email`` nor those in ``hide``."""
+        return redact(str(reason), [*email.recipients, *hide])
+
+    def __call__(
+        self,
+        outcome: str,
+        email: "Email",
+        reason: object = None,
+        recipients: Iterable[str] | None = None,
+        hide: Iterable[str] = (),
+        level: int | None = None,
+        **details: Any,
+    ) -> None:
+        """Log one line about ``email`` (an outbox's ``Email``) and count it.
+
+        ``recipients`` narrows the line to some of the email's recipients; addresses in
+        ``hide`` are redacted from the reason too.
+        """
+        level = LEVELS[outcome] if level is None else level
+        if logger.isEnabledFor(level):
+            _log(outcome, email, level, reason, recipients, hide, details)
+        if outcome in (FAILED, DROPPED) and addresses_logger.isEnabledFor(logging.DEBUG):
+            recipients = list(email.recipients if recipients is None else recipients)
+            addresses_logger.debug(
+                "Email %s %s to: %s", email.message_id or "-", outcome, recipients
+            )
+        if self.count is not None:
+            try:
+                self.count(outcome, email.labels)
+            except Exception:  # Metrics never stop an email nor break a write.
+                logger.warning("Could not count an email %s", outcome, exc_info=True)

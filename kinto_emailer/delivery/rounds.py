@@ -1,0 +1,146 @@
+"""Rounds of emails over one SMTP connection, and what each outcome leads to: sent, tried
+again later with exponential backoff and jitter, or given up; each told to the outbox and
+to the report."""
+
+import random
+import smtplib
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..outbox import Email, Outbox
+from ..smtp.connection import (
+    PermanentFailure,
+    Refused,
+    SMTPConnection,
+    SMTPTransport,
+    TemporaryFailure,
+    classify,
+)
+from .outcomes import FAILED, RETRIED, SENT, Report
+
+
+if TYPE_CHECKING:
+    from ..config import EmailerSettings
+
+
+class Sender:
+    """Owned by the worker thread."""
+
+    def __init__(
+        self, settings: "EmailerSettings", transport: SMTPTransport, outbox: Outbox, report: Report
+    ):
+        self.settings = settings
+        self.transport = transport
+        self.outbox = outbox
+        self.report = report
+        self.connection: SMTPConnection | None = None
+        #: Set at shutdown: no retry after it; what is left is given back to the outbox.
+        self.deadline: float | None = None
+        self.last_sent = 0.0
+
+    def send_burst(self, emails: list[Email]) -> None:
+        again: list[Email] = []  # The server closed a session we reused: not the email's fault.
+        for index, email in enumerate(emails):
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                self.outbox.release(emails[index:] + again)
+                return
+            if self.connection is None:
+                try:
+                    self.connection = self.transport.connect()
+                except Exception as e:
+                    # The server can't be reached: every email of this round waits.
+                    failure = classify(e)
+                    for waiting in emails[index:] + again:
+                        self.failed(waiting, failure)
+                    return
+            if not self.outbox.renew(email):
+                continue  # Its lease ran out while the burst went on: another worker has it.
+            if not self._send(email):
+                again.append(email)
+        if again:
+            self.send_burst(again)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            connection, self.connection = self.connection, None
+            connection.close()
+
+    def _send(self, email: Email) -> bool:
+        """False when the email must be sent again at once, on a new connection."""
+        connection = self.connection
+        assert connection is not None  # ``send_burst`` connects first.
+        try:
+            assert email.outgoing is not None  # Prepared by the worker.
+            refused = connection.send(email.outgoing)
+        except Exception as e:
+            # After a reply the session goes on; after anything else it is unusable.
+            if not isinstance(e, smtplib.SMTPResponseException | smtplib.SMTPRecipientsRefused):
+                self.close()
+                closed = isinstance(e, smtplib.SMTPServerDisconnected) and not connection.expired
+                if connection.sent and closed:
+                    return False
+            self.failed(email, classify(e))
+            return True
+        self.last_sent = time.monotonic()
+        if refused:
+            self._partly_refused(email, refused)
+            return True
+        email.attempts += 1
+        self.report(SENT, email)
+        self.outbox.sent(email)
+        return True
+
+    def _partly_refused(self, email: Email, refused: Refused) -> None:
+        assert email.outgoing is not None  # Prepared by the worker.
+        later = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
+        never = [rcpt for rcpt in refused if rcpt not in later]
+        accepted = [rcpt for rcpt in email.outgoing.recipients if rcpt not in refused]
+        self.report(SENT, email, recipients=accepted)
+        if never:
+            reason = f"permanent: {_reasons(refused, never)}"
+            attempts = email.attempts + 1
+            self.report(FAILED, email, reason, recipients=never, hide=refused, attempts=attempts)
+        if not later:
+            email.attempts += 1
+            self.outbox.sent(email)
+            return
+        # The next attempt goes to those that may still accept it.
+        email.outgoing.recipients = later
+        self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
+
+    def failed(self, email: Email, failure: Exception, hide: Iterable[str] = ()) -> None:
+        email.attempts += 1
+        if isinstance(failure, PermanentFailure):
+            reason = f"permanent: {failure}"
+            self.report(FAILED, email, reason, hide=hide, attempts=email.attempts)
+            self.outbox.failed(email, self.report.redact(reason, email, hide))
+            return
+        if email.attempts >= self.settings.retry_max_attempts:
+            reason = f"gave up after {email.attempts} attempt(s): {failure}"
+            self.report(FAILED, email, reason, hide=hide, attempts=email.attempts)
+            self.outbox.failed(email, self.report.redact(reason, email, hide))
+        elif self.deadline is not None:
+            email.attempts -= 1  # Not an attempt of its own: the next process tries it.
+            self.outbox.release([email])
+        else:
+            delay = self.backoff(email.attempts)
+            attempt = f"{email.attempts}/{self.settings.retry_max_attempts}"
+            again = f"{delay:.2f}s"
+            self.report(RETRIED, email, failure, hide=hide, attempt=attempt, retry_in=again)
+            self.outbox.retry(email, delay, self.report.redact(str(failure), email, hide))
+
+    def backoff(self, attempts: int) -> float:
+        settings = self.settings
+        delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempts - 1))
+        # Jitter: processes that failed together don't all come back at the same instant.
+        return random.uniform(delay / 2, delay)
+
+
+def _reasons(refused: Refused, recipients: list[str]) -> str:
+    """One reply per line of text: ``550 5.1.1 unknown user (2 recipients)``."""
+    counts: dict[str, int] = {}
+    for rcpt in recipients:
+        reply = " ".join(str(part) for part in refused[rcpt])
+        counts[reply] = counts.get(reply, 0) + 1
+    return "; ".join(f"{reply} ({n} recipient(s))" for reply, n in counts.items())

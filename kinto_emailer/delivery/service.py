@@ -1,0 +1,176 @@
+"""How emails leave the process: into the outbox, to which the delivery worker listens; or
+straight into ``.eml`` files with the debug mailer.
+
+The delivery mode is decided here, once, from the settings.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kinto.core.storage import StorageBase
+from pyramid_mailer.mailer import DebugMailer
+from pyramid_mailer.message import Message
+
+from ..outbox import Email, Outbox, Window, active_transaction
+from ..outbox.maildir import MaildirOutbox
+from ..outbox.memory import MemoryOutbox
+from ..smtp import mime
+from ..smtp.connection import SMTPTransport
+from .outcomes import DROPPED, FAILED, QUEUED, SENT, Report
+from .worker import Worker
+
+
+if TYPE_CHECKING:
+    from ..config import EmailerSettings
+
+logger = logging.getLogger("kinto_emailer.delivery")
+
+
+class Delivery:
+    """Puts emails in the outbox (or the debug mailer's directory); never raises on a write
+    but where the outbox is transactional, whose failure must fail the write with it."""
+
+    def __init__(self, emailer_settings: "EmailerSettings", storage: StorageBase | None = None):
+        self.settings = emailer_settings
+        self.transport = SMTPTransport(emailer_settings)
+        self.report = Report()
+        self.debug_mailer: DebugMailer | None = None
+        #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
+        self.outbox: Outbox | None = None
+        self.worker: Worker | None = None
+        if emailer_settings.debug_directory:
+            self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
+        else:
+            self.outbox = open_outbox(emailer_settings, self.render, storage)
+            # Never with the debug mailer (``runs_worker``).
+            if emailer_settings.runs_worker:
+                self.worker = Worker(
+                    emailer_settings, self.outbox, self.transport, self.render, self.report
+                )
+        if not emailer_settings.tls_verify:
+            logger.warning(
+                "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
+                "is not checked, anyone on the way can read and change emails."
+            )
+
+    @property
+    def transactional(self) -> bool:
+        """Whether ``put`` must be called inside the request's transaction."""
+        return self.outbox is not None and self.outbox.transactional
+
+    @property
+    def windowed(self) -> bool:
+        """Whether the outbox keeps time-window digests (else they are sent per request)."""
+        return self.outbox is not None and self.outbox.windowed
+
+    def render(self, message: Message) -> mime.Outgoing:
+        return mime.render(message, self.settings.default_sender)
+
+    def start(self) -> None:
+        """Start the worker in this process, if it has one and it is not running yet."""
+        if self.worker is not None:
+            self.worker.ensure_started()
+
+    def send_now(self, message: Message) -> None:
+        """Send one message synchronously; raises what the transport raises."""
+        if self.debug_mailer:
+            message.sender = message.sender or self.settings.default_sender
+            self.debug_mailer.send_immediately(message)
+        else:
+            self.transport.send_one(self.render(message))
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every email handed over so far was delivered or given up.
+
+        Returns False when ``timeout`` seconds passed first. The public way for tests and
+        scripts to wait for the worker.
+        """
+        return True if self.worker is None else self.worker.drain(timeout)
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Deliver what the worker holds within ``timeout`` (``shutdown_timeout``), then stop."""
+        return True if self.worker is None else self.worker.stop(timeout)
+
+    def put(self, emails: list[Email]) -> None:
+        if not emails:
+            return
+        outbox = self.outbox
+        if outbox is None:
+            self._write_debug_files(emails)
+            return
+        try:
+            refused = outbox.put(emails)
+        except Exception as e:
+            if outbox.transactional:
+                raise  # The emails are part of the change: neither is committed.
+            for email in emails:
+                self.report(FAILED, email, f"could not store the email: {e}")
+            return
+        current = active_transaction() if outbox.transactional else None
+        if current is None:
+            self._report_put(emails, refused)
+        else:
+            # Rows of the request's transaction: they exist, dropped ones too, once it commits.
+
+            def report_at_commit(committed: bool) -> None:
+                if committed:
+                    self._report_put(emails, refused)
+
+            current.addAfterCommitHook(report_at_commit)
+
+    def _report_put(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
+        refused_ids = {id(email) for email, _ in refused}
+        for email, reason in refused:
+            self.report(DROPPED, email, reason)
+        # Where the outbox outlives the process, the email is safe: worth a line.
+        durable = self.outbox is not None and self.outbox.durable
+        level = logging.INFO if durable else logging.DEBUG
+        for email in emails:
+            if id(email) not in refused_ids:
+                self.report(QUEUED, email, level=level)
+        if self.worker is not None:
+            self.worker.wake()
+
+    def gather(self, windows: list[Window]) -> None:
+        """Add a request's digest parts to their hooks' windows; as ``put`` on failure."""
+        outbox = self.outbox
+        if not windows or outbox is None:
+            return
+        try:
+            outbox.gather(windows)
+        except Exception:
+            if outbox.transactional:
+                raise  # The window is part of the change: neither is committed.
+            logger.exception("Could not add %d digest part(s) to their windows", len(windows))
+            return
+        if self.worker is not None:
+            self.worker.wake()  # Its wait now ends when the first window closes.
+
+    def drop(self, email: Email, reason: str, **details: Any) -> None:
+        """An email refused before it reaches the outbox; ``details`` go in the log line."""
+        self.report(DROPPED, email, reason, **details)
+
+    def _write_debug_files(self, emails: list[Email]) -> None:
+        for email in emails:
+            try:
+                self.send_now(email.message)
+                self.report(SENT, email, to="debug-mailer")
+            except Exception as e:
+                self.report(FAILED, email, f"could not write the email: {e}")
+
+
+def open_outbox(
+    settings: "EmailerSettings",
+    render: Callable[[Message], mime.Outgoing],
+    storage: StorageBase | None = None,
+) -> Outbox:
+    """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
+    if settings.outbox_name == "postgresql":
+        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
+        from ..outbox.postgresql import PostgreSQLOutbox
+
+        return PostgreSQLOutbox(settings, settings.storage_url, storage)
+    if settings.outbox_name == "maildir":
+        return MaildirOutbox(settings, render)
+    return MemoryOutbox(settings)

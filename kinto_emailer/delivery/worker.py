@@ -1,0 +1,224 @@
+"""The delivery worker: a thread that claims emails from the outbox and hands them to the
+sender, off the request path.
+
+In a web process it starts on first use (never before a pre-forking server forks); in
+``kinto-emailer worker`` it is the process's work. At exit it delivers what it holds within
+``kinto_emailer.shutdown_timeout`` (see ``shutdown``), and gives back what it could not.
+"""
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyramid_mailer.message import Message
+
+from ..outbox import Email, Outbox
+from .outcomes import DROPPED, FAILED, Report
+from .rounds import Sender
+
+
+if TYPE_CHECKING:
+    from ..config import EmailerSettings
+    from ..smtp.connection import SMTPTransport
+    from ..smtp.mime import Outgoing
+
+
+logger = logging.getLogger("kinto_emailer.worker")
+
+#: Emails claimed per round, so that retries that fall due are interleaved with new ones.
+BURST = 100
+#: Seconds an idle SMTP session stays open (servers wait at least 5 minutes, RFC 5321).
+KEEP_ALIVE = 5.0
+#: Seconds the worker waits once woken: the request that handed emails over finishes
+#: first (the worker would compete with it for the GIL), and a burst gathers.
+LINGER = 0.005
+#: Seconds between two purges of the ended emails kept for the status views.
+PURGE_EVERY = 600.0
+_workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: "EmailerSettings",
+        outbox: Outbox,
+        transport: "SMTPTransport",
+        render: Callable[[Message], "Outgoing"],
+        report: Report,
+    ):
+        self.settings = settings
+        self.outbox = outbox
+        self.transport = transport
+        self.render = render
+        self.report = report
+        self._reset()
+        _workers.add(self)
+
+    def _reset(self) -> None:
+        # Also in a forked child: the parent's thread is not there, its locks may be held.
+        self._pid: int | None = None
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._stopping = False
+        self._stopped = threading.Event()
+        self.sender = Sender(self.settings, self.transport, self.outbox, self.report)
+
+    def ensure_started(self) -> None:
+        if self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._thread = threading.Thread(
+                target=self.run, name="kinto-emailer-delivery", daemon=True
+            )
+            self._thread.start()
+            self._pid = os.getpid()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def wake(self) -> None:
+        self.ensure_started()
+        self.outbox.wake()
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every email in the outbox was delivered or given up; False on time-out."""
+        self.ensure_started()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        wait_idle = getattr(self.outbox, "wait_idle", None)
+        if wait_idle is not None:
+            return wait_idle(timeout)
+        # Other processes add to a shared outbox without telling us: look again.
+        while self.outbox.pending():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Deliver what is held within ``timeout`` seconds, then end the thread."""
+        return not self.begin_stop(timeout) or self.wait_stopped(timeout)
+
+    def begin_stop(self, timeout: float | None = None) -> bool:
+        if self._thread is None or self._pid != os.getpid() or self._stopping:
+            return False
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        self._stopping = True
+        # Read by the sender before each email: a burst under way stops at the deadline.
+        self.sender.deadline = time.monotonic() + timeout
+        if not self.outbox.durable:
+            held = self.outbox.pending()
+            if held:
+                logger.info("Stopping delivery: %d email(s) to deliver within %gs", held, timeout)
+            self.outbox.hurry()  # Retries don't wait for their time: there is no later.
+        self.outbox.wake()
+        return True
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        assert self._thread is not None, "begin_stop() first"
+        # A connection under way may outlast the deadline by up to one exchange.
+        self._thread.join(timeout + self.settings.smtp_exchange_timeout + 1)
+        if self._thread.is_alive():
+            logger.error("Delivery still busy at exit: emails in memory may be lost")
+            return False
+        return True
+
+    def run(self) -> None:
+        """The worker's loop, until ``begin_stop``; then what is left is given back."""
+        next_purge = time.monotonic()
+        while True:
+            try:
+                if self._deliver_round():
+                    continue
+                if self._stopping:
+                    break
+                if time.monotonic() >= next_purge:
+                    next_purge = time.monotonic() + PURGE_EVERY
+                    self.outbox.purge()
+                if self.outbox.wait(self._next_wait()):
+                    time.sleep(LINGER)
+            except Exception:  # Never let the thread die: log and go on.
+                logger.exception("Delivery worker error")
+                if self._stopping:
+                    break
+                time.sleep(self.settings.retry_base_delay)
+        self._finish()
+
+    def _deliver_round(self) -> bool:
+        deadline = self.sender.deadline  # Set with ``_stopping``.
+        if self._stopping and deadline is not None and time.monotonic() > deadline:
+            return False
+        for email, reason in self.outbox.close_windows():
+            self.report(DROPPED, email, reason)
+        claimed = self.outbox.claim(BURST)
+        emails = [email for email in claimed if self._prepare(email)]
+        if emails:
+            self.sender.send_burst(emails)
+        # A full burst may have left more; after a smaller one, the outbox wakes the worker
+        # for what came meanwhile (at shutdown, nothing will: look again).
+        return len(claimed) == BURST or (self._stopping and bool(claimed))
+
+    def _prepare(self, email: Email) -> bool:
+        try:
+            self.outbox.prepare(email, self.render)
+        except Exception as e:
+            email.attempts += 1
+            reason = f"could not prepare the email: {e}"
+            self.report(FAILED, email, reason)
+            self.outbox.failed(email, self.report.redact(reason, email))
+            return False
+        return True
+
+    def _next_wait(self) -> float | None:
+        waits = [self.outbox.next_wake()]
+        if self.outbox.durable:
+            # Other processes' emails, retries and expired leases: the poll finds them.
+            waits.append(self.settings.queue_poll_interval)
+        if self.sender.connection is not None:
+            # An open session spares the next email a connection and a greeting.
+            idle_for = KEEP_ALIVE - (time.monotonic() - self.sender.last_sent)
+            if idle_for <= 0:
+                self.sender.close()
+            else:
+                waits.append(idle_for)
+        return min((w for w in waits if w is not None), default=None)
+
+    def _finish(self) -> None:
+        self.sender.close()
+        lost = self.outbox.abandon()
+        for email in lost:
+            self.report(DROPPED, email, "not delivered at shutdown")
+        try:
+            left = self.outbox.pending() if self.outbox.durable else 0
+            self.outbox.close()
+        except Exception as e:  # The database may be gone first: what is left stays there.
+            logger.warning("Delivery stopped: could not count what is left: %s", e)
+            left = 0
+        if lost:
+            logger.error("Delivery stopped: %d email(s) could not be delivered in time", len(lost))
+        elif left:
+            logger.warning("Delivery stopped: %d email(s) left in the outbox", left)
+        else:
+            logger.info("Delivery stopped: nothing left to deliver")
+        self._stopped.set()
+
+
+def _reset_in_child() -> None:
+    for worker in list(_workers):
+        worker.outbox.reset_after_fork()
+        worker._reset()
+
+
+def running_workers() -> list["Worker"]:
+    """The workers of this process: ``shutdown`` stops them at exit."""
+    return list(_workers)
+
+
+os.register_at_fork(after_in_child=_reset_in_child)

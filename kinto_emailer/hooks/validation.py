@@ -1,0 +1,129 @@
+"""When a bucket or collection is saved: who may change its hooks, and what they may name.
+
+A refused save is put back as it was (``rollback``) before its 400 or 403 is raised.
+"""
+
+from collections.abc import Iterator
+from typing import Any, NoReturn
+
+import colander
+from kinto.core.errors import ERRORS, http_error, raise_invalid
+from kinto.core.events import ResourceChanged
+from kinto.core.utils import prefixed_principals
+from pyramid.httpexceptions import HTTPForbidden
+from pyramid.interfaces import IAuthorizationPolicy
+from pyramid.request import Request
+from pyramid.settings import aslist
+
+from .. import addresses
+from ..compose.email import ADDRESS_FIELDS, address_entries
+from . import rollback, schema, selection
+
+
+_ABSENT = object()
+
+
+def _forbidden(request: Request, message: str) -> NoReturn:
+    rollback.undo_saves(request)
+    raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
+
+
+def has_permission(request: Request, principals: list[str], uri: str, permission: str) -> bool:
+    """Whether ``principals`` have ``permission`` on the group, collection or bucket ``uri``,
+    as Kinto decides it."""
+    policy = request.registry.queryUtility(IAuthorizationPolicy)
+    inherited = getattr(policy, "get_bound_permissions", None)
+    bound = inherited(uri, permission) if inherited else [(uri, permission), (uri, "write")]
+    # Kinto's settings grant permissions too, such as ``bucket_read_principals``.
+    settings = request.registry.settings
+    for object_uri, granted in bound:
+        kind = next((k for k in ("group", "collection") if f"/{k}s/" in object_uri), "bucket")
+        if set(aslist(settings.get(f"{kind}_{granted}_principals", ""))) & set(principals):
+            return True
+    return request.registry.permission.check_permission(principals, bound)
+
+
+def can_read(request: Request, principals: list[str], uri: str) -> bool:
+    """Whether ``principals`` may read the group or bucket ``uri``, as Kinto decides it."""
+    return has_permission(request, principals, uri, "read")
+
+
+def _groups(
+    hook: dict[str, Any], bucket_id: str, collection_id: str | None
+) -> Iterator[tuple[str, str, str]]:
+    """``(field, entry, uri to read)`` for each group a hook names."""
+    for field in ADDRESS_FIELDS:
+        entries = address_entries(hook, field)
+        for entry in entries if isinstance(entries, list) else []:
+            if not addresses.is_group_uri(entry):
+                continue
+            uri = entry.replace("{bucket_id}", bucket_id)
+            if collection_id is not None:
+                uri = uri.replace("{collection_id}", collection_id)
+            # A bucket's hook may name one group per collection: reading them all is needed.
+            yield field, entry, (uri if "{" not in uri else f"/buckets/{bucket_id}")
+
+
+def _check_author(
+    request: Request,
+    principals: list[str],
+    hooks: list[dict[str, Any]],
+    old_hooks: list[dict[str, Any]],
+    bucket_id: str,
+    collection_id: str | None,
+) -> None:
+    for index, hook in enumerate(hooks):
+        if hook in old_hooks:  # Saved before, maybe by someone else: not this author's.
+            continue
+        for field, entry, uri in _groups(hook, bucket_id, collection_id):
+            if not can_read(request, principals, uri):
+                reason = "that group" if "/groups/" in uri else f"{uri}, whose groups it may be"
+                _forbidden(
+                    request,
+                    f'Hook {index} names the group {entry} in "{field}": '
+                    f"you can't read {reason}, so your hooks can't email its members",
+                )
+
+
+def _hooks(metadata: object) -> list[Any]:
+    hooks = metadata.get("hooks") if isinstance(metadata, dict) else None
+    return hooks if isinstance(hooks, list) else []
+
+
+def validate_metadata(event: ResourceChanged) -> None:
+    """Refuse a save whose ``kinto-emailer`` metadata can't work or isn't its author's to write.
+
+    Metadata that a write leaves as it was is not checked again: stored hooks keep working,
+    and the rest of the object stays writable.
+    """
+    request = event.request
+    settings = request.registry.emailer.settings
+    rollback.remember_saved(event)
+    resource_name, parent_id = event.payload["resource_name"], rollback.parent_id(event.payload)
+    for impacted in event.impacted_objects:
+        new = impacted.get("new") or {}
+        old = rollback.previous(request, resource_name, parent_id, impacted)
+        metadata = new.get(selection.METADATA_KEY, _ABSENT)
+        if old.get(selection.METADATA_KEY, _ABSENT) == metadata:
+            continue
+        principals = prefixed_principals(request)
+        allowed = settings.hook_write_principals
+        if allowed and not set(allowed) & set(principals):
+            _forbidden(
+                request,
+                f'Changing "{selection.METADATA_KEY}" needs one of the principals of '
+                "kinto_emailer.hook_write_principals",
+            )
+        if metadata is _ABSENT:
+            continue
+        bucket_id = new["id"] if resource_name == "bucket" else event.payload["bucket_id"]
+        try:
+            schema.check(metadata, settings, bucket_id)
+        except colander.Invalid as e:
+            rollback.undo_saves(request)
+            raise_invalid(
+                request, name=f"data.{selection.METADATA_KEY}", description=schema.messages(e)
+            )
+        collection_id = new["id"] if resource_name == "collection" else None
+        old_hooks = _hooks(old.get(selection.METADATA_KEY))
+        _check_author(request, principals, metadata["hooks"], old_hooks, bucket_id, collection_id)

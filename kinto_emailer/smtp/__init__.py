@@ -1,0 +1,1 @@
+"""The SMTP conversation: connection, pipelining, deadline, MIME and headers."""

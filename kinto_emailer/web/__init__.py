@@ -1,0 +1,1 @@
+"""HTTP endpoints: status views, unsubscribe, heartbeat and metrics."""

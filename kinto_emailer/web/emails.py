@@ -1,0 +1,231 @@
+"""``/buckets/{bid}/emails``: what became of the emails of a bucket's hooks and of its
+collections' hooks, for those who write them; resend and cancel with ``PATCH``.
+
+Write permission on the bucket shows all its emails, with their addresses; write permission
+on a collection shows that collection's, without addresses; anyone else gets a 403 (401
+when anonymous).
+"""
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from typing import Any, NoReturn
+from urllib.parse import urlencode
+
+from kinto.core import Service, errors
+from kinto.core.errors import ERRORS, http_error
+from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPNotImplemented
+from pyramid.request import Request
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from ..hooks.validation import has_permission
+from ..outbox import Outbox, StatusUnavailable
+from ..outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
+
+
+emails = Service(
+    name="emailer_emails",
+    path="/buckets/{bucket_id}/emails",
+    description="The emails of the bucket's hooks",
+)
+email = Service(
+    name="emailer_email",
+    path="/buckets/{bucket_id}/emails/{email_id}",
+    description="One email of the bucket's hooks",
+)
+
+#: Fields a list may be filtered on (``?status=failed``, ``?in_status=failed,dropped``).
+FILTERABLE = tuple(f for f in FIELDS if f not in ("created", "last_modified", "sent"))
+_COLLECTION_URI = re.compile(r"^/buckets/[^/]+/collections/([^/]+)$")
+#: Kinto's 400 with errno 107; it always raises.
+raise_invalid: Callable[..., NoReturn] = errors.raise_invalid
+
+
+class Scope:
+    """What the request's principals may see of a bucket's emails."""
+
+    def __init__(self, request: Request):
+        bucket_id = request.matchdict["bucket_id"]
+        principals = request.prefixed_principals
+        permission = request.registry.permission
+        bucket_uri = f"/buckets/{bucket_id}"
+        self.bucket_id = bucket_id
+        # Kinto's rules: the permission backend, and settings such as bucket_write_principals.
+        self.whole_bucket = has_permission(request, principals, bucket_uri, "write")
+        #: The collections whose emails they may see; ``None``: all the bucket's.
+        self.collection_ids: list[str] | None = None
+        if not self.whole_bucket:
+            writable = permission.get_accessible_objects(
+                principals, [(f"{bucket_uri}/collections/*", "write")], with_children=False
+            )
+            self.collection_ids = sorted(
+                match.group(1)
+                for uri in writable
+                if (match := _COLLECTION_URI.match(uri)) and uri.startswith(bucket_uri + "/")
+            )
+            if not self.collection_ids:
+                # Kinto's forbidden view answers 401 to the anonymous, 403 to the others.
+                raise HTTPForbidden()
+
+    def may_see(self, record: dict[str, Any]) -> bool:
+        return self.whole_bucket or record["collection_id"] in (self.collection_ids or ())
+
+    def show(self, record: dict[str, Any]) -> dict[str, Any]:
+        if not self.whole_bucket:
+            # Collection writers can't read the bucket's groups: no addresses for them.
+            record = {k: v for k, v in record.items() if k != RECIPIENTS}
+        return record
+
+
+def _outbox(request: Request) -> Outbox:
+    outbox = request.registry.emailer.delivery.outbox
+    if outbox is None:
+        _unavailable("the debug mailer (mail.debug_mailer)")
+    return outbox
+
+
+def _unavailable(what: str) -> NoReturn:
+    raise http_error(
+        HTTPNotImplemented(),
+        errno=ERRORS.UNDEFINED,
+        message=(
+            f"Emails sent through {what} keep no delivery status: it is in the server's "
+            "logs only. The memory and postgresql outboxes keep one (kinto_emailer.outbox)."
+        ),
+    )
+
+
+def _query(request: Request, scope: Scope) -> Query:
+    settings = request.registry.settings
+    # Kinto's: at most ``paginate_by`` a page when set, else what storage fetches at once.
+    limit = int(settings.get("paginate_by") or 0) or int(settings["storage_max_fetch_size"])
+    query = Query(scope.bucket_id, scope.collection_ids, limit=limit)
+    for param, value in request.GET.items():
+        if param == "_limit":
+            query.limit = min(_whole_number(request, param, value, minimum=1), limit)
+        elif param == "_sort":
+            query.sort = _sorting(request, value)
+        elif param == "_token":
+            query.offset = _offset(request, value)
+        else:
+            query.filters.append(_filter(request, param, value))
+    return query
+
+
+def _invalid(request: Request, name: str, description: str) -> NoReturn:
+    raise_invalid(request, location="querystring", name=name, description=description)
+
+
+def _whole_number(request: Request, param: str, value: str, minimum: int = 0) -> int:
+    if not value.isdigit() or int(value) < minimum:
+        _invalid(request, param, f"{param} must be a whole number of at least {minimum}")
+    return int(value)
+
+
+def _sorting(request: Request, value: str) -> tuple[tuple[str, bool], ...]:
+    sort = []
+    for part in value.split(","):
+        name = part.strip().lstrip("-")
+        if name not in FIELDS:
+            _invalid(request, "_sort", f"Unknown sort field {name!r}: one of {', '.join(FIELDS)}")
+        sort.append((name, part.strip().startswith("-")))
+    return (*sort, ("id", True))
+
+
+def _filter(request: Request, param: str, value: str) -> tuple[str, tuple[str, ...]]:
+    values: tuple[str, ...]
+    name, values = param, (value,)
+    if param.startswith("in_"):
+        name, values = param[3:], tuple(v for v in value.split(",") if v)
+    if name not in FILTERABLE:
+        _invalid(
+            request,
+            param,
+            f"Unknown filter field {param!r}: filter on {', '.join(FILTERABLE)}",
+        )
+    return name, values
+
+
+def _offset(request: Request, token: str) -> int:
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        _invalid(request, "_token", "_token is not a token of this list")
+    return offset
+
+
+def _next_page(request: Request, query: Query, count: int) -> str:
+    token = base64.urlsafe_b64encode(json.dumps({"offset": query.offset + count}).encode())
+    params = {k: v for k, v in request.GET.items() if k != "_token"}
+    params["_token"] = token.decode()
+    return f"{request.path_url}?{urlencode(params)}"
+
+
+@emails.get(permission=NO_PERMISSION_REQUIRED)
+def list_emails(request: Request) -> dict[str, Any]:
+    scope = Scope(request)
+    query = _query(request, scope)
+    page_size = query.limit
+    query.limit += 1  # One more than the page: whether there is a next page.
+    try:
+        records = _outbox(request).emails(query)
+    except StatusUnavailable:
+        _unavailable("the Maildir queue (mail.queue_path)")
+    query.limit = page_size
+    if len(records) > page_size:
+        records = records[:page_size]
+        request.response.headers["Next-Page"] = _next_page(request, query, page_size)
+    return {"data": [scope.show(record) for record in records]}
+
+
+def _visible_email(
+    request: Request, scope: Scope, record: dict[str, Any] | None
+) -> dict[str, Any]:
+    if record is None or not scope.may_see(record):
+        raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such email")
+    return scope.show(record)
+
+
+@email.get(permission=NO_PERMISSION_REQUIRED)
+def get_email(request: Request) -> dict[str, Any]:
+    scope = Scope(request)
+    try:
+        record = _outbox(request).email(scope.bucket_id, request.matchdict["email_id"])
+    except StatusUnavailable:
+        _unavailable("the Maildir queue (mail.queue_path)")
+    return {"data": _visible_email(request, scope, record)}
+
+
+@email.patch(permission=NO_PERMISSION_REQUIRED)
+def change_email(request: Request) -> dict[str, Any]:
+    scope = Scope(request)
+    outbox = _outbox(request)
+    email_id = request.matchdict["email_id"]
+    try:
+        _visible_email(request, scope, outbox.email(scope.bucket_id, email_id))
+        wanted = _wanted_status(request)
+        record = outbox.change(scope.bucket_id, email_id, wanted)
+    except StatusUnavailable:
+        _unavailable("the Maildir queue (mail.queue_path)")
+    except TransitionError as e:
+        raise_invalid(request, name="data.status", description=str(e))
+    return {"data": _visible_email(request, scope, record)}
+
+
+def _wanted_status(request: Request) -> Any:
+    try:
+        body = request.json_body
+    except ValueError:
+        body = None
+    data = body.get("data") if isinstance(body, dict) else None
+    allowed = " or ".join(f'{{"data": {{"status": "{status}"}}}}' for status in TRANSITIONS)
+    if not isinstance(data, dict) or set(data) != {"status"}:
+        raise_invalid(
+            request,
+            name="data",
+            description=f"Only the status of an email changes: send {allowed}",
+        )
+    return data["status"]
