@@ -19,9 +19,9 @@ from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPNotImplement
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from ..hooks.validation import has_permission
 from ..outbox import Outbox, StatusUnavailable
 from ..outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
+from ..permissions import has_permission
 
 
 emails = Service(

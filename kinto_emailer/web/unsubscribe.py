@@ -18,7 +18,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..compose import optouts
-from ..hooks.validation import has_permission
+from ..permissions import has_permission
 
 
 unsubscribe = Service(
