@@ -8,6 +8,7 @@ from pyramid_mailer.message import Message
 
 from .. import addresses as recipients
 from ..hooks import templates
+from ..hooks.fields import GROUP_URI_PLACEHOLDERS, UNSUBSCRIBE_URL, address_entries
 from ..smtp import mime
 from . import optouts
 
@@ -19,19 +20,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kinto_emailer.compose")
 
 DEFAULT_SUBJECT = "New message"
-#: Fields of a hook that list addresses and group URIs; ``recipients`` fills ``To:``.
-ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
-#: What a group URI may read: where the change happened, never what a writer chose.
-GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
-#: The placeholder of a private hook's one-click unsubscribe link.
-UNSUBSCRIBE_URL = "unsubscribe_url"
-
-
-def address_entries(hook: dict[str, Any], field: str) -> Any:
-    """The entries of an address field: a single string is a list of one; anything else is
-    as stored (validation refuses what isn't a list of strings)."""
-    entries = hook.get(field)
-    return [entries] if isinstance(entries, str) else entries
 
 
 def _entries(hook: dict[str, Any], field: str, where: str) -> list[str]:

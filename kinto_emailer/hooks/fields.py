@@ -8,12 +8,24 @@ import colander
 import regex
 
 from .. import addresses as recipients
-from ..compose.email import GROUP_URI_PLACEHOLDERS
 from . import events, selection, templates
 
 
 RESOURCE_NAMES = ("record", "collection")
 ACTIONS = ("create", "update", "delete")
+#: Fields of a hook that list addresses and group URIs; ``recipients`` fills ``To:``.
+ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
+#: What a group URI may read: where the change happened, never what a writer chose.
+GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
+#: The placeholder of a private hook's one-click unsubscribe link.
+UNSUBSCRIBE_URL = "unsubscribe_url"
+
+
+def address_entries(hook: dict[str, Any], field: str) -> Any:
+    """The entries of an address field: a single string is a list of one; anything else is
+    as stored (validation refuses what isn't a list of strings)."""
+    entries = hook.get(field)
+    return [entries] if isinstance(entries, str) else entries
 
 
 class Text(colander.String):

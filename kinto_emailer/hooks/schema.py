@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 import colander
 
 from .. import addresses
-from ..compose.email import UNSUBSCRIBE_URL
 from . import selection, templates
 from .fields import (
     ACTIONS,
     RESOURCE_NAMES,
+    UNSUBSCRIBE_URL,
     EventFilter,
     Filter,
     Flag,

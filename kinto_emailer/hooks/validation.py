@@ -14,9 +14,9 @@ from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 
 from .. import addresses
-from ..compose.email import ADDRESS_FIELDS, address_entries
 from ..permissions import can_read
 from . import rollback, schema, selection
+from .fields import ADDRESS_FIELDS, address_entries
 
 
 _ABSENT = object()
