@@ -2,16 +2,16 @@
 
 import importlib.metadata
 import logging
-from dataclasses import dataclass
 
 from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.config import Configurator
 from pyramid.events import ContextFound, NewRequest
 
+from .compose import drafts
 from .compose.listener import build_notification
-from .config import EmailerSettings, read_settings
+from .config import read_settings
 from .delivery import shutdown
-from .delivery.service import Delivery
+from .delivery.service import Delivery, Emailer
 from .hooks import rollback
 from .hooks.events import review_event_classes
 from .hooks.validation import validate_metadata
@@ -24,16 +24,11 @@ __all__ = ("build_notification", "includeme")
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class Emailer:
-    settings: EmailerSettings
-    delivery: Delivery
-
-
 def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
-    delivery = Delivery(emailer_settings, getattr(config.registry, "storage", None))
+    storage = getattr(config.registry, "storage", None)
+    delivery = Delivery(emailer_settings, drafts, storage)
     config.registry.emailer = Emailer(emailer_settings, delivery)
     metrics = health.setup(config, delivery)
     if delivery.worker is not None:

@@ -248,9 +248,10 @@ def test_the_plugin_loads_without_psycopg2_outside_the_postgresql_outbox():
         "import sys; sys.modules['psycopg2'] = None\n"
         "import kinto_emailer, kinto_emailer.compose.listener, kinto_emailer.web.emails\n"
         "import kinto_emailer.cli.worker\n"
+        "from kinto_emailer.compose import drafts\n"
         "from kinto_emailer.delivery.service import Delivery\n"
         "from kinto_emailer.config import read_settings\n"
-        "Delivery(read_settings({}))\n"
+        "Delivery(read_settings({}), drafts)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

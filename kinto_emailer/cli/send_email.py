@@ -9,6 +9,7 @@ from pyramid.paster import get_appsettings
 from pyramid_mailer.message import Message
 
 from .. import addresses
+from ..compose import drafts
 from ..config import read_settings
 from ..delivery.service import Delivery
 from ..smtp import mime
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"cannot read {args.config}: {e}")
     try:
         emailer_settings = read_settings(settings)
-        delivery = Delivery(emailer_settings)
+        delivery = Delivery(emailer_settings, drafts)
     except (ConfigurationError, ValueError) as e:
         return _fail(f"invalid mail settings in {args.config}: {e}")
 

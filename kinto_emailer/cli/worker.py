@@ -20,9 +20,8 @@ from ..delivery.worker import Worker
 
 
 if TYPE_CHECKING:
-    from .. import Emailer
     from ..config import EmailerSettings
-    from ..delivery.service import Delivery
+    from ..delivery.service import Delivery, Emailer
 
 
 logger = logging.getLogger("kinto_emailer.command")

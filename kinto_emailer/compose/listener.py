@@ -15,8 +15,8 @@ from .request_bytes import RequestBytes
 
 
 if TYPE_CHECKING:
-    from .. import Emailer
     from ..config import EmailerSettings
+    from ..delivery.service import Emailer
     from ..hooks.events import ChangeEvent
     from ..outbox import Window
 

@@ -6,13 +6,14 @@ The delivery mode is decided here, once, from the settings.
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinto.core.storage import StorageBase
 from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
-from ..outbox import Email, Outbox, Window, active_transaction
+from ..outbox import DraftCompleter, Email, Outbox, Window, active_transaction
 from ..outbox.maildir import MaildirOutbox
 from ..outbox.memory import MemoryOutbox
 from ..smtp import mime
@@ -31,7 +32,12 @@ class Delivery:
     """Puts emails in the outbox (or the debug mailer's directory); never raises on a write
     but where the outbox is transactional, whose failure must fail the write with it."""
 
-    def __init__(self, emailer_settings: "EmailerSettings", storage: StorageBase | None = None):
+    def __init__(
+        self,
+        emailer_settings: "EmailerSettings",
+        drafts: DraftCompleter,
+        storage: StorageBase | None = None,
+    ):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
         self.report = Report()
@@ -42,7 +48,7 @@ class Delivery:
         if emailer_settings.debug_directory:
             self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
         else:
-            self.outbox = open_outbox(emailer_settings, self.render, storage)
+            self.outbox = open_outbox(emailer_settings, self.render, drafts, storage)
             # Never with the debug mailer (``runs_worker``).
             if emailer_settings.runs_worker:
                 self.worker = Worker(
@@ -160,9 +166,19 @@ class Delivery:
                 self.report(FAILED, email, f"could not write the email: {e}")
 
 
+@dataclass
+class Emailer:
+    """What the plugin keeps in the registry (``registry.emailer``): read by the listener,
+    the views and the command line."""
+
+    settings: "EmailerSettings"
+    delivery: Delivery
+
+
 def open_outbox(
     settings: "EmailerSettings",
     render: Callable[[Message], mime.Outgoing],
+    drafts: DraftCompleter,
     storage: StorageBase | None = None,
 ) -> Outbox:
     """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
@@ -170,7 +186,7 @@ def open_outbox(
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
         from ..outbox.postgresql import PostgreSQLOutbox
 
-        return PostgreSQLOutbox(settings, settings.storage_url, storage)
+        return PostgreSQLOutbox(settings, settings.storage_url, drafts, storage)
     if settings.outbox_name == "maildir":
         return MaildirOutbox(settings, render)
-    return MemoryOutbox(settings)
+    return MemoryOutbox(settings, drafts)

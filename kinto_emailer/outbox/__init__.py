@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import transaction
 from pyramid_mailer.message import Message
@@ -116,6 +116,17 @@ class Window:
     uri: str | None = None
     action: str | None = None
     event: str | None = None
+
+
+class DraftCompleter(Protocol):
+    """How a closed window's draft becomes its emails (``compose.drafts``): handed to the
+    outboxes that keep windows, as ``render`` is, since composing is a step above them."""
+
+    def complete(
+        self, draft: dict[str, Any], lines: list[str], count: int, author: str | None
+    ) -> list[Message]: ...
+
+    def placeholders(self, text: str, draft: dict[str, Any]) -> str: ...
 
 
 def message_to_json(message: Message) -> str:

@@ -8,8 +8,19 @@ import time
 from collections import Counter, OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
-from ..compose.drafts import complete
-from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox, Window
+from . import (
+    CANCELLED,
+    DROPPED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    SENT,
+    DraftCompleter,
+    Email,
+    Outbox,
+    Window,
+)
 from . import status as status_views
 from .limits import HourlyLimit, Usage, make_room
 
@@ -28,8 +39,9 @@ class MemoryOutbox(Outbox):
     name = "memory"
     windowed = True
 
-    def __init__(self, settings: "EmailerSettings"):
+    def __init__(self, settings: "EmailerSettings", drafts: DraftCompleter):
         self.settings = settings
+        self.drafts = drafts  # Completes a window's emails when it closes.
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
 
@@ -185,7 +197,7 @@ class MemoryOutbox(Outbox):
             closed = [key for key, (closes, *_) in self._windows.items() if closes <= now]
             windows = [self._windows.pop(key)[1:] for key in closed] + self._closed
             self._closed = []
-        return [refused for w in windows for refused in self.put(_emails_of(*w))]
+        return [refused for w in windows for refused in self.put(_emails_of(self.drafts, *w))]
 
     def next_window(self) -> float | None:
         with self._condition:
@@ -306,7 +318,7 @@ class MemoryOutbox(Outbox):
         self.hourly.reset()
 
 
-def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
+def _emails_of(drafts: DraftCompleter, first: Window, parts: list[Window]) -> list[Email]:
     """The emails of a closed window: ``first`` opened it, ``parts`` joined it."""
     lines, count = list(first.lines), first.count
     author: object = first.author
@@ -320,5 +332,5 @@ def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
                 origin[name] = None
     author = None if author is _MIXED else author
     assert author is None or isinstance(author, str)
-    messages = complete(first.draft, lines, count, author)
+    messages = drafts.complete(first.draft, lines, count, author)
     return [Email(message, first.location, **origin) for message in messages]

@@ -7,6 +7,7 @@ import unittest
 
 import pytest
 
+from kinto_emailer.compose import drafts
 from kinto_emailer.outbox.maildir import MaildirOutbox
 from kinto_emailer.outbox.memory import MemoryOutbox
 from kinto_emailer.outbox.postgresql import PostgreSQLOutbox
@@ -40,7 +41,7 @@ class TestMaildirOutbox(OutboxTests, unittest.TestCase):
 
 class TestMemoryOutbox(OutboxTests, unittest.TestCase):
     def make_outbox(self, **settings):
-        return MemoryOutbox(outbox_settings(**settings))
+        return MemoryOutbox(outbox_settings(**settings), drafts)
 
 
 @pytest.fixture(scope="class")
@@ -73,7 +74,7 @@ class TestPostgreSQLOutbox(OutboxTests, unittest.TestCase):
         super().tearDown()
 
     def make_outbox(self, **settings):
-        outbox = PostgreSQLOutbox(outbox_settings(**settings), self.database_url)
+        outbox = PostgreSQLOutbox(outbox_settings(**settings), self.database_url, drafts)
         self.outboxes.append(outbox)
         return outbox
 

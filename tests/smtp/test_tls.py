@@ -14,6 +14,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from pyramid_mailer.message import Message
 
+from kinto_emailer.compose import drafts
 from kinto_emailer.config import read_settings
 from kinto_emailer.delivery.service import Delivery
 from kinto_emailer.smtp.connection import PermanentFailure, SMTPTransport, classify
@@ -98,7 +99,7 @@ def test_a_certificate_for_another_host_name_is_refused(ca_file):
 def test_tls_verify_false_sends_anyway_and_warns_at_start_up(server, caplog):
     emailer_settings = settings(server, server.implicit, **{"kinto_emailer.tls_verify": "false"})
     with caplog.at_level("WARNING", logger="kinto_emailer"):
-        Delivery(emailer_settings)
+        Delivery(emailer_settings, drafts)
     assert "kinto_emailer.tls_verify is false" in caplog.text
     send(emailer_settings)
     assert len(server.inbox.wait_for(1)) == 1

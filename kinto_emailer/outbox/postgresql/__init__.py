@@ -29,6 +29,7 @@ from .. import (
     QUEUED,
     RETRYING,
     SENDING,
+    DraftCompleter,
     Email,
     Outbox,
     Window,
@@ -105,9 +106,14 @@ class PostgreSQLOutbox(Outbox):
     windowed = True
 
     def __init__(
-        self, settings: "EmailerSettings", storage_url: str, storage: "Storage | None" = None
+        self,
+        settings: "EmailerSettings",
+        storage_url: str,
+        drafts: DraftCompleter,
+        storage: "Storage | None" = None,
     ):
         self.settings = settings
+        self.drafts = drafts  # Completes a window's emails when it closes.
         self.url = dsn(storage_url)
         self.storage = storage  # Kinto's: ``put`` writes through the request's connection.
         self._reset()
@@ -173,10 +179,10 @@ class PostgreSQLOutbox(Outbox):
             return
         if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
-                windows.gather(SessionCursor(session), windows_)
+                windows.gather(SessionCursor(session), windows_, self.drafts)
                 return
         with self._worker_connection(atomic=True) as cursor:
-            windows.gather(cursor, windows_)
+            windows.gather(cursor, windows_, self.drafts)
 
     def close_windows(self) -> list[tuple[Email, str]]:
         if time.monotonic() < self._windows_seen_until:
@@ -186,7 +192,7 @@ class PostgreSQLOutbox(Outbox):
             return []  # Most rounds: no transaction needed to take nothing.
         with self._worker_connection(atomic=True) as cursor:
             # Its emails are queued in the transaction that takes the window: never lost.
-            emails = windows.take_closed(cursor, BURST_OF_WINDOWS)
+            emails = windows.take_closed(cursor, BURST_OF_WINDOWS, self.drafts)
             return self._insert(cursor, emails) if emails else []
 
     def next_window(self) -> float | None:

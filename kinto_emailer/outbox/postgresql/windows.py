@@ -8,9 +8,7 @@ worker still sends it) and opens a new one: a window never takes changes past it
 import json
 from typing import TYPE_CHECKING
 
-# The module, not its names: drafts imports this package's message serialization.
-from ...compose import drafts
-from .. import Email, Window
+from .. import DraftCompleter, Email, Window
 
 
 if TYPE_CHECKING:
@@ -62,7 +60,7 @@ SELECT min(window_closes) FROM {TABLE} WHERE status IN ('collecting', 'closing')
 NEXT_WINDOW = f"SELECT extract(epoch FROM ({NEXT_WINDOW_AT}) - now())"
 
 
-def gather(cursor: "Cursor", windows: list[Window]) -> None:
+def gather(cursor: "Cursor", windows: list[Window], drafts: DraftCompleter) -> None:
     # Always in the order of hooks: two requests never wait for each other's rows in a cycle.
     for window in sorted(windows, key=lambda w: w.location):
         first = window.draft["messages"][0]
@@ -93,7 +91,7 @@ def gather(cursor: "Cursor", windows: list[Window]) -> None:
         )
 
 
-def take_closed(cursor: "Cursor", limit: int) -> list[Email]:
+def take_closed(cursor: "Cursor", limit: int, drafts: DraftCompleter) -> list[Email]:
     """The emails of the windows that have closed; the windows are removed."""
     cursor.execute(_TAKE_CLOSED, {"limit": limit})
     rows = cursor.fetchall()
