@@ -28,10 +28,11 @@ test: install  ## Run every test: unit, web, PostgreSQL and functional
 functional: install  ## Run the functional tests only (real kinto processes)
 	$(PYTEST) -m functional
 
-lint: install  ## Check style with ruff and types with mypy
+lint: install  ## Check style with ruff, types with mypy, the layers with import-linter
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-logo
 
 format: install  ## Reformat the code with ruff
 	$(VENV)/bin/ruff check --fix .
@@ -41,5 +42,5 @@ bench: install  ## Compare latency with and without the plugin (bench/)
 	$(PYTHON) bench/run.py
 
 clean:  ## Remove the virtualenv, caches and debug emails
-	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .hypothesis mail
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache .hypothesis .import_linter_cache mail
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
