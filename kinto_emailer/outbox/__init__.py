@@ -259,7 +259,7 @@ class Outbox(abc.ABC):
     def wake(self) -> None:
         """Wake a worker blocked in ``wait``."""
 
-    # The status views (``views.py``); see ``status`` for the records and the query.
+    # The status views (``web/emails.py``); see ``status`` for the records and the query.
 
     def emails(self, query: "Query") -> list[dict[str, Any]]:
         """The records that ``query`` (a ``status.Query``) asks for."""

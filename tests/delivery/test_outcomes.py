@@ -1,4 +1,4 @@
-"""report.py through the real app: one log line per email sent, retried, failed or dropped,
+"""outcomes.py through the real app: one log line per email sent, retried, failed or dropped,
 with its id, recipient count, hook and reason, and never an address, a subject or a body."""
 
 import logging

@@ -1,4 +1,4 @@
-"""delivery.py and worker.py through the real app: off the request path, retried, bounded."""
+"""service.py and worker.py through the real app: off the request path, retried, bounded."""
 
 import logging
 import threading

@@ -1,4 +1,4 @@
-"""saving.py: a hook's author can't exceed their rights.
+"""validation.py: a hook's author can't exceed their rights.
 
 Real principals through the real app: basicauth users, Kinto's permissions and groups.
 Alice owns the bucket ``corp``; Bob may write one of its collections and nothing else.

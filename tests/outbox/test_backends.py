@@ -18,7 +18,7 @@ from tests.support import TemporaryDatabase, migrate, postgresql_settings
 
 class TestMaildirOutbox(OutboxTests, unittest.TestCase):
     shared = True
-    leased = False  # A claim ends with its process (see tests/test_maildir_queue.py).
+    leased = False  # A claim ends with its process (see tests/outbox/test_maildir_queue.py).
     bounded = False
 
     def setUp(self):

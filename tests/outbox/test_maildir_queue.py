@@ -1,4 +1,4 @@
-"""maildir_queue.py: processes share a Maildir, each message delivered once, across crashes.
+"""maildir/queue.py: processes share a Maildir, each message delivered once, across crashes.
 
 Crashes are real: child processes killed with SIGKILL. Races are forced: the test decides
 where the child waits and what the other process does meanwhile.

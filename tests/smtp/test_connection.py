@@ -1,4 +1,4 @@
-"""transport.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
+"""connection.py and mime.py: the SMTP conversation, failure kinds, folded headers."""
 
 import contextlib
 import email

@@ -1,4 +1,4 @@
-"""pipeline.py: one email in two round trips to a server offering PIPELINING, with what
+"""pipelining.py: one email in two round trips to a server offering PIPELINING, with what
 smtplib's ``sendmail`` returns and raises for every reply, against a real aiosmtpd."""
 
 import smtplib

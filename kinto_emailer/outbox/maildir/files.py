@@ -2,7 +2,7 @@
 
 Messages are written to ``tmp/`` and renamed into ``new/``: readers never see half a message.
 The envelope travels in ``X-Actually-*`` headers, as repoze.sendmail writes it. How processes
-share the Maildir to deliver it is ``maildir_queue``.
+share the Maildir to deliver it is ``queue``.
 """
 
 import os
