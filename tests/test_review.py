@@ -1,8 +1,9 @@
 """Review events of kinto-signer 8.1.1, from a real review request to the email.
 
 This module is also a Kinto plugin (see ``includeme``): it subscribes
-``kinto_emailer.build_notification`` to the review events a second time, as the
-successor of kinto-signer does with its own events, to prove that one event sends once.
+``kinto_emailer.build_notification`` to ``ReviewRequested``, ``ReviewApproved`` and
+``ReviewRejected`` a second time, as Remote Settings' signer does with its own events, to
+prove that each review event sends one email, not two.
 """
 
 import os
@@ -37,10 +38,17 @@ REVIEW_HOOKS = [
         "template": "Reviewer says: {comment}",
         "recipients": ["editors@example.com"],
     },
+    {
+        "event": "kinto_signer.events.ReviewCanceled",
+        "subject": "Review canceled on {collection_id}",
+        "template": "{user_id} rolled back {changes_count} changes",
+        "recipients": ["reviewers@example.com"],
+    },
 ]
 
 
 def includeme(config):
+    # Remote Settings' own wiring (its signer's ``includeme``), with kinto_emailer included.
     for event_class in (ReviewRequested, ReviewApproved, ReviewRejected):
         config.add_subscriber(kinto_emailer.build_notification, event_class)
 
@@ -134,3 +142,33 @@ class ReviewTest(EmailerWebTest):
         self.app.patch_json(SOURCE, {"data": {"title": "C"}}, headers=self.headers)
         self.drain()
         assert self.inbox.messages == []
+
+    def test_a_rollback_of_pending_changes_sends_their_number(self):
+        self.request_review()
+        self.emails(1)
+        self.inbox.clear()
+        self.app.patch_json(SOURCE, {"data": {"status": "to-rollback"}}, headers=self.headers)
+        [message] = self.emails(1)
+        user_id = self.app.get("/", headers=self.headers).json["user"]["id"]
+        assert message["Subject"] == "Review canceled on c"
+        # kinto-signer counts the rolled back changes of the source and of the preview.
+        assert message.get_content().strip() == f"{user_id} rolled back 6 changes"
+        assert message.envelope_to == ["reviewers@example.com"]
+
+    def test_each_review_event_sends_one_email_with_remote_settings_wiring(self):
+        """Requested, rejected, requested again, approved: four events, four emails."""
+        self.request_review("First")
+        self.app.patch_json(
+            SOURCE,
+            {"data": {"status": "work-in-progress", "last_reviewer_comment": "No"}},
+            headers=self.bob,
+        )
+        self.request_review("Second")
+        self.app.patch_json(SOURCE, {"data": {"status": "to-sign"}}, headers=self.bob)
+        subjects = [m["Subject"] for m in self.emails(4)]
+        assert subjects == [
+            "Review requested on source/c",
+            "Review rejected on c",
+            "Review requested on source/c",
+            "Review approved on c",
+        ]

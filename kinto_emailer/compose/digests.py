@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import addresses
 from ..hooks import templates
+from ..log_values import quoted
 from ..outbox import Email, Window
 from .drafts import DEFAULT_ITEM_TEMPLATE, complete, make_draft
 
@@ -114,7 +115,7 @@ class Digests:
                 messages = complete(draft, digest.lines, digest.count, digest.known_author)
             except Exception:
                 # A hook can never break a write: skip it and say why.
-                logger.exception("Hook %s: could not build the digest", where)
+                logger.exception("Hook %s: could not build the digest", quoted(where))
                 continue
             built = [Email(message, where, **digest.origin) for message in messages]
             emails += built if request_bytes is None else request_bytes.admit(built)

@@ -9,6 +9,7 @@ from pyramid_mailer.message import Message
 from .. import addresses as recipients
 from ..hooks import templates
 from ..hooks.fields import GROUP_URI_PLACEHOLDERS, UNSUBSCRIBE_URL, address_entries
+from ..log_values import quoted
 from ..smtp import mime
 from . import optouts
 
@@ -28,7 +29,7 @@ def _entries(hook: dict[str, Any], field: str, where: str) -> list[str]:
         return []
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         # Validation refuses these; storage may hold metadata saved before it existed.
-        logger.warning("Hook %s: %s must be a list of strings", where, field)
+        logger.warning("Hook %s: %s must be a list of strings", quoted(where), field)
         entries = [e for e in entries if isinstance(e, str)] if isinstance(entries, list) else []
     return entries
 
@@ -45,11 +46,18 @@ def _render_entry(entry: str, field: str, context: dict[str, Any], where: str) -
     rendered = templates.render(entry, context, limit=templates.MAX_SUBJECT_LENGTH)
     if recipients.parse_address(rendered) is None:
         logger.warning(
-            "Hook %s: reply_to %r rendered to something that is not an address: dropped",
-            where,
-            entry,
+            "Hook %s: reply_to %s rendered to something that is not an address: dropped",
+            quoted(where),
+            quoted(entry),
+            extra={"hook": where, "reply_to": entry},
         )
-        logger.debug("Hook %s: reply_to %r rendered to %r", where, entry, rendered)
+        logger.debug(
+            "Hook %s: reply_to %s rendered to %s",
+            quoted(where),
+            quoted(entry),
+            quoted(rendered),
+            extra={"hook": where, "reply_to": entry, "rendered": rendered},
+        )
         return None
     return rendered
 
@@ -80,7 +88,7 @@ def addresses(
     if left_out:
         logger.warning(
             "Hook %s: %d %s outside kinto_emailer.recipient_domains left out",
-            where,
+            quoted(where),
             len(left_out),
             "recipients" if field == "recipients" else f"{field} addresses",
         )
@@ -88,7 +96,7 @@ def addresses(
     if len(found) > limit:
         logger.warning(
             "Hook %s: %d %s dropped: kinto_emailer.max_expanded_recipients is %d",
-            where,
+            quoted(where),
             len(found) - limit,
             "recipients" if field == "recipients" else f"{field} addresses",
             limit,
@@ -150,7 +158,7 @@ def compose(
     bcc: list[str] = []
     if private and (hook.get("cc") or hook.get("bcc")):
         # Validation refuses these; storage may hold metadata saved before it existed.
-        logger.warning("Hook %s: cc and bcc are ignored on a private hook", where)
+        logger.warning("Hook %s: cc and bcc are ignored on a private hook", quoted(where))
     elif not private:
         cc = recipients.without(addresses(hook, "cc", context, finder, settings, where), to)
         bcc = addresses(hook, "bcc", context, finder, settings, where)

@@ -8,6 +8,7 @@ import transaction
 from kinto.core.storage import StorageBase
 
 from ..hooks import selection, templates
+from ..log_values import quoted
 from ..outbox import Email, active_transaction
 from .digests import Digests, origin
 from .email import compose
@@ -151,7 +152,7 @@ def collect_emails(
                 messages = compose(hook, context, finder, settings, where)
             except Exception:
                 # A hook can never break a write: skip it and say why.
-                logger.exception("Hook %s: could not build the email", where)
+                logger.exception("Hook %s: could not build the email", quoted(where))
                 continue
             built = [Email(message, where, **origin(context)) for message in messages]
             emails += request_bytes.admit(built)
@@ -294,7 +295,7 @@ def build_notification(event: "ChangeEvent") -> None:
             if pending.digests:
                 pending.call_at_commit()
     except Exception:
-        logger.exception("Could not build emails for %r", event)
+        logger.exception("Could not build emails for a %s", type(event).__name__)
         return
     if emails:
         pending.add(emails)

@@ -5,11 +5,12 @@ never a subject, a body or an address (an address in a server's reply becomes
 ``[recipient]``). The recipients' addresses are logged at DEBUG only, on their own logger.
 """
 
-import json
 import logging
 import re
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+
+from ..log_values import fields, quoted
 
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ LEVELS = {
     DROPPED: logging.ERROR,
 }
 REDACTED = "[recipient]"
-_PLAIN = re.compile(r"^[^\s\"=]+$")
 
 
 def redact(text: str, addresses: Iterable[str]) -> str:
@@ -49,32 +49,26 @@ def _log(
     # Only when the line is written: at the default levels most outcomes aren't.
     recipients = list(email.recipients if recipients is None else recipients)
     filename = getattr(email, "filename", None)
-    fields: dict[str, Any] = {
+    values: dict[str, Any] = {
         "id": email.message_id or "-",
         "hook": email.location or "-",
         "recipients": len(recipients),
         **details,
     }
     if filename:
-        fields["file"] = filename.rsplit("/", 1)[-1]
+        values["file"] = filename.rsplit("/", 1)[-1]
     if reason is not None:
-        fields["reason"] = redact(str(reason), [*recipients, *email.recipients, *hide])
+        values["reason"] = redact(str(reason), [*recipients, *email.recipients, *hide])
     extra = {
         "outcome": outcome,
-        "message_id": fields["id"],
-        "hook": fields["hook"],
-        "recipient_count": fields["recipients"],
-        "reason": fields.get("reason"),
+        "message_id": values["id"],
+        "hook": values["hook"],
+        "recipient_count": values["recipients"],
+        "reason": values.get("reason"),
         "bucket_id": email.labels.get("bucket_id"),
         "collection_id": email.labels.get("collection_id"),
     }
-    text = " ".join(_field(name, value) for name, value in fields.items())
-    logger.log(level, "Email %s: %s", outcome, text, extra=extra)
-
-
-def _field(name: str, value: object) -> str:
-    value = str(value)
-    return f"{name}={value if _PLAIN.match(value) else json.dumps(value)}"
+    logger.log(level, "Email %s: %s", outcome, fields(**values), extra=extra)
 
 
 class Report:
@@ -108,8 +102,13 @@ class Report:
             _log(outcome, email, level, reason, recipients, hide, details)
         if outcome in (FAILED, DROPPED) and addresses_logger.isEnabledFor(logging.DEBUG):
             recipients = list(email.recipients if recipients is None else recipients)
+            message_id = email.message_id or "-"
             addresses_logger.debug(
-                "Email %s %s to: %s", email.message_id or "-", outcome, recipients
+                "Email %s %s to: %s",
+                quoted(message_id),
+                outcome,
+                quoted(", ".join(recipients)),
+                extra={"message_id": message_id, "outcome": outcome, "recipients": recipients},
             )
         if self.count is not None:
             try:

@@ -5,12 +5,14 @@ The delivery mode is decided here, once, from the settings.
 """
 
 import logging
+import os
+import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinto.core.storage import StorageBase
-from pyramid_mailer.mailer import DebugMailer
 from pyramid_mailer.message import Message
 
 from ..outbox import DraftCompleter, Email, Outbox, Window, active_transaction
@@ -28,6 +30,26 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kinto_emailer.delivery")
 
 
+class DebugFiles:
+    """``mail.debug_mailer``: each email written to a ``.eml`` file, the bytes SMTP would send.
+
+    Not pyramid_mailer's ``DebugMailer``, which writes the email package's own rendering
+    (quoted-printable iso-8859-1), so that ``grep`` finds in a file what a reader would see.
+    """
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+
+    def write(self, outgoing: mime.Outgoing) -> str:
+        # pyramid_mailer's names (time, then a random part): files sort as they were written.
+        name = f"{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}.eml"
+        path = os.path.join(self.directory, name)
+        with open(path, "xb") as f:
+            f.write(outgoing.data)
+        return path
+
+
 class Delivery:
     """Puts emails in the outbox (or the debug mailer's directory); never raises on a write
     but where the outbox is transactional, whose failure must fail the write with it."""
@@ -41,12 +63,12 @@ class Delivery:
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
         self.report = Report()
-        self.debug_mailer: DebugMailer | None = None
+        self.debug_mailer: DebugFiles | None = None
         #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
         self.outbox: Outbox | None = None
         self.worker: Worker | None = None
         if emailer_settings.debug_directory:
-            self.debug_mailer = DebugMailer(emailer_settings.debug_directory)
+            self.debug_mailer = DebugFiles(emailer_settings.debug_directory)
         else:
             self.outbox = open_outbox(emailer_settings, self.render, drafts, storage)
             # Never with the debug mailer (``runs_worker``).
@@ -81,8 +103,7 @@ class Delivery:
     def send_now(self, message: Message) -> None:
         """Send one message synchronously; raises what the transport raises."""
         if self.debug_mailer:
-            message.sender = message.sender or self.settings.default_sender
-            self.debug_mailer.send_immediately(message)
+            self.debug_mailer.write(self.render(message))
         else:
             self.transport.send_one(self.render(message))
 

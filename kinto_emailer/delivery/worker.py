@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyramid_mailer.message import Message
 
+from ..log_values import quoted
 from ..outbox import Email, Outbox
 from .outcomes import DROPPED, FAILED, Report
 from .rounds import Sender
@@ -199,7 +200,11 @@ class Worker:
             left = self.outbox.pending() if self.outbox.durable else 0
             self.outbox.close()
         except Exception as e:  # The database may be gone first: what is left stays there.
-            logger.warning("Delivery stopped: could not count what is left: %s", e)
+            logger.warning(
+                "Delivery stopped: could not count what is left: %s",
+                quoted(e),
+                extra={"error": str(e)},
+            )
             left = 0
         if lost:
             logger.error("Delivery stopped: %d email(s) could not be delivered in time", len(lost))

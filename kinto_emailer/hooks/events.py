@@ -12,7 +12,8 @@ from .selection import KINTO_EVENTS
 
 #: Packages whose review events are emailed when installed (kinto-signer and its successor).
 REVIEW_EVENT_MODULES = ("kinto_signer.events", "kinto_remote_settings.signer.events")
-REVIEW_EVENTS = ("ReviewRequested", "ReviewApproved", "ReviewRejected")
+#: ``ReviewCanceled``: pending changes rolled back (``to-rollback``), with ``changes_count``.
+REVIEW_EVENTS = ("ReviewRequested", "ReviewApproved", "ReviewRejected", "ReviewCanceled")
 #: Known whether or not their plugin is installed: metadata may be saved before it is.
 KNOWN_EVENTS = KINTO_EVENTS + tuple(
     f"{module}.{name}" for module in REVIEW_EVENT_MODULES for name in REVIEW_EVENTS

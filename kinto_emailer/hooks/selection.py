@@ -11,6 +11,8 @@ import regex
 from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
+from ..log_values import quoted
+
 
 try:
     from re import _parser as re_parser  # type: ignore[attr-defined]
@@ -246,16 +248,21 @@ def matching_hooks(
             logger.warning(
                 "Hook %s: regular expressions ran out of the request's %ss "
                 "(kinto_emailer.regex_timeout); hooks that need one are skipped from now on",
-                where,
+                quoted(where),
                 budget.seconds,
             )
             continue
         except PatternError as e:
             # Metadata saved before validation existed may hold a broken pattern.
-            logger.warning("Hook %s: invalid regular expression (%s)", where, e)
+            logger.warning(
+                "Hook %s: invalid regular expression: %s",
+                quoted(where),
+                quoted(e),
+                extra={"hook": where, "error": str(e)},
+            )
             continue
         except Exception:
-            logger.exception("Hook %s: could not apply its filters", where)
+            logger.exception("Hook %s: could not apply its filters", quoted(where))
             continue
         if matched:
             yield index, hook

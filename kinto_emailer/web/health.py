@@ -15,6 +15,8 @@ from pyramid.config import Configurator
 from pyramid.registry import Registry
 from pyramid.request import Request
 
+from ..log_values import quoted
+
 
 if TYPE_CHECKING:
     from ..delivery.service import Delivery
@@ -76,7 +78,12 @@ class Heartbeat:
             with tempfile.TemporaryFile(dir=directory):
                 return True
         except OSError as e:
-            logger.warning("Emailer heartbeat: %s is not writable: %s", directory, e)
+            logger.warning(
+                "Emailer heartbeat: %s is not writable: %s",
+                quoted(directory),
+                quoted(e),
+                extra={"directory": directory, "error": str(e)},
+            )
             return False
 
     def _server_answers_lately(self) -> bool:
@@ -95,15 +102,24 @@ class Heartbeat:
                 timeout=self.timeout, setting="heartbeat_timeout_seconds"
             )
         except Exception as e:
-            logger.warning("Emailer heartbeat: mail server %s: %s", transport.address, e)
+            _server_failed(transport.address, e)
             return False
         try:
             return connection.noop()
         except Exception as e:
-            logger.warning("Emailer heartbeat: mail server %s: %s", transport.address, e)
+            _server_failed(transport.address, e)
             return False
         finally:
             connection.close()
+
+
+def _server_failed(address: str, error: Exception) -> None:
+    logger.warning(
+        "Emailer heartbeat: mail server %s: %s",
+        quoted(address),
+        quoted(error),
+        extra={"mail_server": address, "error": str(error)},
+    )
 
 
 class Metrics:
@@ -148,7 +164,9 @@ class Metrics:
                 with _metrics_lock:
                     timer = service.timer(BUILD_TIMER)
             except Exception:  # Metrics never stop an email nor break a write.
-                logger.warning("Could not time the emails of %r", event, exc_info=True)
+                logger.warning(
+                    "Could not time the emails of a %s", type(event).__name__, exc_info=True
+                )
                 return listener(event)
             with timer:
                 return listener(event)

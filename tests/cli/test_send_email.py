@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from kinto_emailer.cli.send_email import main
-from tests.support import free_port, shared_smtp_server
+from tests.support import Inbox, SMTPServer, free_port, shared_smtp_server
 
 
 COMMAND = os.path.join(os.path.dirname(sys.executable), "kinto-send-email")
@@ -30,10 +30,15 @@ def write_ini(tmp_path, **mail):
     return str(path)
 
 
-def run(*args):
-    """The command as a real process."""
+def run(*args, env=None):
+    """The command as a real process; ``env`` adds to the environment."""
     return subprocess.run(
-        [COMMAND, *args], capture_output=True, text=True, timeout=30, cwd=os.getcwd()
+        [COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=os.getcwd(),
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -166,5 +171,59 @@ def test_a_server_that_refuses_the_email_is_one_line_and_exit_1(tmp_path, inbox,
     inbox.scripted_replies.append("554 5.7.1 Relaying denied")
     port = shared_smtp_server().port
     result = command(write_ini(tmp_path, host="127.0.0.1", port=port), "alice@example.com")
-    assert_one_line_failure(result, "could not send", "Relaying denied")
+    assert_one_line_failure(
+        result, "could not send", "the mail server refused the email: 554 5.7.1 Relaying denied"
+    )
     assert inbox.messages == []
+
+
+class RefusingInbox(Inbox):
+    """Refuses the recipients whose name is ``nobody``."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@pytest.fixture
+def refusing_server():
+    server = SMTPServer(inbox=RefusingInbox()).start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.functional
+def test_a_refused_recipient_is_one_clear_line_and_exit_1(tmp_path, refusing_server):
+    ini = write_ini(tmp_path, host="127.0.0.1", port=refusing_server.port)
+    result = run(ini, "nobody@example.com")
+    assert_one_line_failure(
+        result,
+        "the mail server refused the recipient nobody@example.com: 550 5.1.1 no such user",
+    )
+    assert "{" not in result.stderr and "b'" not in result.stderr  # Not smtplib's dict.
+    assert refusing_server.inbox.messages == []
+
+
+@pytest.mark.functional
+@pytest.mark.parametrize("variable", ["MAIL_PORT", "KINTO_MAIL_PORT"])
+def test_the_environment_overrides_the_ini_as_for_kinto_start(tmp_path, inbox, variable):
+    closed = free_port()
+    ini = write_ini(tmp_path, host="127.0.0.1", port=closed, default_sender="kinto@example.com")
+    port = shared_smtp_server().port
+    result = run(ini, "alice@example.com", env={variable: str(port)})
+    assert result.returncode == 0, result.stderr
+    assert f"127.0.0.1:{port}" in result.stdout
+    [message] = inbox.wait_for(1)
+    assert message.envelope_to == ["alice@example.com"]
+
+
+@pytest.mark.functional
+def test_the_environment_overrides_any_mail_setting_of_the_ini(tmp_path, inbox):
+    port = shared_smtp_server().port
+    ini = write_ini(tmp_path, host="127.0.0.1", port=port, default_sender="ini@example.com")
+    env = {"MAIL_DEFAULT_SENDER": "env@example.com"}
+    assert run(ini, "alice@example.com", env=env).returncode == 0
+    [message] = inbox.wait_for(1)
+    assert message.envelope_from == "env@example.com"

@@ -377,7 +377,7 @@ class TyposTest(HookWebTest):
             "kinto_signer.events.ReviewRequested, "
         )
         assert message.endswith(
-            "kinto_remote_settings.signer.events.ReviewRejected, "
+            "kinto_remote_settings.signer.events.ReviewCanceled, "
             "an event class of a loaded module, a ^ pattern; "
             'did you mean "kinto_signer.events.ReviewRequested"?'
         )

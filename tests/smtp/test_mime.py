@@ -217,6 +217,42 @@ class DebugMailerTest(HookWebTest):
             with open(f"{self.directory}/{name}", "rb") as f:
                 assert_identified(email.message_from_binary_file(f), started)
 
+    def test_debug_files_hold_the_bytes_smtp_sends(self):
+        """The same write through an app that sends over SMTP: the same bytes, but for the
+        headers each email draws anew, so that ``grep`` finds in the file what was written."""
+        hook = {
+            **HOOK,
+            "subject": "Un café pour {id}",
+            "template": "By {user_id}: un café pour {id}\n",
+            "cc": ["bob@example.com"],
+            "reply_to": ["Zoë <zoe@example.com>"],
+        }
+        before = set(os.listdir(self.directory))
+        sending = self.make_app({"mail.debug_mailer": "false"})
+        try:
+            for app in (self.app, sending):
+                app.put_json("/buckets/b", {"data": {}}, headers=self.headers)
+                app.put_json(
+                    "/buckets/b/collections/c",
+                    {"data": self.hooked(hook)},
+                    headers=self.headers,
+                )
+                app.put_json(f"{RECORDS}/r1", {"data": {}}, headers=self.headers)
+            assert sending.app.registry.emailer.delivery.drain(timeout=10)
+        finally:
+            sending.app.registry.emailer.delivery.stop(timeout=1)
+        [sent] = self.inbox.expect(1)
+        [name] = set(os.listdir(self.directory)) - before
+        with open(os.path.join(self.directory, name), "rb") as f:
+            written = f.read()
+
+        def drawn_anew(data):
+            return re.sub(rb"(?m)^(Date|Message-I[dD]): .*$", rb"\1: -", data)
+
+        assert drawn_anew(written) == drawn_anew(sent.raw)
+        assert sent["Content-Transfer-Encoding"] == "8bit"
+        assert "By basicauth:".encode() in written and "un café pour r1".encode() in written
+
 
 def test_rendering_keeps_the_date_and_message_id_given_when_the_email_was_built():
     built = {"Date": "Mon, 01 Jan 2024 10:00:00 +0100", "Message-ID": "<1.2@kinto-emailer>"}

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pyramid_mailer.message import Message
 
+from ...log_values import quoted
 from .. import FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
 from ..limits import HourlyLimit
 from . import files
@@ -115,7 +116,12 @@ class MaildirOutbox(Outbox):
         try:
             how(filename)
         except OSError as e:
-            logger.error("Could not remove %s from the Maildir: %s", email.filename, e)
+            logger.error(
+                "Could not remove %s from the Maildir: %s",
+                quoted(email.filename),
+                quoted(e),
+                extra={"file": email.filename, "error": str(e)},
+            )
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status, email.error = RETRYING, error

@@ -26,6 +26,7 @@ import uuid
 from contextlib import suppress
 from typing import IO, TYPE_CHECKING
 
+from ...log_values import quoted
 from .files import Labels, ensure_maildir, serialize, write_atomically
 
 
@@ -187,9 +188,10 @@ class MaildirQueue:
         for name in swept:
             logger.warning(
                 "Deleted %s from %s: unchanged for over %gs, its writer died before queueing it",
-                name,
-                tmp,
+                quoted(name),
+                quoted(tmp),
                 max_age,
+                extra={"file": name, "directory": tmp},
             )
         return swept
 
