@@ -20,7 +20,7 @@ from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .outbox import Outbox, StatusUnavailable
-from .outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
+from .outbox.status import FIELDS, TRANSITIONS, Query, TransitionError, without_addresses
 from .saving import has_permission
 
 
@@ -74,7 +74,7 @@ class Scope:
     def show(self, record: dict[str, Any]) -> dict[str, Any]:
         if not self.whole_bucket:
             # Collection writers can't read the bucket's groups: no addresses for them.
-            record = {k: v for k, v in record.items() if k != RECIPIENTS}
+            record = without_addresses(record)
         return record
 
 

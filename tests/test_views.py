@@ -61,11 +61,12 @@ class EmailViewsScenarios:
         assert set(email) == {
             "id", "status", "attempts", "error", "hook", "bucket_id", "collection_id", "uri",
             "action", "event", "subject", "recipients_count", "created", "last_modified",
-            "sent", "recipients",
+            "sent", "refused", "recipients",
         }  # fmt: skip
         assert email["status"] == "sent"
         assert email["attempts"] == 1
         assert email["error"] is None
+        assert email["refused"] == []
         assert email["hook"] == "/buckets/b/collections/c#0"
         assert (email["bucket_id"], email["collection_id"]) == ("b", "c")
         assert email["uri"] == f"/buckets/b/collections/c/records/{record['id']}"
@@ -93,6 +94,34 @@ class EmailViewsScenarios:
         self.drain()
         assert len(self.inbox.wait_for(1)) == 1
         assert self.app.get(path, headers=self.headers).json["data"]["status"] == "sent"
+
+    def test_a_recipient_refused_for_good_is_named_in_the_status_of_a_sent_email(self):
+        self.inbox.rcpt_replies = {
+            "carol@example.com": "550 5.1.1 <carol@example.com>: Recipient address rejected"
+        }
+        self.sent_email()
+        (message,) = self.inbox.wait_for(1)
+        assert message.envelope_to == ["alice@example.com"]
+        (email,) = self.list().json["data"]
+        assert email["status"] == "sent"
+        assert email["refused"] == [
+            {
+                "address": "carol@example.com",
+                "code": 550,
+                "message": "5.1.1 <[recipient]>: Recipient address rejected",
+            }
+        ]
+        assert email["error"] == (
+            "refused for some recipients: 550 5.1.1 <[recipient]>: Recipient address rejected "
+            "(1 recipient(s))"
+        )
+        # Collection writers see the refusal, not the address.
+        (seen,) = self.list(headers=self.bob).json["data"]
+        assert seen["refused"] == [
+            {"code": 550, "message": "5.1.1 <[recipient]>: Recipient address rejected"}
+        ]
+        one = self.app.get(f"/buckets/b/emails/{email['id']}", headers=self.bob).json["data"]
+        assert one == seen
 
     def test_a_retrying_email_cancelled_is_never_sent(self):
         self.inbox.scripted_replies = ["451 4.3.0 try later"]

@@ -61,6 +61,9 @@ class Email:
     outgoing: Outgoing | None = None
     #: The Maildir file that holds it, in the ``maildir`` outbox.
     filename: str | None = None
+    #: The recipients the mail server refused for good while it took the email for others:
+    #: ``{"address", "code", "message"}`` each (``refusal``), since it was last queued.
+    refused: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -163,6 +166,23 @@ def text_size(text: str) -> int:
     # UTF-8), and a soft line break per 76 bytes.
     rendered = encoded + encoded // 25 + 4 * (encoded - len(text))
     return in_memory + rendered
+
+
+def refusal(address: str, code: int, message: str) -> dict[str, Any]:
+    """One entry of ``Email.refused``; ``message`` without the addresses (``report.redact``)."""
+    return {"address": address, "code": code, "message": message}
+
+
+def refused_error(refused: list[dict[str, Any]]) -> str | None:
+    """The ``error`` of an email sent to some recipients only: who was refused, how many."""
+    if not refused:
+        return None
+    counts: dict[str, int] = {}
+    for entry in refused:
+        reply = f"{entry['code']} {entry['message']}".strip()
+        counts[reply] = counts.get(reply, 0) + 1
+    replies = "; ".join(f"{reply} ({n} recipient(s))" for reply, n in counts.items())
+    return f"refused for some recipients: {replies}"
 
 
 class StatusUnavailable(Exception):

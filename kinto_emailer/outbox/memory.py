@@ -9,7 +9,19 @@ from collections import Counter, OrderedDict, deque
 from typing import TYPE_CHECKING, Any
 
 from ..drafts import complete
-from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox, Window
+from . import (
+    CANCELLED,
+    DROPPED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    SENT,
+    Email,
+    Outbox,
+    Window,
+    refused_error,
+)
 from . import status as status_views
 from .limits import HourlyLimit, Usage, make_room
 
@@ -116,7 +128,7 @@ class MemoryOutbox(Outbox):
 
     def sent(self, email: Email) -> None:
         with self._condition:
-            self._forget(email, SENT)
+            self._forget(email, SENT, refused_error(email.refused))
 
     def failed(self, email: Email, error: str) -> None:
         with self._condition:
@@ -278,7 +290,7 @@ class MemoryOutbox(Outbox):
             else:
                 del self._ended[email.id]
                 self._ended_bytes -= email.size
-                email.attempts, email.outgoing = 0, None
+                email.attempts, email.outgoing, email.refused = 0, None, []
                 reason = self._enqueue(email, [])
                 if reason is not None:
                     self._end(email, DROPPED, reason)

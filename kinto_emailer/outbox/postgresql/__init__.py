@@ -35,6 +35,7 @@ from .. import (
     active_transaction,
     message_from_json,
     message_to_json,
+    refused_error,
 )
 from ..status import Query
 from . import status, windows
@@ -94,7 +95,7 @@ UPDATE {TABLE} o
        lease_until = now() + make_interval(secs => %(lease)s)
   FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, o.message,
-          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created
+          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created, o.refused
 """
 
 
@@ -222,7 +223,7 @@ class PostgreSQLOutbox(Outbox):
         emails: list[Email] = []
         for row in sorted(rows, key=lambda r: r[0]):
             (id_, bucket_id, cid, hook, uri, action, event, message, remaining, size,
-             attempts, created) = row  # fmt: skip
+             attempts, created, refused) = row  # fmt: skip
             email = Email(
                 message_from_json(message),
                 location=hook,
@@ -236,6 +237,7 @@ class PostgreSQLOutbox(Outbox):
                 attempts=attempts,
                 created=float(created),
                 size=size,
+                refused=refused or [],
             )
             if remaining is not None:
                 self._remaining[email.id] = remaining
@@ -285,17 +287,26 @@ class PostgreSQLOutbox(Outbox):
         self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
             cursor.execute(
-                f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
-                f"lease_until = NULL, worker = NULL WHERE id = %(id)s{mine}",
-                {"id": int(email.id), "worker": self.worker_id, **params},
+                f"UPDATE {TABLE} SET {sets}, refused = %(refused)s, "
+                "last_modified = clock_timestamp(), lease_until = NULL, worker = NULL "
+                f"WHERE id = %(id)s{mine}",
+                {
+                    "id": int(email.id),
+                    "worker": self.worker_id,
+                    "refused": json.dumps(email.refused),
+                    **params,
+                },
             )
 
     def sent(self, email: Email) -> None:
         email.status = "sent"
         self._update(
-            email, "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s",
+            email,
+            "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s, "
+            "error = %(error)s",
             attempts=email.attempts,
-        )  # fmt: skip
+            error=refused_error(email.refused),
+        )
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status = RETRYING

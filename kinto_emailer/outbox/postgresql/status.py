@@ -3,7 +3,7 @@
 from typing import Any
 
 from .. import QUEUED
-from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
+from ..status import FIELDS, RECIPIENTS, REFUSED, Query, check_transition, millis
 from .cursors import Cursor
 from .schema import CHANNEL, TABLE
 
@@ -11,7 +11,7 @@ from .schema import CHANNEL, TABLE
 RECORD = (
     "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
     "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
-    "extract(epoch FROM sent), message->'recipients', message->'cc', message->'bcc'"
+    "extract(epoch FROM sent), refused, message->'recipients', message->'cc', message->'bcc'"
 )
 
 
@@ -33,7 +33,8 @@ def as_record(row: tuple[Any, ...]) -> dict[str, Any]:
     record["id"] = str(record["id"])
     for name in ("created", "last_modified", "sent"):
         record[name] = millis(None if record[name] is None else float(record[name]))
-    to, cc, bcc = row[15:]
+    refused, to, cc, bcc = row[15:]
+    record[REFUSED] = refused or []
     record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
     return record
 
@@ -82,7 +83,7 @@ def change(cursor: Cursor, bucket_id: str, email_id: str, status: str) -> dict[s
     check_transition(row[0], status)
     if status == QUEUED:
         sets = (
-            "status = 'queued', attempts = 0, error = NULL, remaining = NULL, "
+            "status = 'queued', attempts = 0, error = NULL, remaining = NULL, refused = '[]', "
             "sent = NULL, next_attempt = now()"
         )
     else:
