@@ -80,12 +80,10 @@ class Sender:
                 closed = isinstance(e, smtplib.SMTPServerDisconnected) and not connection.expired
                 if connection.sent and closed:
                     return False
-            failure = classify(e)
-            if isinstance(e, smtplib.SMTPRecipientsRefused) and isinstance(
-                failure, PermanentFailure
-            ):
-                self._refused_for_good(email, e.recipients, list(e.recipients))
-            self.failed(email, failure)
+            if isinstance(e, smtplib.SMTPRecipientsRefused):
+                self._all_refused(email, e)
+            else:
+                self.failed(email, classify(e))
             return True
         self.last_sent = time.monotonic()
         if refused:
@@ -112,6 +110,23 @@ class Sender:
             self.outbox.sent(email)
             return
         # The next attempt goes to those that may still accept it.
+        email.outgoing.recipients = later
+        self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
+
+    def _all_refused(self, email: Email, error: smtplib.SMTPRecipientsRefused) -> None:
+        """No recipient took it: those refused for good are kept as such, and the next
+        attempt goes to those that may still accept it."""
+        assert email.outgoing is not None  # Prepared by the worker.
+        refused = error.recipients
+        later = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
+        never = [rcpt for rcpt in refused if rcpt not in later]
+        self._refused_for_good(email, refused, never)
+        if not (later and never):
+            self.failed(email, classify(error))
+            return
+        reason = f"permanent: {_reasons(refused, never)}"
+        attempts = email.attempts + 1
+        self.report(FAILED, email, reason, recipients=never, hide=refused, attempts=attempts)
         email.outgoing.recipients = later
         self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
 
@@ -154,7 +169,7 @@ class Sender:
         return random.uniform(delay / 2, delay)
 
 
-def _reasons(refused: Refused, recipients: list[str]) -> str:
+def _reasons(refused: Mapping[str, tuple[int, str | bytes]], recipients: list[str]) -> str:
     """One reply per line of text: ``550 5.1.1 unknown user (2 recipients)``."""
     counts: dict[str, int] = {}
     for rcpt in recipients:

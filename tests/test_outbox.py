@@ -19,6 +19,7 @@ class TestMaildirOutbox(OutboxTests, unittest.TestCase):
     shared = True
     leased = False  # A claim ends with its process (see tests/test_maildir_queue.py).
     bounded = False
+    statuses = False
 
     def setUp(self):
         self.directory = tempfile.mkdtemp()

@@ -64,6 +64,8 @@ class Email:
     #: The recipients the mail server refused for good while it took the email for others:
     #: ``{"address", "code", "message"}`` each (``refusal``), since it was last queued.
     refused: list[dict[str, Any]] = field(default_factory=list)
+    #: When the hourly limit last counted it (``time.monotonic()``), in a memory outbox.
+    counted_at: float | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -280,7 +282,12 @@ class Outbox(abc.ABC):
 
     def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
         """Send a failed, cancelled or dropped email again (``queued``), or cancel one that
-        waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email."""
+        waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email.
+
+        Queued again, an email passes the limits a new one passes (else ``status.QueueRefused``
+        and it stays as it was), and goes only to the recipients that have not taken it yet:
+        those still to try when it stopped, and those refused for good (``Email.refused``).
+        An email that the hourly limit counted less than an hour ago is not counted again."""
         raise StatusUnavailable(self.name)
 
     def gather(self, windows: list[Window]) -> None:

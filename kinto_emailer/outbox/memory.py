@@ -23,7 +23,7 @@ from . import (
     refused_error,
 )
 from . import status as status_views
-from .limits import HourlyLimit, Usage, make_room
+from .limits import HOUR, HourlyLimit, Usage, make_room
 
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class MemoryOutbox(Outbox):
                     refused.append((email, reason))
                     continue
                 self.hourly.count(email.bucket_id)
+                email.counted_at = time.monotonic()
         return refused
 
     def _enqueue(self, email: Email, refused: list[tuple[Email, str]]) -> str | None:
@@ -172,7 +173,8 @@ class MemoryOutbox(Outbox):
         self._ended_bytes += email.size
         # Kept for the status views within the queue's own bounds: the oldest go first.
         settings = self.settings
-        while len(self._ended) > settings.queue_size or self._ended_bytes > settings.queue_bytes:
+        bytes_bound = settings.queue_bytes or float("inf")  # 0: no bound, as in ``queue_full``.
+        while len(self._ended) > settings.queue_size or self._ended_bytes > bytes_bound:
             _, oldest = self._ended.popitem(last=False)
             self._ended_bytes -= oldest.size
         self._condition.notify_all()
@@ -288,13 +290,30 @@ class MemoryOutbox(Outbox):
                 self._unqueue(email)
                 self._forget(email, CANCELLED)
             else:
-                del self._ended[email.id]
-                self._ended_bytes -= email.size
-                email.attempts, email.outgoing, email.refused = 0, None, []
-                reason = self._enqueue(email, [])
-                if reason is not None:
-                    self._end(email, DROPPED, reason)
+                self._requeue(email)
             return status_views.describe(email)
+
+    def _requeue(self, email: Email) -> None:
+        """``email`` waits again if the limits admit it, as a new one; see ``change``."""
+        now = time.monotonic()
+        counted = email.counted_at is not None and now - email.counted_at < HOUR
+        reason = None if counted else self.hourly.refuse(email.bucket_id)
+        if reason is None:
+            reason = self._enqueue(email, [])
+        if reason is not None:
+            raise status_views.QueueRefused(reason)
+        if not counted:
+            self.hourly.count(email.bucket_id)
+            email.counted_at = now
+        # Making room may already have pushed it out of the ended ones.
+        if self._ended.pop(email.id, None) is not None:
+            self._ended_bytes -= email.size
+        if email.outgoing is not None:
+            # Rendered: it names those still to try; those who took it get no second copy.
+            still = list(email.outgoing.recipients)
+            still += [r["address"] for r in email.refused if r["address"] not in still]
+            email.outgoing.recipients = still
+        email.attempts, email.refused = 0, []
 
     def _unqueue(self, email: Email) -> None:
         queue = self._ready.get(email.bucket_id)

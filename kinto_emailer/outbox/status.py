@@ -44,6 +44,10 @@ class TransitionError(ValueError):
     """A change of status that the views don't allow; the message lists those they do."""
 
 
+class QueueRefused(Exception):
+    """A limit refuses to queue an email again; it stays as it was. The message says which."""
+
+
 def transition_error(current: str, wanted: object) -> TransitionError:
     allowed = "; ".join(
         f'"{target}" from {" or ".join(repr(s) for s in sources)}'

@@ -325,10 +325,18 @@ class PostgreSQLOutbox(Outbox):
 
     def failed(self, email: Email, error: str) -> None:
         email.status = "failed"
+        # Who is still to try, as for a retry: queued again, it goes to them only.
+        remaining = None
+        if email.outgoing is not None:
+            remaining = json.dumps(list(email.outgoing.recipients))
         self._update(
-            email, "status = 'failed', attempts = %(attempts)s, error = %(error)s",
-            attempts=email.attempts, error=error,
-        )  # fmt: skip
+            email,
+            "status = 'failed', attempts = %(attempts)s, error = %(error)s, "
+            "remaining = %(remaining)s",
+            attempts=email.attempts,
+            error=error,
+            remaining=remaining,
+        )
 
     def release(self, emails: list[Email]) -> None:
         if not emails:
@@ -424,7 +432,7 @@ class PostgreSQLOutbox(Outbox):
 
     def change(self, bucket_id: str, email_id: str, wanted: str) -> dict[str, Any] | None:
         with self._request_cursor() as cursor:
-            return status.change(cursor, bucket_id, email_id, wanted)
+            return status.change(cursor, bucket_id, email_id, wanted, self.admission)
 
     def purge(self) -> int:
         days = self.settings.outbox_retention_days

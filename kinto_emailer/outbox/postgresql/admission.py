@@ -19,6 +19,12 @@ if TYPE_CHECKING:
 
 #: The SQL list of the statuses of emails that wait: ``('queued', 'sending', 'retrying')``.
 PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
+#: Rows the hourly limit counts: emails queued (or queued again) within the hour, but those
+#: the limits dropped; not the windows, whose emails are counted when they close.
+COUNTED_IN_HOUR = (
+    "queued_at > now() - make_interval(secs => %(hour)s) "
+    "AND status NOT IN ('dropped', 'collecting', 'closing')"
+)
 #: Seconds a process trusts the outbox's usage it read while far from the queue's bounds.
 USAGE_TTL = 1.0
 #: The first key of the advisory locks that serialize the hourly count of each bucket.
@@ -33,12 +39,15 @@ class Admission:
         self._lock = threading.Lock()
         self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
 
-    def admit(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
-        """The emails refused, with why: the limits, over every process's rows."""
+    def admit(
+        self, cursor: "Cursor", emails: list[Email], hourly: bool = True
+    ) -> list[tuple[Email, str]]:
+        """The emails refused, with why: the limits, over every process's rows; ``hourly``:
+        whether they count in the hour (an email queued again that it counts already not)."""
         settings = self.settings
         refused: list[tuple[Email, str]] = []
         buckets = sorted({email.bucket_id for email in emails}, key=lambda bucket: bucket or "")
-        if settings.max_emails_per_hour:
+        if settings.max_emails_per_hour and hourly:
             # Until commit: concurrent writes to a bucket would each count the rows without
             # the others' (READ COMMITTED), and together pass the limit. Sorted: no deadlock.
             for bucket_id in buckets:
@@ -48,8 +57,7 @@ class Admission:
                 )
             cursor.execute(
                 f"SELECT bucket_id, count(*) FROM {TABLE} WHERE bucket_id = ANY(%(buckets)s) "
-                f"AND created > now() - make_interval(secs => %(hour)s) AND status <> 'dropped' "
-                "GROUP BY bucket_id",
+                f"AND {COUNTED_IN_HOUR} GROUP BY bucket_id",
                 {"buckets": buckets, "hour": HOUR},
             )
             sent = Counter(dict(cursor.fetchall()))
@@ -83,6 +91,12 @@ class Admission:
         for email, reason in refused:
             email.error = reason
         return refused
+
+    def readmit(self, cursor: "Cursor", email: Email, counted: bool) -> str | None:
+        """Why ``email``, ended, can't be queued again; ``counted``: whether the hour counts
+        it already. ``None``: admitted."""
+        refused = self.admit(cursor, [email], hourly=not counted)
+        return next((reason for victim, reason in refused if victim is email), None)
 
     def _far_from_bounds(self, emails: list[Email]) -> bool:
         """Whether the usage this process read lately, plus what it added since, leaves
