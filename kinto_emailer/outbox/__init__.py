@@ -121,6 +121,49 @@ class Window:
     uri: str | None = None
     action: str | None = None
     event: str | None = None
+    #: The bytes it takes while open, in the outboxes that keep windows in memory: its draft
+    #: and its lines (``open``), and those of the parts that joined it (``join``).
+    size: int = 0
+
+    def open(self) -> int:
+        """This part opens its hook's window: its bytes, counted from now on."""
+        self.lines = list(self.lines[: self.max_items])
+        self.size = draft_size(self.draft) + sum(text_size(line) for line in self.lines)
+        return self.size
+
+    def join(self, part: "Window", room: float) -> int:
+        """Add ``part``, a later request's part of this open window: its count, and its lines
+        while this window has fewer than ``max_items`` and they fit in ``room`` bytes; its
+        draft is not kept. Returns the bytes its lines take here."""
+        self.count += part.count
+        # Several people: nobody is spared (``None``), as when one of them is unknown.
+        self.author = self.author if self.author == part.author else None
+        for name in WINDOW_ORIGIN[1:]:  # Not the bucket: a hook's changes are all in one.
+            if getattr(part, name) != getattr(self, name):
+                setattr(self, name, None)
+        taken = 0
+        for line in part.lines[: max(0, self.max_items - len(self.lines))]:
+            size = text_size(line)
+            if taken + size > room:
+                break  # Counted, not listed: "and N more".
+            self.lines.append(line)
+            taken += size
+        self.size += taken
+        return taken
+
+
+#: What a window keeps of its changes' origin: a field that differs between two is ``None``.
+WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+
+
+def draft_size(draft: dict[str, Any]) -> int:
+    """The bytes a draft (``drafts.make_draft``) takes while its window is open."""
+    texts = []
+    for message in draft["messages"]:
+        texts += [message["subject"] or "", message["body"] or "", message["html"] or ""]
+        texts += [*message["recipients"], *message["cc"], *message["bcc"]]
+        texts += [str(v) for v in (message["headers"] or {}).values()]
+    return sum(text_size(text) for text in texts)
 
 
 def message_to_json(message: Message) -> str:
@@ -290,8 +333,9 @@ class Outbox(abc.ABC):
         An email that the hourly limit counted less than an hour ago is not counted again."""
         raise StatusUnavailable(self.name)
 
-    def gather(self, windows: list[Window]) -> None:
-        """Open each hook's window, or add to the one open; at commit, as ``put``."""
+    def gather(self, windows: list[Window]) -> list[tuple[Window, str]]:
+        """Open each hook's window, or add to the one open; at commit, as ``put``. Returns
+        the parts that could not open a window (past ``queue_bytes``), with why."""
         raise NotImplementedError(f"the {self.name} outbox keeps no time windows")
 
     def close_windows(self) -> list[tuple[Email, str]]:

@@ -17,6 +17,7 @@ from . import (
     RETRYING,
     SENDING,
     SENT,
+    WINDOW_ORIGIN,
     Email,
     Outbox,
     Window,
@@ -29,9 +30,6 @@ from .limits import HOUR, HourlyLimit, Usage, make_room
 if TYPE_CHECKING:
     from ..config import EmailerSettings
     from .status import Query
-
-WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
-_MIXED = object()  # A window's author when several people made its changes.
 
 
 class MemoryOutbox(Outbox):
@@ -62,10 +60,10 @@ class MemoryOutbox(Outbox):
         self._ended: OrderedDict[str, Email] = OrderedDict()
         self._ended_bytes = 0
         self._woken = False
-        # Hook location -> (closes, the first part, its later parts).
-        self._windows: dict[str, tuple[float, Window | None, list[Window]]] = {}
-        # (first part, later parts) of windows closed by a later part.
-        self._closed: list[tuple[Window, list[Window]]] = []
+        # Hook location -> (when it closes, the part that opened it, joined by the others).
+        self._windows: dict[str, tuple[float, Window]] = {}
+        # Windows closed by a later part, not yet put.
+        self._closed: list[Window] = []
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused: list[tuple[Email, str]] = []
@@ -163,9 +161,15 @@ class MemoryOutbox(Outbox):
         del self._pending[email.id]
         self._count[email.bucket_id] -= 1
         self._bytes[email.bucket_id] -= email.size
-        if not self._count[email.bucket_id]:
-            del self._count[email.bucket_id], self._bytes[email.bucket_id]
+        self._drop_empty(email.bucket_id)
         self._end(email, status, error)
+
+    def _drop_empty(self, bucket_id: str | None) -> None:
+        # The bytes of a bucket count its open windows too: it may hold bytes and no email.
+        if not self._count[bucket_id]:
+            del self._count[bucket_id]
+        if not self._bytes[bucket_id]:
+            del self._bytes[bucket_id]
 
     def _end(self, email: Email, status: str, error: str | None = None) -> None:
         self._set(email, status, error)
@@ -179,38 +183,58 @@ class MemoryOutbox(Outbox):
             self._ended_bytes -= oldest.size
         self._condition.notify_all()
 
-    def gather(self, windows: list[Window]) -> None:
+    def gather(self, windows: list[Window]) -> list[tuple[Window, str]]:
+        refused: list[tuple[Window, str]] = []
         with self._condition:
             now = time.monotonic()
-            for window in windows:
-                closes, first, parts = self._windows.get(window.location, (now, None, []))
-                if closes <= now:
-                    if first is not None:  # Closed, not yet sent: this part opens the next.
-                        self._closed.append((first, parts))
-                    self._windows[window.location] = (now + window.seconds, window, [])
-                else:
-                    parts.append(window)
+            for part in windows:
+                closes, window = self._windows.pop(part.location, (now, None))
+                if window is not None and closes > now:
+                    # One draft per window: a later part brings its count and lines only.
+                    self._bytes[window.bucket_id] += window.join(part, self._room())
+                    self._windows[part.location] = (closes, window)
+                    continue
+                if window is not None:  # Closed, not yet sent: this part opens the next.
+                    self._closed.append(window)
+                if part.open() > self._room():
+                    reason = (
+                        f"queue full (kinto_emailer.queue_bytes = {self.settings.queue_bytes})"
+                    )
+                    refused.append((part, f"{reason}: time window not opened"))
+                    continue
+                self._bytes[part.bucket_id] += part.size
+                self._windows[part.location] = (now + part.seconds, part)
             self._woken = True
             self._condition.notify_all()
+        return refused
+
+    def _room(self) -> float:
+        """The bytes still free in the queue, which open windows share with waiting emails."""
+        if not self.settings.queue_bytes:
+            return float("inf")
+        return self.settings.queue_bytes - sum(self._bytes.values())
 
     def close_windows(self) -> list[tuple[Email, str]]:
         with self._condition:
             now = time.monotonic()
-            closed = [key for key, (closes, *_) in self._windows.items() if closes <= now]
-            windows = [self._windows.pop(key)[1:] for key in closed] + self._closed
+            closed = [key for key, (closes, _) in self._windows.items() if closes <= now]
+            windows = [self._windows.pop(key)[1] for key in closed] + self._closed
             self._closed = []
-        return [refused for w in windows for refused in self.put(_emails_of(*w))]
+            for window in windows:  # Their emails are counted instead, as they are put.
+                self._bytes[window.bucket_id] -= window.size
+                self._drop_empty(window.bucket_id)
+        return [refused for window in windows for refused in self.put(_emails_of(window))]
 
     def next_window(self) -> float | None:
         with self._condition:
-            closes = [closes for closes, *_ in self._windows.values()]
+            closes = [closes for closes, _ in self._windows.values()]
             closes += [0.0] if self._closed else []
         return max(0.0, min(closes) - time.monotonic()) if closes else None
 
     def hurry(self) -> None:
         with self._condition:
             # Windows close now too: their emails are sent before the process ends.
-            self._windows = {k: (0.0, f, p) for k, (_, f, p) in self._windows.items()}
+            self._windows = {key: (0.0, window) for key, (_, window) in self._windows.items()}
             self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
             heapq.heapify(self._later)
             self._condition.notify_all()
@@ -337,19 +361,8 @@ class MemoryOutbox(Outbox):
         self.hourly.reset()
 
 
-def _emails_of(first: Window, parts: list[Window]) -> list[Email]:
-    """The emails of a closed window: ``first`` opened it, ``parts`` joined it."""
-    lines, count = list(first.lines), first.count
-    author: object = first.author
-    origin = {name: getattr(first, name) for name in WINDOW_ORIGIN}
-    for part in parts:
-        lines += part.lines[: max(0, first.max_items - len(lines))]
-        count += part.count
-        author = author if author == part.author else _MIXED
-        for name, value in origin.items():
-            if getattr(part, name) != value:
-                origin[name] = None
-    author = None if author is _MIXED else author
-    assert author is None or isinstance(author, str)
-    messages = complete(first.draft, lines, count, author)
-    return [Email(message, first.location, **origin) for message in messages]
+def _emails_of(window: Window) -> list[Email]:
+    """The emails of a closed window."""
+    messages = complete(window.draft, window.lines, window.count, window.author)
+    origin = {name: getattr(window, name) for name in WINDOW_ORIGIN}
+    return [Email(message, window.location, **origin) for message in messages]

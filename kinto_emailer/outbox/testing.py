@@ -81,18 +81,21 @@ def window_part(
     seconds: int = 1,
     author: str | None = None,
     to: Iterable[str] = ("alice@example.com",),
+    location: str = "/buckets/b#0",
+    preamble: str = "",
     **draft: Any,
 ) -> Window:
-    """A request's part of the time window of hook ``/buckets/b#0``, as ``Digests`` makes it."""
+    """A request's part of the time window of hook ``location``, as ``Digests`` makes it;
+    ``preamble``: its body's text before the items."""
     message = Message(
         subject=f"{mark('n', 'count')} changes",
         sender="kinto@example.com",
         recipients=list(to),
-        body=mark("n", "items"),
+        body=preamble + mark("n", "items"),
     )
     draft = {"nonce": "n", "messages": [json.loads(message_to_json(message))], **draft}
     return Window(
-        location="/buckets/b#0",
+        location=location,
         seconds=seconds,
         draft=draft,
         lines=list(lines),
@@ -446,6 +449,39 @@ class OutboxTests(_TestCase):
         self.outbox.gather([window_part(["b"], author="bob@example.com", **spare)])
         (closed,) = self.closed_windows(1)
         assert message_of(closed).recipients == list(to)
+
+    def test_a_part_that_joins_an_open_window_brings_no_draft(self) -> None:
+        self.needs_windows()
+        self.outbox.gather([window_part(["one"])])
+        later = window_part(["two"])
+        later.draft = {"nonce": object()}  # Unusable: any use of it raises.
+        assert self.outbox.gather([later]) == []
+        (closed,) = self.closed_windows(1)
+        assert message_of(closed).body == "one\ntwo"
+
+    def test_open_windows_count_in_queue_bytes(self) -> None:
+        self.needs_windows()
+        preamble = "x" * 100_000
+        size = window_part(["a"], preamble=preamble).open()
+        self.outbox = self.make_outbox(queue_bytes=size * 3 // 2)
+        assert self.outbox.gather([window_part(["a"], seconds=2, preamble=preamble)]) == []
+        # Joined by many changes, it still holds one draft: another has no room.
+        for n in range(100):
+            part = window_part([str(n)], seconds=2, preamble=preamble)
+            assert self.outbox.gather([part]) == []
+        other = window_part(["b"], location="/buckets/b#1", preamble=preamble)
+        ((refused, reason),) = self.outbox.gather([other])
+        assert refused is other
+        assert reason == (
+            f"queue full (kinto_emailer.queue_bytes = {size * 3 // 2}): time window not opened"
+        )
+        # Nor does an email that would pass the bound with it.
+        ((email_, _),) = self.outbox.put([email(body=preamble)])
+        assert email_.status == DROPPED
+        (closed,) = self.closed_windows(1)
+        assert message_of(closed).subject == "101 changes"
+        # Closed, its bytes are its email's: the bound counts them once.
+        assert self.outbox.put([email(body="small")]) == []
 
     def test_two_workers_send_one_email_per_window(self) -> None:
         self.needs_windows()

@@ -169,15 +169,14 @@ class PostgreSQLOutbox(Outbox):
             email.id = str(id_)
         return refused
 
-    def gather(self, windows_: list[Window]) -> None:
+    def gather(self, windows_: list[Window]) -> list[tuple[Window, str]]:
         if not windows_:
-            return
+            return []
         if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
-                windows.gather(SessionCursor(session), windows_)
-                return
+                return windows.gather(SessionCursor(session), windows_, self.admission)
         with self._worker_connection(atomic=True) as cursor:
-            windows.gather(cursor, windows_)
+            return windows.gather(cursor, windows_, self.admission)
 
     def close_windows(self) -> list[tuple[Email, str]]:
         if time.monotonic() < self._windows_seen_until:
