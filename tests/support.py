@@ -78,6 +78,13 @@ class Inbox:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         with self.condition:
             self.started += 1
@@ -106,6 +113,8 @@ class Inbox:
             self.messages.clear()
             # Replies to give to the next DATA commands, e.g. ["451 try later"]; then "250 OK".
             self.scripted_replies = []
+            # Replies to ``RCPT TO`` by address, e.g. {"bob@example.com": "550 no such user"}.
+            self.rcpt_replies = {}
             self.delay = 0.0
             self.started = 0
             self.sessions = 0

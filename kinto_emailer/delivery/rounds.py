@@ -5,10 +5,10 @@ to the report."""
 import random
 import smtplib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from ..outbox import Email, Outbox
+from ..outbox import Email, Outbox, refusal
 from ..smtp.connection import (
     PermanentFailure,
     Refused,
@@ -80,7 +80,10 @@ class Sender:
                 closed = isinstance(e, smtplib.SMTPServerDisconnected) and not connection.expired
                 if connection.sent and closed:
                     return False
-            self.failed(email, classify(e))
+            if isinstance(e, smtplib.SMTPRecipientsRefused):
+                self._all_refused(email, e)
+            else:
+                self.failed(email, classify(e))
             return True
         self.last_sent = time.monotonic()
         if refused:
@@ -97,6 +100,7 @@ class Sender:
         never = [rcpt for rcpt in refused if rcpt not in later]
         accepted = [rcpt for rcpt in email.outgoing.recipients if rcpt not in refused]
         self.report(SENT, email, recipients=accepted)
+        self._refused_for_good(email, refused, never)
         if never:
             reason = f"permanent: {_reasons(refused, never)}"
             attempts = email.attempts + 1
@@ -108,6 +112,34 @@ class Sender:
         # The next attempt goes to those that may still accept it.
         email.outgoing.recipients = later
         self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
+
+    def _all_refused(self, email: Email, error: smtplib.SMTPRecipientsRefused) -> None:
+        """No recipient took it: those refused for good are kept as such, and the next
+        attempt goes to those that may still accept it."""
+        assert email.outgoing is not None  # Prepared by the worker.
+        refused = error.recipients
+        later = [rcpt for rcpt, (code, _) in refused.items() if 400 <= code < 500]
+        never = [rcpt for rcpt in refused if rcpt not in later]
+        self._refused_for_good(email, refused, never)
+        if not (later and never):
+            self.failed(email, classify(error))
+            return
+        reason = f"permanent: {_reasons(refused, never)}"
+        attempts = email.attempts + 1
+        self.report(FAILED, email, reason, recipients=never, hide=refused, attempts=attempts)
+        email.outgoing.recipients = later
+        self.failed(email, TemporaryFailure(_reasons(refused, later)), hide=refused)
+
+    def _refused_for_good(
+        self, email: Email, refused: Mapping[str, tuple[int, str | bytes]], never: list[str]
+    ) -> None:
+        """Kept with the email, for its status: the recipients refused for good, and why."""
+        known = {entry["address"] for entry in email.refused}
+        for rcpt in never:
+            if rcpt not in known:
+                code, reply = refused[rcpt]
+                message = self.report.redact(_text(reply), email, hide=refused)
+                email.refused.append(refusal(rcpt, code, message))
 
     def failed(self, email: Email, failure: Exception, hide: Iterable[str] = ()) -> None:
         email.attempts += 1
@@ -137,10 +169,15 @@ class Sender:
         return random.uniform(delay / 2, delay)
 
 
-def _reasons(refused: Refused, recipients: list[str]) -> str:
+def _reasons(refused: Mapping[str, tuple[int, str | bytes]], recipients: list[str]) -> str:
     """One reply per line of text: ``550 5.1.1 unknown user (2 recipients)``."""
     counts: dict[str, int] = {}
     for rcpt in recipients:
-        reply = " ".join(str(part) for part in refused[rcpt])
+        code, text = refused[rcpt]
+        reply = f"{code} {_text(text)}"
         counts[reply] = counts.get(reply, 0) + 1
     return "; ".join(f"{reply} ({n} recipient(s))" for reply, n in counts.items())
+
+
+def _text(reply: object) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)

@@ -165,14 +165,25 @@ class Delivery:
         if not windows or outbox is None:
             return
         try:
-            outbox.gather(windows)
+            refused = outbox.gather(windows)
         except Exception:
             if outbox.transactional:
                 raise  # The window is part of the change: neither is committed.
             logger.exception("Could not add %d digest part(s) to their windows", len(windows))
             return
+        for window, reason in refused:
+            self._report_window(window, reason)
         if self.worker is not None:
             self.worker.wake()  # Its wait now ends when the first window closes.
+
+    def _report_window(self, window: Window, reason: str) -> None:
+        """A window that could not open: its changes make no email, as a dropped one."""
+        messages = window.draft["messages"]
+        recipients = [a for m in messages for a in (*m["recipients"], *m["cc"], *m["bcc"])]
+        email = Email(
+            None, window.location, bucket_id=window.bucket_id, collection_id=window.collection_id
+        )
+        self.report(DROPPED, email, reason, recipients=recipients, changes=window.count)
 
     def drop(self, email: Email, reason: str, **details: Any) -> None:
         """An email refused before it reaches the outbox; ``details`` go in the log line."""

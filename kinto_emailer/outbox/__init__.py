@@ -61,6 +61,11 @@ class Email:
     outgoing: Outgoing | None = None
     #: The Maildir file that holds it, in the ``maildir`` outbox.
     filename: str | None = None
+    #: The recipients the mail server refused for good while it took the email for others:
+    #: ``{"address", "code", "message"}`` each (``refusal``), since it was last queued.
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    #: When the hourly limit last counted it (``time.monotonic()``), in a memory outbox.
+    counted_at: float | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -116,6 +121,49 @@ class Window:
     uri: str | None = None
     action: str | None = None
     event: str | None = None
+    #: The bytes it takes while open, in the outboxes that keep windows in memory: its draft
+    #: and its lines (``open``), and those of the parts that joined it (``join``).
+    size: int = 0
+
+    def open(self) -> int:
+        """This part opens its hook's window: its bytes, counted from now on."""
+        self.lines = list(self.lines[: self.max_items])
+        self.size = draft_size(self.draft) + sum(text_size(line) for line in self.lines)
+        return self.size
+
+    def join(self, part: "Window", room: float) -> int:
+        """Add ``part``, a later request's part of this open window: its count, and its lines
+        while this window has fewer than ``max_items`` and they fit in ``room`` bytes; its
+        draft is not kept. Returns the bytes its lines take here."""
+        self.count += part.count
+        # Several people: nobody is spared (``None``), as when one of them is unknown.
+        self.author = self.author if self.author == part.author else None
+        for name in WINDOW_ORIGIN[1:]:  # Not the bucket: a hook's changes are all in one.
+            if getattr(part, name) != getattr(self, name):
+                setattr(self, name, None)
+        taken = 0
+        for line in part.lines[: max(0, self.max_items - len(self.lines))]:
+            size = text_size(line)
+            if taken + size > room:
+                break  # Counted, not listed: "and N more".
+            self.lines.append(line)
+            taken += size
+        self.size += taken
+        return taken
+
+
+#: What a window keeps of its changes' origin: a field that differs between two is ``None``.
+WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+
+
+def draft_size(draft: dict[str, Any]) -> int:
+    """The bytes a draft (``drafts.make_draft``) takes while its window is open."""
+    texts = []
+    for message in draft["messages"]:
+        texts += [message["subject"] or "", message["body"] or "", message["html"] or ""]
+        texts += [*message["recipients"], *message["cc"], *message["bcc"]]
+        texts += [str(v) for v in (message["headers"] or {}).values()]
+    return sum(text_size(text) for text in texts)
 
 
 class DraftCompleter(Protocol):
@@ -174,6 +222,23 @@ def text_size(text: str) -> int:
     # UTF-8), and a soft line break per 76 bytes.
     rendered = encoded + encoded // 25 + 4 * (encoded - len(text))
     return in_memory + rendered
+
+
+def refusal(address: str, code: int, message: str) -> dict[str, Any]:
+    """One entry of ``Email.refused``; ``message`` without the addresses (``report.redact``)."""
+    return {"address": address, "code": code, "message": message}
+
+
+def refused_error(refused: list[dict[str, Any]]) -> str | None:
+    """The ``error`` of an email sent to some recipients only: who was refused, how many."""
+    if not refused:
+        return None
+    counts: dict[str, int] = {}
+    for entry in refused:
+        reply = f"{entry['code']} {entry['message']}".strip()
+        counts[reply] = counts.get(reply, 0) + 1
+    replies = "; ".join(f"{reply} ({n} recipient(s))" for reply, n in counts.items())
+    return f"refused for some recipients: {replies}"
 
 
 class StatusUnavailable(Exception):
@@ -271,11 +336,17 @@ class Outbox(abc.ABC):
 
     def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
         """Send a failed, cancelled or dropped email again (``queued``), or cancel one that
-        waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email."""
+        waits (``cancelled``); raises ``status.TransitionError``. ``None``: no such email.
+
+        Queued again, an email passes the limits a new one passes (else ``status.QueueRefused``
+        and it stays as it was), and goes only to the recipients that have not taken it yet:
+        those still to try when it stopped, and those refused for good (``Email.refused``).
+        An email that the hourly limit counted less than an hour ago is not counted again."""
         raise StatusUnavailable(self.name)
 
-    def gather(self, windows: list[Window]) -> None:
-        """Open each hook's window, or add to the one open; at commit, as ``put``."""
+    def gather(self, windows: list[Window]) -> list[tuple[Window, str]]:
+        """Open each hook's window, or add to the one open; at commit, as ``put``. Returns
+        the parts that could not open a window (past ``queue_bytes``), with why."""
         raise NotImplementedError(f"the {self.name} outbox keeps no time windows")
 
     def close_windows(self) -> list[tuple[Email, str]]:

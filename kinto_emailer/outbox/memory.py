@@ -16,21 +16,20 @@ from . import (
     RETRYING,
     SENDING,
     SENT,
+    WINDOW_ORIGIN,
     DraftCompleter,
     Email,
     Outbox,
     Window,
+    refused_error,
 )
 from . import status as status_views
-from .limits import HourlyLimit, Usage, make_room
+from .limits import HOUR, HourlyLimit, Usage, make_room
 
 
 if TYPE_CHECKING:
     from ..config import EmailerSettings
     from .status import Query
-
-WINDOW_ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
-_MIXED = object()  # A window's author when several people made its changes.
 
 
 class MemoryOutbox(Outbox):
@@ -62,10 +61,10 @@ class MemoryOutbox(Outbox):
         self._ended: OrderedDict[str, Email] = OrderedDict()
         self._ended_bytes = 0
         self._woken = False
-        # Hook location -> (closes, the first part, its later parts).
-        self._windows: dict[str, tuple[float, Window | None, list[Window]]] = {}
-        # (first part, later parts) of windows closed by a later part.
-        self._closed: list[tuple[Window, list[Window]]] = []
+        # Hook location -> (when it closes, the part that opened it, joined by the others).
+        self._windows: dict[str, tuple[float, Window]] = {}
+        # Windows closed by a later part, not yet put.
+        self._closed: list[Window] = []
 
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:
         refused: list[tuple[Email, str]] = []
@@ -79,6 +78,7 @@ class MemoryOutbox(Outbox):
                     refused.append((email, reason))
                     continue
                 self.hourly.count(email.bucket_id)
+                email.counted_at = time.monotonic()
         return refused
 
     def _enqueue(self, email: Email, refused: list[tuple[Email, str]]) -> str | None:
@@ -128,7 +128,7 @@ class MemoryOutbox(Outbox):
 
     def sent(self, email: Email) -> None:
         with self._condition:
-            self._forget(email, SENT)
+            self._forget(email, SENT, refused_error(email.refused))
 
     def failed(self, email: Email, error: str) -> None:
         with self._condition:
@@ -162,9 +162,15 @@ class MemoryOutbox(Outbox):
         del self._pending[email.id]
         self._count[email.bucket_id] -= 1
         self._bytes[email.bucket_id] -= email.size
-        if not self._count[email.bucket_id]:
-            del self._count[email.bucket_id], self._bytes[email.bucket_id]
+        self._drop_empty(email.bucket_id)
         self._end(email, status, error)
+
+    def _drop_empty(self, bucket_id: str | None) -> None:
+        # The bytes of a bucket count its open windows too: it may hold bytes and no email.
+        if not self._count[bucket_id]:
+            del self._count[bucket_id]
+        if not self._bytes[bucket_id]:
+            del self._bytes[bucket_id]
 
     def _end(self, email: Email, status: str, error: str | None = None) -> None:
         self._set(email, status, error)
@@ -172,43 +178,66 @@ class MemoryOutbox(Outbox):
         self._ended_bytes += email.size
         # Kept for the status views within the queue's own bounds: the oldest go first.
         settings = self.settings
-        while len(self._ended) > settings.queue_size or self._ended_bytes > settings.queue_bytes:
+        bytes_bound = settings.queue_bytes or float("inf")  # 0: no bound, as in ``queue_full``.
+        while len(self._ended) > settings.queue_size or self._ended_bytes > bytes_bound:
             _, oldest = self._ended.popitem(last=False)
             self._ended_bytes -= oldest.size
         self._condition.notify_all()
 
-    def gather(self, windows: list[Window]) -> None:
+    def gather(self, windows: list[Window]) -> list[tuple[Window, str]]:
+        refused: list[tuple[Window, str]] = []
         with self._condition:
             now = time.monotonic()
-            for window in windows:
-                closes, first, parts = self._windows.get(window.location, (now, None, []))
-                if closes <= now:
-                    if first is not None:  # Closed, not yet sent: this part opens the next.
-                        self._closed.append((first, parts))
-                    self._windows[window.location] = (now + window.seconds, window, [])
-                else:
-                    parts.append(window)
+            for part in windows:
+                closes, window = self._windows.pop(part.location, (now, None))
+                if window is not None and closes > now:
+                    # One draft per window: a later part brings its count and lines only.
+                    self._bytes[window.bucket_id] += window.join(part, self._room())
+                    self._windows[part.location] = (closes, window)
+                    continue
+                if window is not None:  # Closed, not yet sent: this part opens the next.
+                    self._closed.append(window)
+                if part.open() > self._room():
+                    reason = (
+                        f"queue full (kinto_emailer.queue_bytes = {self.settings.queue_bytes})"
+                    )
+                    refused.append((part, f"{reason}: time window not opened"))
+                    continue
+                self._bytes[part.bucket_id] += part.size
+                self._windows[part.location] = (now + part.seconds, part)
             self._woken = True
             self._condition.notify_all()
+        return refused
+
+    def _room(self) -> float:
+        """The bytes still free in the queue, which open windows share with waiting emails."""
+        if not self.settings.queue_bytes:
+            return float("inf")
+        return self.settings.queue_bytes - sum(self._bytes.values())
 
     def close_windows(self) -> list[tuple[Email, str]]:
         with self._condition:
             now = time.monotonic()
-            closed = [key for key, (closes, *_) in self._windows.items() if closes <= now]
-            windows = [self._windows.pop(key)[1:] for key in closed] + self._closed
+            closed = [key for key, (closes, _) in self._windows.items() if closes <= now]
+            windows = [self._windows.pop(key)[1] for key in closed] + self._closed
             self._closed = []
-        return [refused for w in windows for refused in self.put(_emails_of(self.drafts, *w))]
+            for window in windows:  # Their emails are counted instead, as they are put.
+                self._bytes[window.bucket_id] -= window.size
+                self._drop_empty(window.bucket_id)
+        return [
+            refused for window in windows for refused in self.put(_emails_of(self.drafts, window))
+        ]
 
     def next_window(self) -> float | None:
         with self._condition:
-            closes = [closes for closes, *_ in self._windows.values()]
+            closes = [closes for closes, _ in self._windows.values()]
             closes += [0.0] if self._closed else []
         return max(0.0, min(closes) - time.monotonic()) if closes else None
 
     def hurry(self) -> None:
         with self._condition:
             # Windows close now too: their emails are sent before the process ends.
-            self._windows = {k: (0.0, f, p) for k, (_, f, p) in self._windows.items()}
+            self._windows = {key: (0.0, window) for key, (_, window) in self._windows.items()}
             self._later = [(0.0, sequence, email) for _, sequence, email in self._later]
             heapq.heapify(self._later)
             self._condition.notify_all()
@@ -288,13 +317,30 @@ class MemoryOutbox(Outbox):
                 self._unqueue(email)
                 self._forget(email, CANCELLED)
             else:
-                del self._ended[email.id]
-                self._ended_bytes -= email.size
-                email.attempts, email.outgoing = 0, None
-                reason = self._enqueue(email, [])
-                if reason is not None:
-                    self._end(email, DROPPED, reason)
+                self._requeue(email)
             return status_views.describe(email)
+
+    def _requeue(self, email: Email) -> None:
+        """``email`` waits again if the limits admit it, as a new one; see ``change``."""
+        now = time.monotonic()
+        counted = email.counted_at is not None and now - email.counted_at < HOUR
+        reason = None if counted else self.hourly.refuse(email.bucket_id)
+        if reason is None:
+            reason = self._enqueue(email, [])
+        if reason is not None:
+            raise status_views.QueueRefused(reason)
+        if not counted:
+            self.hourly.count(email.bucket_id)
+            email.counted_at = now
+        # Making room may already have pushed it out of the ended ones.
+        if self._ended.pop(email.id, None) is not None:
+            self._ended_bytes -= email.size
+        if email.outgoing is not None:
+            # Rendered: it names those still to try; those who took it get no second copy.
+            still = list(email.outgoing.recipients)
+            still += [r["address"] for r in email.refused if r["address"] not in still]
+            email.outgoing.recipients = still
+        email.attempts, email.refused = 0, []
 
     def _unqueue(self, email: Email) -> None:
         queue = self._ready.get(email.bucket_id)
@@ -318,19 +364,8 @@ class MemoryOutbox(Outbox):
         self.hourly.reset()
 
 
-def _emails_of(drafts: DraftCompleter, first: Window, parts: list[Window]) -> list[Email]:
-    """The emails of a closed window: ``first`` opened it, ``parts`` joined it."""
-    lines, count = list(first.lines), first.count
-    author: object = first.author
-    origin = {name: getattr(first, name) for name in WINDOW_ORIGIN}
-    for part in parts:
-        lines += part.lines[: max(0, first.max_items - len(lines))]
-        count += part.count
-        author = author if author == part.author else _MIXED
-        for name, value in origin.items():
-            if getattr(part, name) != value:
-                origin[name] = None
-    author = None if author is _MIXED else author
-    assert author is None or isinstance(author, str)
-    messages = drafts.complete(first.draft, lines, count, author)
-    return [Email(message, first.location, **origin) for message in messages]
+def _emails_of(drafts: DraftCompleter, window: Window) -> list[Email]:
+    """The emails of a closed window."""
+    messages = drafts.complete(window.draft, window.lines, window.count, window.author)
+    origin = {name: getattr(window, name) for name in WINDOW_ORIGIN}
+    return [Email(message, window.location, **origin) for message in messages]

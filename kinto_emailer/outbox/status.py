@@ -30,6 +30,8 @@ FIELDS = (
 )
 #: Every address the email goes to (To, Cc, Bcc): only for the bucket's writers.
 RECIPIENTS = "recipients"
+#: The recipients refused for good (``Email.refused``); collection writers see no address.
+REFUSED = "refused"
 #: The status a PATCH may set, and the statuses it may set it from.
 TRANSITIONS = {
     QUEUED: (FAILED, CANCELLED, DROPPED),
@@ -40,6 +42,10 @@ DEFAULT_SORT = (("created", True), ("id", True))
 
 class TransitionError(ValueError):
     """A change of status that the views don't allow; the message lists those they do."""
+
+
+class QueueRefused(Exception):
+    """A limit refuses to queue an email again; it stays as it was. The message says which."""
 
 
 def transition_error(current: str, wanted: object) -> TransitionError:
@@ -93,8 +99,18 @@ def describe(email: Email) -> dict[str, Any]:
         "created": millis(email.created),
         "last_modified": millis(email.last_modified),
         "sent": millis(email.sent),
+        REFUSED: [dict(entry) for entry in email.refused],
         RECIPIENTS: email.recipients,
     }
+
+
+def without_addresses(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` for a reader who may not see the recipients' addresses."""
+    record = {k: v for k, v in record.items() if k != RECIPIENTS}
+    record[REFUSED] = [
+        {k: v for k, v in entry.items() if k != "address"} for entry in record[REFUSED]
+    ]
+    return record
 
 
 def select(records: list[dict[str, Any]], query: Query) -> list[dict[str, Any]]:

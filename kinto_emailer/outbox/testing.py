@@ -15,7 +15,20 @@ from typing import TYPE_CHECKING, Any
 from pyramid_mailer.message import Message
 
 from ..compose.drafts import mark
-from . import DROPPED, QUEUED, RETRYING, SENDING, Email, Outbox, Window, message_to_json
+from ..smtp import mime
+from . import (
+    CANCELLED,
+    DROPPED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    Email,
+    Outbox,
+    Window,
+    message_to_json,
+    refusal,
+)
+from .status import QueueRefused
 
 
 if TYPE_CHECKING:  # Mixed into a TestCase by each backend's test class.
@@ -43,13 +56,13 @@ def email(
     bucket_id: str = "b",
     subject: str = "hello",
     body: str = "text",
-    to: str = "alice@example.com",
+    to: str | list[str] = "alice@example.com",
     **fields: Any,
 ) -> Email:
     message = Message(
         subject=subject,
         sender="kinto@example.com",
-        recipients=[to],
+        recipients=[to] if isinstance(to, str) else to,
         body=body,
         extra_headers={"Message-ID": f"<{subject}.{time.time_ns()}@kinto-emailer>"},
     )
@@ -68,18 +81,21 @@ def window_part(
     seconds: int = 1,
     author: str | None = None,
     to: Iterable[str] = ("alice@example.com",),
+    location: str = "/buckets/b#0",
+    preamble: str = "",
     **draft: Any,
 ) -> Window:
-    """A request's part of the time window of hook ``/buckets/b#0``, as ``Digests`` makes it."""
+    """A request's part of the time window of hook ``location``, as ``Digests`` makes it;
+    ``preamble``: its body's text before the items."""
     message = Message(
         subject=f"{mark('n', 'count')} changes",
         sender="kinto@example.com",
         recipients=list(to),
-        body=mark("n", "items"),
+        body=preamble + mark("n", "items"),
     )
     draft = {"nonce": "n", "messages": [json.loads(message_to_json(message))], **draft}
     return Window(
-        location="/buckets/b#0",
+        location=location,
         seconds=seconds,
         draft=draft,
         lines=list(lines),
@@ -91,6 +107,10 @@ def window_part(
     )
 
 
+def render(message: Message) -> mime.Outgoing:
+    return mime.render(message, "kinto@example.com")
+
+
 class OutboxTests(_TestCase):
     shared = False
     #: Whether claims are leases that end (else they end with their process).
@@ -98,6 +118,8 @@ class OutboxTests(_TestCase):
     #: Whether the queue bounds (``queue_size``, ``queue_bytes``) and turns between buckets
     #: apply: not to a Maildir, whose files wait for any queue processor.
     bounded = True
+    #: Whether it keeps the status of its emails, for the status views.
+    statuses = True
 
     outbox: Outbox
 
@@ -276,6 +298,79 @@ class OutboxTests(_TestCase):
         assert self.outbox.pending() == 0
         other.close()
 
+    # Queued again from the status views (issue 24).
+
+    def needs_status(self) -> None:
+        if not self.statuses:
+            self.skipTest("keeps no status: its emails can't be queued again")
+
+    def test_queued_again_a_dropped_email_passes_the_hourly_limit_as_a_new_one(self) -> None:
+        self.needs_status()
+        self.outbox = self.make_outbox(max_emails_per_hour=2)
+        ((dropped, _),) = self.outbox.put([email("a", subject=str(i)) for i in range(3)])
+        with self.assertRaises(QueueRefused) as refused:
+            self.outbox.change("a", dropped.id, QUEUED)
+        assert "kinto_emailer.max_emails_per_hour = 2" in str(refused.exception)
+        record = self.outbox.email("a", dropped.id)
+        assert record is not None and record["status"] == DROPPED
+        # The two the hour counts already are not counted again: they may be queued again.
+        for claimed in self.outbox.claim(10):
+            claimed.attempts = 1
+            self.outbox.failed(claimed, "550 no such user")
+            again = self.outbox.change("a", claimed.id, QUEUED)
+            assert again is not None and again["status"] == QUEUED
+        assert self.outbox.pending() == 2
+        with self.assertRaises(QueueRefused):
+            self.outbox.change("a", dropped.id, QUEUED)
+
+    def test_queued_again_a_dropped_email_needs_room_in_the_queue(self) -> None:
+        self.needs_status()
+        if not self.bounded:
+            self.skipTest("no queue bounds")
+        self.outbox = self.make_outbox(queue_size=2)
+        ((dropped, _),) = self.outbox.put([email("a", subject=str(i)) for i in range(3)])
+        with self.assertRaises(QueueRefused) as refused:
+            self.outbox.change("a", dropped.id, QUEUED)
+        assert "kinto_emailer.queue_size = 2" in str(refused.exception)
+        assert self.outbox.pending() == 2
+
+    def test_queued_again_an_email_goes_to_those_who_have_not_taken_it(self) -> None:
+        self.needs_status()
+        to = ["taken@example.com", "grey@example.com", "gone@example.com"]
+        self.outbox.put([email(to=to)])
+        (claimed,) = self.outbox.claim(10)
+        self.outbox.prepare(claimed, render)
+        assert claimed.outgoing is not None
+        # As the sender leaves it: taken accepted, grey answered 451, gone 550.
+        claimed.outgoing.recipients = ["grey@example.com"]
+        claimed.refused = [refusal("gone@example.com", 550, "5.1.1 no such user")]
+        claimed.attempts = 1
+        self.outbox.retry(claimed, 3600, "451 4.3.0 try later")
+        record = self.outbox.email("b", claimed.id)
+        assert record is not None and record["refused"] == claimed.refused
+        self.outbox.change("b", claimed.id, CANCELLED)
+        record = self.outbox.change("b", claimed.id, QUEUED)
+        assert record is not None
+        assert (record["attempts"], record["refused"], record["error"]) == (0, [], None)
+        (again,) = self.outbox.claim(10)
+        self.outbox.prepare(again, render)
+        assert again.outgoing is not None
+        assert again.outgoing.recipients == ["grey@example.com", "gone@example.com"]
+
+    def test_sent_to_some_recipients_only_says_who_was_refused(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(to=["alice@example.com", "gone@example.com"])])
+        (claimed,) = self.outbox.claim(10)
+        claimed.refused = [refusal("gone@example.com", 550, "5.1.1 no such user")]
+        claimed.attempts = 1
+        self.outbox.sent(claimed)
+        record = self.outbox.email("b", claimed.id)
+        assert record is not None and record["status"] == "sent"
+        assert record["refused"] == claimed.refused
+        assert record["error"] == (
+            "refused for some recipients: 550 5.1.1 no such user (1 recipient(s))"
+        )
+
     # Time-window digests.
 
     def needs_windows(self) -> None:
@@ -354,6 +449,48 @@ class OutboxTests(_TestCase):
         self.outbox.gather([window_part(["b"], author="bob@example.com", **spare)])
         (closed,) = self.closed_windows(1)
         assert message_of(closed).recipients == list(to)
+
+    def test_a_part_that_joins_an_open_window_brings_no_draft(self) -> None:
+        self.needs_windows()
+        self.outbox.gather([window_part(["one"])])
+        later = window_part(["two"])
+        later.draft = {"nonce": object()}  # Unusable: any use of it raises.
+        assert self.outbox.gather([later]) == []
+        (closed,) = self.closed_windows(1)
+        assert message_of(closed).body == "one\ntwo"
+
+    def test_open_windows_count_in_queue_bytes(self) -> None:
+        self.needs_windows()
+        preamble = "x" * 100_000
+        size = window_part(["a"], preamble=preamble).open()
+        self.outbox = self.make_outbox(queue_bytes=size * 3 // 2)
+        # Open for a minute: the changes below all join it, however slow the machine.
+        assert self.outbox.gather([window_part(["a"], seconds=60, preamble=preamble)]) == []
+        # Joined by many changes, it still holds one draft: another has no room.
+        for n in range(100):
+            part = window_part([str(n)], seconds=60, preamble=preamble)
+            assert self.outbox.gather([part]) == []
+        other = window_part(["b"], location="/buckets/b#1", preamble=preamble)
+        ((refused, reason),) = self.outbox.gather([other])
+        assert refused is other
+        assert reason == (
+            f"queue full (kinto_emailer.queue_bytes = {size * 3 // 2}): time window not opened"
+        )
+        # Nor does an email that would pass the bound with it; a small one fits.
+        ((email_, _),) = self.outbox.put([email(body=preamble)])
+        assert email_.status == DROPPED
+        assert self.outbox.put([email(body="small")]) == []
+
+    def test_a_closed_window_gives_its_bytes_back(self) -> None:
+        self.needs_windows()
+        preamble = "x" * 100_000
+        size = window_part(["a"], preamble=preamble).open()
+        self.outbox = self.make_outbox(queue_bytes=size * 3 // 2)
+        assert self.outbox.gather([window_part(["a"], preamble=preamble)]) == []
+        (closed,) = self.closed_windows(1)
+        self.outbox.sent(closed)
+        # Nothing waits now: a window as large opens again.
+        assert self.outbox.gather([window_part(["b"], preamble=preamble)]) == []
 
     def test_two_workers_send_one_email_per_window(self) -> None:
         self.needs_windows()

@@ -15,12 +15,24 @@ from urllib.parse import urlencode
 
 from kinto.core import Service, errors
 from kinto.core.errors import ERRORS, http_error
-from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPNotImplemented
+from pyramid.httpexceptions import (
+    HTTPForbidden,
+    HTTPNotFound,
+    HTTPNotImplemented,
+    HTTPTooManyRequests,
+)
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..outbox import Outbox, StatusUnavailable
-from ..outbox.status import FIELDS, RECIPIENTS, TRANSITIONS, Query, TransitionError
+from ..outbox.status import (
+    FIELDS,
+    TRANSITIONS,
+    Query,
+    QueueRefused,
+    TransitionError,
+    without_addresses,
+)
 from ..permissions import has_permission
 
 
@@ -74,7 +86,7 @@ class Scope:
     def show(self, record: dict[str, Any]) -> dict[str, Any]:
         if not self.whole_bucket:
             # Collection writers can't read the bucket's groups: no addresses for them.
-            record = {k: v for k, v in record.items() if k != RECIPIENTS}
+            record = without_addresses(record)
         return record
 
 
@@ -212,6 +224,13 @@ def change_email(request: Request) -> dict[str, Any]:
         _unavailable("the Maildir queue (mail.queue_path)")
     except TransitionError as e:
         raise_invalid(request, name="data.status", description=str(e))
+    except QueueRefused as e:
+        # A limit of the bucket or of the queue, that time lifts: the client may try later.
+        raise http_error(
+            HTTPTooManyRequests(),
+            errno=ERRORS.CLIENT_REACHED_CAPACITY,
+            message=f"The email can't be queued again now: {e}. It stays as it was.",
+        )
     return {"data": _visible_email(request, scope, record)}
 
 

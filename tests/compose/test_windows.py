@@ -1,6 +1,7 @@
 """Issue 14, point 2: time-window digests through the real app and the real SMTP server, on
 the memory outbox and on the PostgreSQL outbox."""
 
+import psycopg2
 import pytest
 
 from tests.support import (
@@ -61,6 +62,97 @@ class WindowScenarios:
         for bad in (0, 86401, 2.5, "60", True):
             message = self.refused(window_hook(digest_window=bad))
             assert '"digest_window" must be a whole number of seconds from 1 to 86400' in message
+
+
+#: Issue 24, attack 1: templates that render to the largest body, from a 2,000-character field.
+BIG = "{new[b]}" * 512
+BIG_WINDOW = window_hook(
+    digest_window=3600, template=BIG, html_template=BIG, item_template="{new[b]}"
+)
+QUEUE_BYTES = 12_000_000  # Room for one such window's draft, not two.
+
+
+class WindowBoundScenarios:
+    """A window keeps one draft however many changes join it, and counts in queue_bytes."""
+
+    @classmethod
+    def extra_settings(cls):
+        return {**super().extra_settings(), "kinto_emailer.queue_bytes": str(QUEUE_BYTES)}
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.app.app.registry.emailer.delivery.outbox.flush)
+
+    def test_250_changes_into_a_window_keep_one_draft_within_queue_bytes(self):
+        self.save_hooks(BIG_WINDOW)
+        for n in range(250):
+            self.create_record(data={"b": f"{n:04}" + "x" * 1996})
+            if n in (0, 249):
+                held = self.held_bytes()
+                assert held <= QUEUE_BYTES, held
+                if n == 0:
+                    first = held
+        # What the 249 later changes added: their lines, never another draft.
+        assert held - first < 1_000_000, (first, held)
+
+        # A second hook's window would pass queue_bytes: it doesn't open, and says so.
+        other = {**BIG_WINDOW, "subject": "other {count}"}
+        self.create_collection(collection_id="d", data=self.hooked(other))
+        with self.assertLogs("kinto_emailer.outcomes", "ERROR") as logs:
+            self.create_record(collection_id="d", data={"b": "y" * 2000})
+        (dropped,) = logs.output
+        assert "hook=/buckets/b/collections/d#0" in dropped
+        assert "changes=1" in dropped
+        assert 'reason="queue full (kinto_emailer.queue_bytes = 12000000): time window' in dropped
+        assert self.held_bytes() <= QUEUE_BYTES
+
+        self.close_windows()
+        (digest,) = self.inbox.expect(1, timeout=30)
+        assert digest["Subject"] == "250 changes"
+
+    def held_bytes(self):
+        raise NotImplementedError
+
+
+class TestMemoryOutboxWindowBound(WindowBoundScenarios, HookWebTest):
+    def held_bytes(self):
+        return sum(self.app.app.registry.emailer.delivery.outbox._bytes.values())
+
+    def close_windows(self):
+        outbox = self.app.app.registry.emailer.delivery.outbox
+        outbox.hurry()
+        outbox.wake()
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("window_bound_database")
+class TestPostgreSQLOutboxWindowBound(PostgreSQLOutboxMixin, WindowBoundScenarios, HookWebTest):
+    def sql(self, query):
+        connection = psycopg2.connect(self.database_url)
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(query)
+                return cursor.fetchall() if cursor.description else []
+        finally:
+            connection.close()
+
+    def held_bytes(self):
+        ((size, windows),) = self.sql(
+            "SELECT coalesce(sum(size), 0), count(*) FILTER (WHERE status = 'collecting') "
+            "FROM kinto_emailer_outbox WHERE status IN ('queued', 'sending', 'retrying', "
+            "'collecting', 'closing')"
+        )
+        assert windows <= 1
+        return size
+
+    def close_windows(self):
+        self.sql(
+            "UPDATE kinto_emailer_outbox SET window_closes = now() WHERE status = 'collecting'"
+        )
+        self.app.app.registry.emailer.delivery.outbox.wake()
+
+
+window_bound_database = outbox_database_for(TestPostgreSQLOutboxWindowBound)
 
 
 class TestMemoryOutboxWindows(WindowScenarios, HookWebTest):

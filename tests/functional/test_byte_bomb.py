@@ -99,3 +99,32 @@ def test_the_byte_bomb_keeps_a_default_server_under_its_bound(server):
     assert 'reason="request too large (kinto_emailer.max_request_bytes = 5000000)' in log
     assert 'reason="queue full (kinto_emailer.queue_bytes = 50000000)"' in log
     assert peak < BOUND_MB, f"peak {peak} MB, now {rss} MB, after {len(writes)} writes"
+
+
+def test_window_writes_keep_a_default_server_under_its_bound(server):
+    # Issue 24, attack 1: each write into a day's window kept a copy of the whole draft
+    # (611 MB after 250 writes). Now one draft per window, counted in queue_bytes.
+    session = requests.Session()
+    session.auth = AUTH
+    session.put(f"{server.url}/buckets/windows", json={"data": {}}).raise_for_status()
+    window = {
+        "resource_name": "record",
+        "subject": "{count} changes",
+        "digest": True,
+        "digest_window": 86400,
+        "template": BOMB,
+        "html_template": BOMB,
+        "item_template": "{new[b]}",
+        "recipients": ["victim@example.com"],
+    }
+    records = f"{server.url}/buckets/windows/collections/c/records"
+    response = session.put(
+        f"{server.url}/buckets/windows/collections/c", json={"data": hooked(window)}
+    )
+    assert response.status_code == 201, response.text
+    for n in range(250):
+        answer = session.post(records, json={"data": {"b": VALUES[n % 2]}}, timeout=60)
+        assert answer.status_code == 201, answer.text
+    rss, peak = memory_mb(server.process.pid)
+    print(f"window writes: peak {peak} MB, now {rss} MB")
+    assert peak < BOUND_MB, f"peak {peak} MB, now {rss} MB"

@@ -3,6 +3,7 @@
 import shutil
 import tempfile
 import time
+import tracemalloc
 import unittest
 
 import pytest
@@ -11,7 +12,7 @@ from kinto_emailer.compose import drafts
 from kinto_emailer.outbox.maildir import MaildirOutbox
 from kinto_emailer.outbox.memory import MemoryOutbox
 from kinto_emailer.outbox.postgresql import PostgreSQLOutbox
-from kinto_emailer.outbox.testing import OutboxTests, email, outbox_settings
+from kinto_emailer.outbox.testing import OutboxTests, email, outbox_settings, window_part
 from kinto_emailer.smtp import mime
 from tests.support import TemporaryDatabase, migrate, postgresql_settings
 
@@ -20,6 +21,7 @@ class TestMaildirOutbox(OutboxTests, unittest.TestCase):
     shared = True
     leased = False  # A claim ends with its process (see tests/outbox/test_maildir_queue.py).
     bounded = False
+    statuses = False
 
     def setUp(self):
         self.directory = tempfile.mkdtemp()
@@ -42,6 +44,20 @@ class TestMaildirOutbox(OutboxTests, unittest.TestCase):
 class TestMemoryOutbox(OutboxTests, unittest.TestCase):
     def make_outbox(self, **settings):
         return MemoryOutbox(outbox_settings(**settings), drafts)
+
+    def test_a_window_holds_one_draft_in_memory_however_many_parts_join(self):
+        # Issue 24, attack 1: each part kept its draft (100 KB here) until the window closed.
+        preamble = "x" * 100_000
+        self.outbox.gather([window_part(["first"], seconds=60, preamble=preamble)])
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for n in range(200):
+                self.outbox.gather([window_part([str(n)], seconds=60, preamble=preamble)])
+            grown = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+        assert grown < 200_000, grown  # Their lines; 200 drafts would be 20 MB.
 
 
 @pytest.fixture(scope="class")

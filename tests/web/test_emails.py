@@ -10,6 +10,7 @@ from tests.support import (
     EmailerWebTest,
     MaildirQueueMixin,
     PostgreSQLOutboxMixin,
+    hooked,
     outbox_database_for,
     record_hook,
 )
@@ -61,11 +62,12 @@ class EmailViewsScenarios:
         assert set(email) == {
             "id", "status", "attempts", "error", "hook", "bucket_id", "collection_id", "uri",
             "action", "event", "subject", "recipients_count", "created", "last_modified",
-            "sent", "recipients",
+            "sent", "refused", "recipients",
         }  # fmt: skip
         assert email["status"] == "sent"
         assert email["attempts"] == 1
         assert email["error"] is None
+        assert email["refused"] == []
         assert email["hook"] == "/buckets/b/collections/c#0"
         assert (email["bucket_id"], email["collection_id"]) == ("b", "c")
         assert email["uri"] == f"/buckets/b/collections/c/records/{record['id']}"
@@ -93,6 +95,34 @@ class EmailViewsScenarios:
         self.drain()
         assert len(self.inbox.wait_for(1)) == 1
         assert self.app.get(path, headers=self.headers).json["data"]["status"] == "sent"
+
+    def test_a_recipient_refused_for_good_is_named_in_the_status_of_a_sent_email(self):
+        self.inbox.rcpt_replies = {
+            "carol@example.com": "550 5.1.1 <carol@example.com>: Recipient address rejected"
+        }
+        self.sent_email()
+        (message,) = self.inbox.wait_for(1)
+        assert message.envelope_to == ["alice@example.com"]
+        (email,) = self.list().json["data"]
+        assert email["status"] == "sent"
+        assert email["refused"] == [
+            {
+                "address": "carol@example.com",
+                "code": 550,
+                "message": "5.1.1 <[recipient]>: Recipient address rejected",
+            }
+        ]
+        assert email["error"] == (
+            "refused for some recipients: 550 5.1.1 <[recipient]>: Recipient address rejected "
+            "(1 recipient(s))"
+        )
+        # Collection writers see the refusal, not the address.
+        (seen,) = self.list(headers=self.bob).json["data"]
+        assert seen["refused"] == [
+            {"code": 550, "message": "5.1.1 <[recipient]>: Recipient address rejected"}
+        ]
+        one = self.app.get(f"/buckets/b/emails/{email['id']}", headers=self.bob).json["data"]
+        assert one == seen
 
     def test_a_retrying_email_cancelled_is_never_sent(self):
         self.inbox.scripted_replies = ["451 4.3.0 try later"]
@@ -198,6 +228,100 @@ class TestPostgreSQLOutboxViews(PostgreSQLOutboxMixin, EmailViewsScenarios, Emai
 
 
 views_database = outbox_database_for(TestPostgreSQLOutboxViews)
+
+
+class RequeueScenarios:
+    """Issue 24, attacks 2 and 3: queued again, an email passes the limits a new one passes,
+    and goes only to those who have not taken it. Mixed into one test class per outbox."""
+
+    @classmethod
+    def extra_settings(cls):
+        return {
+            "kinto_emailer.max_emails_per_hour": "3",
+            "kinto_emailer.retry_base_delay": "60",
+            "kinto_emailer.retry_max_delay": "60",
+        }
+
+    def setUp(self):
+        super().setUp()
+        self.addCleanup(self.app.app.registry.emailer.delivery.outbox.flush)
+        self.create_bucket()
+
+    def status(self, email_id):
+        return self.app.get(f"/buckets/b/emails/{email_id}", headers=self.headers).json["data"]
+
+    def change(self, email_id, status, expect=200):
+        return self.app.patch_json(
+            f"/buckets/b/emails/{email_id}",
+            {"data": {"status": status}},
+            headers=self.headers,
+            status=expect,
+        )
+
+    def wait_until(self, email_id, status):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            record = self.status(email_id)
+            if record["status"] == status:
+                return record
+            time.sleep(0.05)
+        raise AssertionError(f"email {email_id} did not become {status}: {record}")
+
+    def test_dropped_emails_queued_again_stay_under_the_hourly_limit(self):
+        self.create_collection(data=hooked(record_hook()))
+        for _ in range(10):
+            self.create_record()
+        self.drain()
+        emails = self.app.get("/buckets/b/emails", headers=self.headers).json["data"]
+        dropped = [e["id"] for e in emails if e["status"] == "dropped"]
+        assert len(dropped) == 7
+        for email_id in dropped:
+            error = self.change(email_id, "queued", expect=429).json
+            assert error["errno"] == 117
+            assert "kinto_emailer.max_emails_per_hour = 3" in error["message"]
+            assert self.status(email_id)["status"] == "dropped"
+        self.drain()
+        assert len(self.inbox.expect(3)) == 3
+
+    def test_cancel_then_queue_again_sends_only_to_those_who_have_not_taken_it(self):
+        victim, grey, gone = "victim@example.com", "grey@example.com", "gone@example.com"
+        self.create_collection(data=hooked(record_hook(recipients=[victim, grey, gone])))
+        self.inbox.rcpt_replies = {grey: "451 4.3.0 try later", gone: "550 5.1.1 no such user"}
+        self.create_record()
+        (email,) = self.app.get("/buckets/b/emails", headers=self.headers).json["data"]
+        self.wait_until(email["id"], "retrying")
+        for _ in range(5):
+            self.change(email["id"], "cancelled")
+            assert self.change(email["id"], "queued").json["data"]["status"] == "queued"
+            retrying = self.wait_until(email["id"], "retrying")
+            assert [r["address"] for r in retrying["refused"]] == [gone]
+        # Grey takes it at last: sent, and gone's refusal stays in the status.
+        self.inbox.rcpt_replies = {gone: "550 5.1.1 no such user"}
+        self.change(email["id"], "cancelled")
+        self.change(email["id"], "queued")
+        sent = self.wait_until(email["id"], "sent")
+        assert [(r["address"], r["code"]) for r in sent["refused"]] == [(gone, 550)]
+        first, second = self.inbox.expect(2)
+        assert first.envelope_to == [victim]
+        assert second.envelope_to == [grey]
+        # Counted once in the hour however many times it was queued again.
+        self.create_record()
+        self.create_record()
+        self.drain()
+        assert len(self.inbox.expect(4)) == 4
+
+
+class TestMemoryOutboxRequeue(RequeueScenarios, EmailerWebTest):
+    pass
+
+
+@pytest.mark.postgresql
+@pytest.mark.usefixtures("requeue_database")
+class TestPostgreSQLOutboxRequeue(PostgreSQLOutboxMixin, RequeueScenarios, EmailerWebTest):
+    pass
+
+
+requeue_database = outbox_database_for(TestPostgreSQLOutboxRequeue)
 
 
 class TestMaildirViews(MaildirQueueMixin, EmailerWebTest):

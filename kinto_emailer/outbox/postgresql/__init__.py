@@ -36,6 +36,7 @@ from .. import (
     active_transaction,
     message_from_json,
     message_to_json,
+    refused_error,
 )
 from ..status import Query
 from . import status, windows
@@ -95,7 +96,7 @@ UPDATE {TABLE} o
        lease_until = now() + make_interval(secs => %(lease)s)
   FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, o.message,
-          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created
+          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created, o.refused
 """
 
 
@@ -174,15 +175,16 @@ class PostgreSQLOutbox(Outbox):
             email.id = str(id_)
         return refused
 
-    def gather(self, windows_: list[Window]) -> None:
+    def gather(self, windows_: list[Window]) -> list[tuple[Window, str]]:
         if not windows_:
-            return
+            return []
         if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
-                windows.gather(SessionCursor(session), windows_, self.drafts)
-                return
+                return windows.gather(
+                    SessionCursor(session), windows_, self.admission, self.drafts
+                )
         with self._worker_connection(atomic=True) as cursor:
-            windows.gather(cursor, windows_, self.drafts)
+            return windows.gather(cursor, windows_, self.admission, self.drafts)
 
     def close_windows(self) -> list[tuple[Email, str]]:
         if time.monotonic() < self._windows_seen_until:
@@ -228,7 +230,7 @@ class PostgreSQLOutbox(Outbox):
         emails: list[Email] = []
         for row in sorted(rows, key=lambda r: r[0]):
             (id_, bucket_id, cid, hook, uri, action, event, message, remaining, size,
-             attempts, created) = row  # fmt: skip
+             attempts, created, refused) = row  # fmt: skip
             email = Email(
                 message_from_json(message),
                 location=hook,
@@ -242,6 +244,7 @@ class PostgreSQLOutbox(Outbox):
                 attempts=attempts,
                 created=float(created),
                 size=size,
+                refused=refused or [],
             )
             if remaining is not None:
                 self._remaining[email.id] = remaining
@@ -291,17 +294,26 @@ class PostgreSQLOutbox(Outbox):
         self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
             cursor.execute(
-                f"UPDATE {TABLE} SET {sets}, last_modified = clock_timestamp(), "
-                f"lease_until = NULL, worker = NULL WHERE id = %(id)s{mine}",
-                {"id": int(email.id), "worker": self.worker_id, **params},
+                f"UPDATE {TABLE} SET {sets}, refused = %(refused)s, "
+                "last_modified = clock_timestamp(), lease_until = NULL, worker = NULL "
+                f"WHERE id = %(id)s{mine}",
+                {
+                    "id": int(email.id),
+                    "worker": self.worker_id,
+                    "refused": json.dumps(email.refused),
+                    **params,
+                },
             )
 
     def sent(self, email: Email) -> None:
         email.status = "sent"
         self._update(
-            email, "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s",
+            email,
+            "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s, "
+            "error = %(error)s",
             attempts=email.attempts,
-        )  # fmt: skip
+            error=refused_error(email.refused),
+        )
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status = RETRYING
@@ -320,10 +332,18 @@ class PostgreSQLOutbox(Outbox):
 
     def failed(self, email: Email, error: str) -> None:
         email.status = "failed"
+        # Who is still to try, as for a retry: queued again, it goes to them only.
+        remaining = None
+        if email.outgoing is not None:
+            remaining = json.dumps(list(email.outgoing.recipients))
         self._update(
-            email, "status = 'failed', attempts = %(attempts)s, error = %(error)s",
-            attempts=email.attempts, error=error,
-        )  # fmt: skip
+            email,
+            "status = 'failed', attempts = %(attempts)s, error = %(error)s, "
+            "remaining = %(remaining)s",
+            attempts=email.attempts,
+            error=error,
+            remaining=remaining,
+        )
 
     def release(self, emails: list[Email]) -> None:
         if not emails:
@@ -419,7 +439,7 @@ class PostgreSQLOutbox(Outbox):
 
     def change(self, bucket_id: str, email_id: str, wanted: str) -> dict[str, Any] | None:
         with self._request_cursor() as cursor:
-            return status.change(cursor, bucket_id, email_id, wanted)
+            return status.change(cursor, bucket_id, email_id, wanted, self.admission)
 
     def purge(self) -> int:
         days = self.settings.outbox_retention_days

@@ -19,6 +19,16 @@ if TYPE_CHECKING:
 
 #: The SQL list of the statuses of emails that wait: ``('queued', 'sending', 'retrying')``.
 PENDING_SQL = "(" + ", ".join(f"'{status}'" for status in PENDING) + ")"
+#: Rows the hourly limit counts: emails queued (or queued again) within the hour, but those
+#: the limits dropped; not the windows, whose emails are counted when they close.
+COUNTED_IN_HOUR = (
+    "queued_at > now() - make_interval(secs => %(hour)s) "
+    "AND status NOT IN ('dropped', 'collecting', 'closing')"
+)
+#: What holds bytes of the queue: the emails that wait, and the open time windows.
+HOLDING_SQL = (
+    "(" + ", ".join(f"'{status}'" for status in (*PENDING, "collecting", "closing")) + ")"
+)
 #: Seconds a process trusts the outbox's usage it read while far from the queue's bounds.
 USAGE_TTL = 1.0
 #: The first key of the advisory locks that serialize the hourly count of each bucket.
@@ -33,12 +43,15 @@ class Admission:
         self._lock = threading.Lock()
         self._usage = (float("-inf"), 0, 0)  # When the pending emails were counted, and sums.
 
-    def admit(self, cursor: "Cursor", emails: list[Email]) -> list[tuple[Email, str]]:
-        """The emails refused, with why: the limits, over every process's rows."""
+    def admit(
+        self, cursor: "Cursor", emails: list[Email], hourly: bool = True
+    ) -> list[tuple[Email, str]]:
+        """The emails refused, with why: the limits, over every process's rows; ``hourly``:
+        whether they count in the hour (an email queued again that it counts already not)."""
         settings = self.settings
         refused: list[tuple[Email, str]] = []
         buckets = sorted({email.bucket_id for email in emails}, key=lambda bucket: bucket or "")
-        if settings.max_emails_per_hour:
+        if settings.max_emails_per_hour and hourly:
             # Until commit: concurrent writes to a bucket would each count the rows without
             # the others' (READ COMMITTED), and together pass the limit. Sorted: no deadlock.
             for bucket_id in buckets:
@@ -48,8 +61,7 @@ class Admission:
                 )
             cursor.execute(
                 f"SELECT bucket_id, count(*) FROM {TABLE} WHERE bucket_id = ANY(%(buckets)s) "
-                f"AND created > now() - make_interval(secs => %(hour)s) AND status <> 'dropped' "
-                "GROUP BY bucket_id",
+                f"AND {COUNTED_IN_HOUR} GROUP BY bucket_id",
                 {"buckets": buckets, "hour": HOUR},
             )
             sent = Counter(dict(cursor.fetchall()))
@@ -59,15 +71,9 @@ class Admission:
                 else:
                     sent[email.bucket_id] += 1
         if (settings.queue_bytes or settings.queue_size) and not self._far_from_bounds(emails):
-            cursor.execute(
-                f"SELECT bucket_id, count(*), coalesce(sum(size), 0) FROM {TABLE} "
-                f"WHERE status IN {PENDING_SQL} GROUP BY bucket_id"
-            )
-            usage = cursor.fetchall()
-            count: Usage = Counter({bucket: n for bucket, n, _ in usage})
+            usage = self._read_usage(cursor)
+            count: Usage = Counter({bucket: n for bucket, n, _ in usage if n})
             size: Usage = Counter({bucket: int(s) for bucket, _, s in usage})
-            with self._lock:
-                self._usage = (time.monotonic(), sum(count.values()), sum(size.values()))
             already = {id(email) for email, _ in refused}
             for email in emails:
                 if id(email) in already:
@@ -83,6 +89,40 @@ class Admission:
         for email, reason in refused:
             email.error = reason
         return refused
+
+    def _read_usage(self, cursor: "Cursor") -> list[tuple[str, int, int]]:
+        """``(bucket_id, emails waiting, bytes)`` of every bucket; open windows' bytes count."""
+        cursor.execute(
+            f"SELECT bucket_id, count(*) FILTER (WHERE status IN {PENDING_SQL}), "
+            f"coalesce(sum(size), 0) FROM {TABLE} WHERE status IN {HOLDING_SQL} "
+            "GROUP BY bucket_id"
+        )
+        usage = cursor.fetchall()
+        with self._lock:
+            self._usage = (
+                time.monotonic(),
+                sum(n for _, n, _ in usage),
+                sum(int(s) for *_, s in usage),
+            )
+        return usage
+
+    def room_for_window(self, cursor: "Cursor", bucket_id: str | None, size: int) -> str | None:
+        """Why a window of ``size`` bytes (its draft and lines) can't open; ``None``: it can."""
+        queue_bytes = self.settings.queue_bytes
+        if not queue_bytes:
+            return None
+        if size <= queue_bytes and self._far_from_bounds([Email(None, size=size)]):
+            return None
+        used = sum(int(s) for *_, s in self._read_usage(cursor))
+        if used + size <= queue_bytes:
+            return None
+        return f"queue full (kinto_emailer.queue_bytes = {queue_bytes}): time window not opened"
+
+    def readmit(self, cursor: "Cursor", email: Email, counted: bool) -> str | None:
+        """Why ``email``, ended, can't be queued again; ``counted``: whether the hour counts
+        it already. ``None``: admitted."""
+        refused = self.admit(cursor, [email], hourly=not counted)
+        return next((reason for victim, reason in refused if victim is email), None)
 
     def _far_from_bounds(self, emails: list[Email]) -> bool:
         """Whether the usage this process read lately, plus what it added since, leaves

@@ -1,9 +1,12 @@
 """The status views' queries on the outbox table (see ``outbox/status.py``)."""
 
+import json
 from typing import Any
 
-from .. import QUEUED
-from ..status import FIELDS, RECIPIENTS, Query, check_transition, millis
+from .. import QUEUED, Email
+from ..limits import HOUR
+from ..status import FIELDS, RECIPIENTS, REFUSED, Query, QueueRefused, check_transition, millis
+from .admission import COUNTED_IN_HOUR, Admission
 from .cursors import Cursor
 from .table import CHANNEL, TABLE
 
@@ -11,7 +14,7 @@ from .table import CHANNEL, TABLE
 RECORD = (
     "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
     "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
-    "extract(epoch FROM sent), message->'recipients', message->'cc', message->'bcc'"
+    "extract(epoch FROM sent), refused, message->'recipients', message->'cc', message->'bcc'"
 )
 
 
@@ -33,7 +36,8 @@ def as_record(row: tuple[Any, ...]) -> dict[str, Any]:
     record["id"] = str(record["id"])
     for name in ("created", "last_modified", "sent"):
         record[name] = millis(None if record[name] is None else float(record[name]))
-    to, cc, bcc = row[15:]
+    refused, to, cc, bcc = row[15:]
+    record[REFUSED] = refused or []
     record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
     return record
 
@@ -68,22 +72,35 @@ def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | Non
     return None if row is None else as_record(row)
 
 
-def change(cursor: Cursor, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
+def change(
+    cursor: Cursor, bucket_id: str, email_id: str, status: str, admission: Admission
+) -> dict[str, Any] | None:
     if not email_id.isdigit():
         return None
-    params = {"b": bucket_id, "id": int(email_id)}
+    params: dict[str, Any] = {"b": bucket_id, "id": int(email_id), "hour": HOUR}
     cursor.execute(
-        f"SELECT status FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s FOR UPDATE",
+        f"SELECT status, size, remaining, refused, {COUNTED_IN_HOUR} FROM {TABLE} "
+        "WHERE bucket_id = %(b)s AND id = %(id)s FOR UPDATE",
         params,
     )
     row = cursor.fetchone()
     if row is None:
         return None
-    check_transition(row[0], status)
+    current, size, remaining, refused, counted = row
+    check_transition(current, status)
     if status == QUEUED:
+        again = Email(None, bucket_id=bucket_id, id=email_id, size=size)
+        reason = admission.readmit(cursor, again, counted)
+        if reason is not None:
+            raise QueueRefused(reason)
+        if remaining is not None:
+            # Those who took it get no second copy; those refused for good are tried again.
+            remaining += [r["address"] for r in refused or () if r["address"] not in remaining]
+        params.update(remaining=None if remaining is None else json.dumps(remaining))
         sets = (
-            "status = 'queued', attempts = 0, error = NULL, remaining = NULL, "
-            "sent = NULL, next_attempt = now()"
+            "status = 'queued', attempts = 0, error = NULL, remaining = %(remaining)s, "
+            "refused = '[]', sent = NULL, next_attempt = now(), queued_at = CASE WHEN "
+            f"{COUNTED_IN_HOUR} THEN queued_at ELSE clock_timestamp() END"
         )
     else:
         sets = "status = 'cancelled'"
