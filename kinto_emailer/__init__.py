@@ -13,6 +13,7 @@ from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .event_names import review_event_classes
 from .listener import build_notification
+from .preview import PATH as PREVIEW_PATH
 from .saving import validate_metadata
 
 
@@ -44,6 +45,7 @@ def includeme(config: Configurator) -> None:
             "or kinto_emailer.unsubscribe_secret"
         )
     config.include("kinto_emailer.unsubscribe")
+    config.include("kinto_emailer.preview")
 
     config.add_api_capability(
         "emailer",
@@ -51,6 +53,7 @@ def includeme(config: Configurator) -> None:
         url="https://github.com/Kinto/kinto-emailer",
         version=__version__,
         outbox=emailer_settings.outbox_name,
+        preview=PREVIEW_PATH,
     )
     if emailer_settings.outbox_name == "postgresql":
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.

@@ -113,6 +113,7 @@ def collect_emails(
     windows: "list[Window] | None" = None,
     request_bytes: RequestBytes | None = None,
     trace: Trace = NO_TRACE,
+    finder: selection.HookFinder | None = None,
 ) -> list[Email]:
     """Every email that ``event`` asks for, one per impacted object and matching hook, within
     the request's bytes (``request_bytes``; past them, emails are dropped or not built).
@@ -120,7 +121,8 @@ def collect_emails(
     Digest hooks add their objects to ``digests``, to be composed once the request's events
     are all in; without ``digests``, those of this event are composed at once, and their
     parts of time windows added to ``windows``. Nothing is queued: the caller does that.
-    ``trace`` is told what became of each hook.
+    ``trace`` is told what became of each hook; ``finder`` reads the hooks and groups
+    (by default, the request's storage as it is).
     """
     settings = emailer.settings
     own_digests = digests is None
@@ -129,7 +131,9 @@ def collect_emails(
     if request_bytes is None:
         request_bytes = RequestBytes(settings.max_request_bytes, emailer.delivery.drop)
     request = event.request
-    finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
+    if finder is None:
+        fetched = request.bound_data.get("collections")
+        finder = selection.HookFinder(request.registry.storage, fetched)
     base: dict[str, Any] | None = None
     # One budget for the patterns of the whole request: a batch's objects share it.
     budget = request.bound_data.get(BUDGET_KEY)
