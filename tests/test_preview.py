@@ -146,6 +146,23 @@ class PreviewTest(PreviewWebTest):
             '"kinto.core.events.AfterResourceChanged"',
         ]
 
+    def test_a_filter_on_a_field_the_change_lacks_and_stored_hooks_that_cant_work(self):
+        self.create_collection()
+        # Saved before validation existed: a broken pattern, a subject that isn't a string.
+        broken = [hook(id="^("), hook(subject=7), hook(record_id="r1")]
+        self.store_unchecked(tried(*broken), collection_id="c")
+        body = {"resource_name": "collection", "action": "delete"}
+        with self.assertLogs("kinto_emailer", "WARNING"):
+            answers = self.preview(body)
+        assert [(a["matched"], a["reason"]) for a in answers] == [
+            (
+                False,
+                "Invalid regular expression (missing ), unterminated subpattern at position 1)",
+            ),
+            (True, "Could not build the email: subject must be a string, not int"),
+            (False, 'Filter "record_id" is "r1": the change has no record_id'),
+        ]
+
     def test_a_group_is_expanded_to_its_members_with_those_without_an_address_said(self):
         members = ["ldap:bob@example.com", "carol@example.com", "basicauth:0123abcd"]
         self.app.put_json(
