@@ -16,6 +16,7 @@ from .hooks import rollback
 from .hooks.events import review_event_classes
 from .hooks.validation import validate_metadata
 from .web import health
+from .web.preview import PATH as PREVIEW_PATH
 
 
 __version__ = importlib.metadata.version("kinto-emailer")
@@ -41,6 +42,7 @@ def includeme(config: Configurator) -> None:
             "or kinto_emailer.unsubscribe_secret"
         )
     config.include("kinto_emailer.web.unsubscribe")
+    config.include("kinto_emailer.web.preview")
 
     config.add_api_capability(
         "emailer",
@@ -48,6 +50,7 @@ def includeme(config: Configurator) -> None:
         url="https://github.com/Kinto/kinto-emailer",
         version=__version__,
         outbox=emailer_settings.outbox_name,
+        preview=PREVIEW_PATH,
     )
     if emailer_settings.outbox_name == "postgresql":
         # Imported here: psycopg2 is needed with the PostgreSQL outbox only.

@@ -12,6 +12,7 @@ from .. import addresses
 from ..hooks import templates
 from ..log_values import quoted
 from ..outbox import Email, Window
+from ..trace import NO_TRACE, Trace
 from .drafts import DEFAULT_ITEM_TEMPLATE, complete, make_draft
 
 
@@ -93,10 +94,14 @@ class Digests:
         digest.add(context, self.settings.max_digest_items)
 
     def take(
-        self, finder: "HookFinder", request_bytes: "RequestBytes | None" = None
+        self,
+        finder: "HookFinder",
+        request_bytes: "RequestBytes | None" = None,
+        trace: Trace = NO_TRACE,
     ) -> tuple[list[Email], list[Window]]:
         """One email per digest (one per recipient if private), or its part of a time window,
-        within ``request_bytes`` (a ``RequestBytes``) when given; the digests are forgotten."""
+        within ``request_bytes`` (a ``RequestBytes``) when given; the digests are forgotten.
+        ``trace`` is told who is left out, and what could not be built."""
         digests, self.by_hook = self.by_hook, {}
         emails: list[Email] = []
         windows: list[Window] = []
@@ -105,17 +110,19 @@ class Digests:
                 request_bytes.skip(where, digest.origin)
                 continue
             try:
-                draft = make_draft(digest.hook, digest.first, finder, self.settings, where)
+                draft = make_draft(digest.hook, digest.first, finder, self.settings, where, trace)
                 if draft is None:
                     continue
                 seconds = window_seconds(digest.hook) if self.windowed else None
                 if seconds is not None:
                     windows.append(self._window(digest, draft, seconds))
                     continue
-                messages = complete(draft, digest.lines, digest.count, digest.known_author)
-            except Exception:
+                author = digest.known_author
+                messages = complete(draft, digest.lines, digest.count, author, where, trace)
+            except Exception as e:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the digest", quoted(where))
+                trace.dropped(where, f"Could not build the digest: {e}")
                 continue
             built = [Email(message, where, **digest.origin) for message in messages]
             emails += built if request_bytes is None else request_bytes.admit(built)

@@ -17,7 +17,8 @@ from pyramid_mailer.message import Message
 from ..hooks import templates
 from ..outbox import message_from_json, message_to_json
 from ..smtp import mime
-from .email import compose
+from ..trace import NO_TRACE, Trace
+from .email import SPARED_AUTHOR, compose
 
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ def make_draft(
     finder: "HookFinder",
     settings: "EmailerSettings",
     where: str,
+    trace: Trace = NO_TRACE,
 ) -> dict[str, Any] | None:
     """The draft of a digest whose first object is described by ``context``; ``None`` when
     it would reach nobody."""
@@ -61,7 +63,7 @@ def make_draft(
     full_hook, html_list = with_items(hook)
     marked = {**context, "count": mark(nonce, "count"), "items": mark(nonce, "items")}
     # The author is left out once the window's authors are known, in ``complete``.
-    messages = compose(full_hook, marked, finder, settings, where, spare_author=False)
+    messages = compose(full_hook, marked, finder, settings, where, False, trace)
     if not messages:
         return None
     return {
@@ -101,12 +103,23 @@ def _fill(
     return text.encode("utf-8")[: templates.MAX_BODY_LENGTH].decode("utf-8", "ignore")
 
 
-def _others(entries: list[str], author: str) -> list[str]:
-    return [e for e in entries if email.utils.parseaddr(e)[1].lower() != author]
+def _others(entries: list[str], author: str, field: str, where: str, trace: Trace) -> list[str]:
+    others = []
+    for entry in entries:
+        if email.utils.parseaddr(entry)[1].lower() != author:
+            others.append(entry)
+        else:
+            trace.left_out(where, field, entry, SPARED_AUTHOR)
+    return others
 
 
 def complete(
-    draft: dict[str, Any], lines: list[str], count: int, author: str | None
+    draft: dict[str, Any],
+    lines: list[str],
+    count: int,
+    author: str | None,
+    where: str = "",
+    trace: Trace = NO_TRACE,
 ) -> list[Message]:
     """The emails of a draft once ``count`` objects were gathered (their first ``lines``).
 
@@ -120,8 +133,9 @@ def complete(
     for data in draft["messages"]:
         message = message_from_json(data)
         if spared:
-            message.recipients = _others(message.recipients, spared)
-            message.cc, message.bcc = _others(message.cc, spared), _others(message.bcc, spared)
+            message.recipients = _others(message.recipients, spared, "recipients", where, trace)
+            message.cc = _others(message.cc, spared, "cc", where, trace)
+            message.bcc = _others(message.bcc, spared, "bcc", where, trace)
             if not message.recipients:
                 continue  # Nobody left in ``To:``: as a hook whose recipients are all left out.
         message.subject = _fill(message.subject, nonce, count, items, "subject")

@@ -11,6 +11,7 @@ from ..hooks import templates
 from ..hooks.fields import GROUP_URI_PLACEHOLDERS, UNSUBSCRIBE_URL, address_entries
 from ..log_values import quoted
 from ..smtp import mime
+from ..trace import NO_TRACE, Trace
 from . import optouts
 
 
@@ -34,7 +35,9 @@ def _entries(hook: dict[str, Any], field: str, where: str) -> list[str]:
     return entries
 
 
-def _render_entry(entry: str, field: str, context: dict[str, Any], where: str) -> str | None:
+def _render_entry(
+    entry: str, field: str, context: dict[str, Any], where: str, trace: Trace
+) -> str | None:
     """An entry with its placeholders rendered, or ``None`` when it must be dropped."""
     if recipients.is_group_uri(entry):
         # Validation refuses other placeholders; stored metadata may predate it.
@@ -58,6 +61,7 @@ def _render_entry(entry: str, field: str, context: dict[str, Any], where: str) -
             quoted(rendered),
             extra={"hook": where, "reply_to": entry, "rendered": rendered},
         )
+        trace.left_out(where, field, entry, f"Rendered to {rendered!r}, which is not an address")
         return None
     return rendered
 
@@ -69,12 +73,13 @@ def addresses(
     finder: "HookFinder",
     settings: "EmailerSettings",
     where: str = "",
+    trace: Trace = NO_TRACE,
 ) -> list[str]:
     """The unique addresses of one field of ``hook``, groups expanded, within the limit."""
     entries = _entries(hook, field, where)
     if not entries:  # Most hooks have no cc, bcc nor reply_to.
         return []
-    rendered = [_render_entry(e, field, context, where) for e in entries]
+    rendered = [_render_entry(e, field, context, where, trace) for e in entries]
     # A reply reaches nobody unasked: reply_to is not restricted.
     domains = settings.recipient_domains if field != "reply_to" else ()
     left_out: list[str] = []
@@ -92,6 +97,11 @@ def addresses(
             len(left_out),
             "recipients" if field == "recipients" else f"{field} addresses",
         )
+        allowed = ", ".join(domains)
+        for address in left_out:
+            trace.left_out(
+                where, field, address, f"Outside kinto_emailer.recipient_domains ({allowed})"
+            )
     limit = settings.max_expanded_recipients
     if len(found) > limit:
         logger.warning(
@@ -101,6 +111,10 @@ def addresses(
             "recipients" if field == "recipients" else f"{field} addresses",
             limit,
         )
+        for address in found[limit:]:
+            trace.left_out(
+                where, field, address, f"Past kinto_emailer.max_expanded_recipients ({limit})"
+            )
         found = found[:limit]
     return found
 
@@ -114,25 +128,44 @@ def _text(hook: dict[str, Any], field: str, default: str | None = None) -> str |
     return hook[field]
 
 
-def _left_out(
-    hook: dict[str, Any],
-    context: dict[str, Any],
-    finder: "HookFinder",
-    where: str,
-    spare_author: bool,
-) -> frozenset[str]:
+#: Why a hook's email doesn't reach the author of the change.
+SPARED_AUTHOR = 'The author of the change, and the hook says "notify_author": false'
+
+
+class _LeftOut:
     """The addresses (lower case) a hook's email must not reach: opted out, or its author."""
-    left_out = optouts.opted_out(finder, where.partition("#")[0])
-    author = recipients.member_address(context.get("user_id"))
-    if spare_author and hook.get("notify_author") is False and author:
-        left_out |= {author.lower()}
-    return left_out
 
+    def __init__(
+        self,
+        hook: dict[str, Any],
+        context: dict[str, Any],
+        finder: "HookFinder",
+        where: str,
+        spare_author: bool,
+        trace: Trace,
+    ):
+        self.owner = where.partition("#")[0]
+        self.opted_out = optouts.opted_out(finder, self.owner)
+        author = recipients.member_address(context.get("user_id"))
+        spared = spare_author and hook.get("notify_author") is False and author
+        self.author = author.lower() if spared and author else None
+        self.addresses = self.opted_out | {self.author} if self.author else self.opted_out
+        self.where, self.trace = where, trace
 
-def _without(entries: list[str], left_out: frozenset[str]) -> list[str]:
-    if not left_out:
-        return entries
-    return [e for e in entries if email.utils.parseaddr(e)[1].lower() not in left_out]
+    def remove(self, entries: list[str], field: str) -> list[str]:
+        if not self.addresses:
+            return entries
+        kept = []
+        for entry in entries:
+            address = email.utils.parseaddr(entry)[1].lower()
+            if address not in self.addresses:
+                kept.append(entry)
+            elif address == self.author:
+                self.trace.left_out(self.where, field, entry, SPARED_AUTHOR)
+            else:
+                reason = f"Unsubscribed from the hooks of {self.owner}"
+                self.trace.left_out(self.where, field, entry, reason)
+        return kept
 
 
 def compose(
@@ -142,6 +175,7 @@ def compose(
     settings: "EmailerSettings",
     where: str = "",
     spare_author: bool = True,
+    trace: Trace = NO_TRACE,
 ) -> list[Message]:
     """The emails of one hook for one context: none when nobody is left in ``recipients``,
     one for all of them, or one for each with ``"private": true``.
@@ -149,8 +183,9 @@ def compose(
     Addresses that opted out of the hook's owner are left out, and with
     ``"notify_author": false`` the change's author, unless ``spare_author`` is false.
     """
-    left_out = _left_out(hook, context, finder, where, spare_author)
-    to = _without(addresses(hook, "recipients", context, finder, settings, where), left_out)
+    left_out = _LeftOut(hook, context, finder, where, spare_author, trace)
+    to = addresses(hook, "recipients", context, finder, settings, where, trace)
+    to = left_out.remove(to, "recipients")
     if not to:
         return []
     private = hook.get("private") is True
@@ -160,11 +195,12 @@ def compose(
         # Validation refuses these; storage may hold metadata saved before it existed.
         logger.warning("Hook %s: cc and bcc are ignored on a private hook", quoted(where))
     elif not private:
-        cc = recipients.without(addresses(hook, "cc", context, finder, settings, where), to)
-        bcc = addresses(hook, "bcc", context, finder, settings, where)
+        cc = addresses(hook, "cc", context, finder, settings, where, trace)
+        cc = recipients.without(cc, to)
+        bcc = addresses(hook, "bcc", context, finder, settings, where, trace)
         bcc = recipients.without(bcc, to + cc)
-        cc, bcc = _without(cc, left_out), _without(bcc, left_out)
-    reply_to = addresses(hook, "reply_to", context, finder, settings, where)
+        cc, bcc = left_out.remove(cc, "cc"), left_out.remove(bcc, "bcc")
+    reply_to = addresses(hook, "reply_to", context, finder, settings, where, trace)
     sender = recipients.format_address(hook.get("sender") or "")
     texts = {
         "subject": _text(hook, "subject", DEFAULT_SUBJECT),

@@ -13,6 +13,7 @@ from ..outbox import Email, active_transaction
 from .digests import Digests, origin
 from .email import compose
 from .request_bytes import RequestBytes
+from .trace import NO_TRACE, Trace
 
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ BUDGET_KEY = "kinto_emailer.regex_budget"
 
 def event_name(event: object) -> str:
     cls = type(event)
-    name = f"{cls.__module__}.{cls.__qualname__}"
+    # A preview's change says which event it stands for.
+    name = getattr(event, "emailer_event_name", None) or f"{cls.__module__}.{cls.__qualname__}"
     # Emails about ordinary changes are sent after commit: they carry the name people filter on.
     return selection.KINTO_EVENT if name == selection.KINTO_EVENT_SYNONYM else name
 
@@ -87,7 +89,7 @@ def object_context(
     return context
 
 
-def _hooks_owner(
+def hooks_owner(
     event: "ChangeEvent", impacted: dict[str, Any]
 ) -> tuple[Any, Any, dict[str, Any] | None]:
     """``(bucket_id, collection_id, collection)`` whose hooks apply to an impacted object.
@@ -111,13 +113,17 @@ def collect_emails(
     digests: Digests | None = None,
     windows: "list[Window] | None" = None,
     request_bytes: RequestBytes | None = None,
+    trace: Trace = NO_TRACE,
+    finder: selection.HookFinder | None = None,
 ) -> list[Email]:
     """Every email that ``event`` asks for, one per impacted object and matching hook, within
     the request's bytes (``request_bytes``; past them, emails are dropped or not built).
 
     Digest hooks add their objects to ``digests``, to be composed once the request's events
     are all in; without ``digests``, those of this event are composed at once, and their
-    parts of time windows added to ``windows``.
+    parts of time windows added to ``windows``. Nothing is queued: the caller does that.
+    ``trace`` is told what became of each hook; ``finder`` reads the hooks and groups
+    (by default, the request's storage as it is).
     """
     settings = emailer.settings
     own_digests = digests is None
@@ -126,7 +132,9 @@ def collect_emails(
     if request_bytes is None:
         request_bytes = RequestBytes(settings.max_request_bytes, emailer.delivery.drop)
     request = event.request
-    finder = selection.HookFinder(request.registry.storage, request.bound_data.get("collections"))
+    if finder is None:
+        fetched = request.bound_data.get("collections")
+        finder = selection.HookFinder(request.registry.storage, fetched)
     base: dict[str, Any] | None = None
     # One budget for the patterns of the whole request: a batch's objects share it.
     budget = request.bound_data.get(BUDGET_KEY)
@@ -134,13 +142,13 @@ def collect_emails(
         budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
     emails: list[Email] = []
     for impacted in event.impacted_objects:
-        hooks, location = finder.hooks(*_hooks_owner(event, impacted))
+        hooks, location = finder.hooks(*hooks_owner(event, impacted))
         if not hooks:
             continue
         # Built only when some hook may fire: most writes have none, and URLs cost.
         base = base or request_context(event, settings)
         context = object_context(event, impacted, base)
-        for index, hook in selection.matching_hooks(hooks, context, budget, location):
+        for index, hook in selection.matching_hooks(hooks, context, budget, location, trace):
             where = f"{location}#{index}"
             try:
                 if hook.get("digest") is True:
@@ -149,10 +157,11 @@ def collect_emails(
                 if request_bytes.spent:
                     request_bytes.skip(where, origin(context))
                     continue
-                messages = compose(hook, context, finder, settings, where)
-            except Exception:
+                messages = compose(hook, context, finder, settings, where, trace=trace)
+            except Exception as e:
                 # A hook can never break a write: skip it and say why.
                 logger.exception("Hook %s: could not build the email", quoted(where))
+                trace.dropped(where, f"Could not build the email: {e}")
                 continue
             built = [Email(message, where, **origin(context)) for message in messages]
             emails += request_bytes.admit(built)
@@ -163,7 +172,7 @@ def collect_emails(
         )
         budget.reported = budget.skipped
     if own_digests:
-        digest_emails, digest_windows = digests.take(finder, request_bytes)
+        digest_emails, digest_windows = digests.take(finder, request_bytes, trace)
         emails += digest_emails
         if windows is not None:
             windows += digest_windows

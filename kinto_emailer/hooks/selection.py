@@ -1,17 +1,19 @@
 """Which hooks apply to a change: the collection's hooks, else its bucket's, then filters."""
 
 import functools
+import json
 import logging
 import re
 import time
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import regex
 from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
 from ..log_values import quoted
+from ..trace import NO_TRACE, Trace
 
 
 try:
@@ -211,8 +213,31 @@ def _value_matches(expected: object, value: str, budget: RegexBudget) -> bool:
     return expected == value
 
 
-def hook_matches(hook: dict[str, Any], context: dict[str, Any], budget: RegexBudget) -> bool:
-    """Whether every filter of ``hook`` accepts the change described by ``context``.
+class Refusal(NamedTuple):
+    """The filter of a hook that refused a change: its name, its value, and the change's."""
+
+    name: str
+    expected: object
+    value: object  # ``None``: the change has no such field.
+
+    def __str__(self) -> str:
+        said = f'Filter "{self.name}" is {_quoted(self.expected)}'
+        if self.value is None:
+            return f"{said}: the change has no {self.name}"
+        if not isinstance(self.expected, str):
+            return f"{said}, which is not a string: it matches nothing"
+        if is_pattern(self.expected):
+            return f"{said}: the pattern does not match {_quoted(self.value)}"
+        return f"{said}: the change's {self.name} is {_quoted(self.value)}"
+
+
+def _quoted(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def refusal(hook: dict[str, Any], context: dict[str, Any], budget: RegexBudget) -> Refusal | None:
+    """The first filter of ``hook`` that refuses the change described by ``context``;
+    ``None`` when every filter accepts it.
 
     Raises ``TimeoutError`` when its regular expressions run out of ``budget``.
     """
@@ -222,27 +247,42 @@ def hook_matches(hook: dict[str, Any], context: dict[str, Any], budget: RegexBud
         value = context.get(name)
         if value is None:
             # A filter on a field the change doesn't have (record_id on a collection).
-            return False
+            return Refusal(name, hook[name], None)
         candidates = KINTO_EVENTS if name == "event" and value == KINTO_EVENT else (value,)
         if not any(_value_matches(hook[name], str(c), budget) for c in candidates):
-            return False
-    return True
+            return Refusal(name, hook[name], str(value))
+    return None
+
+
+def hook_matches(hook: dict[str, Any], context: dict[str, Any], budget: RegexBudget) -> bool:
+    """Whether every filter of ``hook`` accepts the change described by ``context``.
+
+    Raises ``TimeoutError`` when its regular expressions run out of ``budget``.
+    """
+    return refusal(hook, context, budget) is None
 
 
 def matching_hooks(
-    hooks: list[dict[str, Any]], context: dict[str, Any], budget: RegexBudget, location: str
+    hooks: list[dict[str, Any]],
+    context: dict[str, Any],
+    budget: RegexBudget,
+    location: str,
+    trace: Trace = NO_TRACE,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(index, hook)`` for each hook whose filters accept the change.
 
     Once ``budget`` is spent, hooks that need a pattern are skipped (counted in ``budget``):
     a request's patterns cost one ``regex_timeout`` together, whatever its hooks and objects.
+    ``trace`` is told of every hook, and why its filters refused the change.
     """
     for index, hook in enumerate(hooks):
         where = f"{location}#{index}"
+        refused: object | None
         try:
-            matched = hook_matches(hook, context, budget)
+            refused = refusal(hook, context, budget)
         except BudgetSpent:
             budget.skipped += 1
+            trace.hook(where, f"Not tried: {_out_of_time(budget)} before it")
             continue
         except TimeoutError:
             logger.warning(
@@ -251,6 +291,7 @@ def matching_hooks(
                 quoted(where),
                 budget.seconds,
             )
+            trace.hook(where, f"No match: {_out_of_time(budget)}")
             continue
         except PatternError as e:
             # Metadata saved before validation existed may hold a broken pattern.
@@ -260,9 +301,19 @@ def matching_hooks(
                 quoted(e),
                 extra={"hook": where, "error": str(e)},
             )
+            trace.hook(where, f"Invalid regular expression ({e})")
             continue
         except Exception:
             logger.exception("Hook %s: could not apply its filters", quoted(where))
+            trace.hook(where, "Could not apply its filters (the server's log says why)")
             continue
-        if matched:
+        trace.hook(where, refused)
+        if refused is None:
             yield index, hook
+
+
+def _out_of_time(budget: RegexBudget) -> str:
+    return (
+        f"regular expressions ran out of the request's {budget.seconds}s "
+        "(kinto_emailer.regex_timeout)"
+    )

@@ -27,7 +27,7 @@ def _forbidden(request: Request, message: str) -> NoReturn:
     raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
 
 
-def _groups(
+def named_groups(
     hook: dict[str, Any], bucket_id: str, collection_id: str | None
 ) -> Iterator[tuple[str, str, str]]:
     """``(field, entry, uri to read)`` for each group a hook names."""
@@ -54,7 +54,7 @@ def _check_author(
     for index, hook in enumerate(hooks):
         if hook in old_hooks:  # Saved before, maybe by someone else: not this author's.
             continue
-        for field, entry, uri in _groups(hook, bucket_id, collection_id):
+        for field, entry, uri in named_groups(hook, bucket_id, collection_id):
             if not can_read(request, principals, uri):
                 reason = "that group" if "/groups/" in uri else f"{uri}, whose groups it may be"
                 _forbidden(
@@ -69,6 +69,39 @@ def _hooks(metadata: object) -> list[Any]:
     return hooks if isinstance(hooks, list) else []
 
 
+def check_hook_writer(request: Request) -> None:
+    """A 403 unless the request's principals may write hooks (``hook_write_principals``)."""
+    allowed = request.registry.emailer.settings.hook_write_principals
+    if allowed and not set(allowed) & set(prefixed_principals(request)):
+        _forbidden(
+            request,
+            f'Changing "{selection.METADATA_KEY}" needs one of the principals of '
+            "kinto_emailer.hook_write_principals",
+        )
+
+
+def check_metadata(
+    request: Request,
+    metadata: object,
+    old_metadata: object,
+    bucket_id: str,
+    collection_id: str | None,
+    name: str = f"data.{selection.METADATA_KEY}",
+) -> None:
+    """A 400 (errno 107, on ``name``) unless ``metadata`` is hooks that can work; a 403 when a
+    hook not in ``old_metadata`` names a group that the request's principals can't read."""
+    settings = request.registry.emailer.settings
+    try:
+        schema.check(metadata, settings, bucket_id)
+    except colander.Invalid as e:
+        rollback.undo_saves(request)
+        raise_invalid(request, name=name, description=schema.messages(e))
+    assert isinstance(metadata, dict)  # ``schema.check`` refuses anything else.
+    principals = prefixed_principals(request)
+    old_hooks = _hooks(old_metadata)
+    _check_author(request, principals, metadata["hooks"], old_hooks, bucket_id, collection_id)
+
+
 def validate_metadata(event: ResourceChanged) -> None:
     """Refuse a save whose ``kinto-emailer`` metadata can't work or isn't its author's to write.
 
@@ -76,7 +109,6 @@ def validate_metadata(event: ResourceChanged) -> None:
     and the rest of the object stays writable.
     """
     request = event.request
-    settings = request.registry.emailer.settings
     rollback.remember_saved(event)
     resource_name, parent_id = event.payload["resource_name"], rollback.parent_id(event.payload)
     for impacted in event.impacted_objects:
@@ -85,24 +117,10 @@ def validate_metadata(event: ResourceChanged) -> None:
         metadata = new.get(selection.METADATA_KEY, _ABSENT)
         if old.get(selection.METADATA_KEY, _ABSENT) == metadata:
             continue
-        principals = prefixed_principals(request)
-        allowed = settings.hook_write_principals
-        if allowed and not set(allowed) & set(principals):
-            _forbidden(
-                request,
-                f'Changing "{selection.METADATA_KEY}" needs one of the principals of '
-                "kinto_emailer.hook_write_principals",
-            )
+        check_hook_writer(request)
         if metadata is _ABSENT:
             continue
         bucket_id = new["id"] if resource_name == "bucket" else event.payload["bucket_id"]
-        try:
-            schema.check(metadata, settings, bucket_id)
-        except colander.Invalid as e:
-            rollback.undo_saves(request)
-            raise_invalid(
-                request, name=f"data.{selection.METADATA_KEY}", description=schema.messages(e)
-            )
         collection_id = new["id"] if resource_name == "collection" else None
-        old_hooks = _hooks(old.get(selection.METADATA_KEY))
-        _check_author(request, principals, metadata["hooks"], old_hooks, bucket_id, collection_id)
+        old_metadata = old.get(selection.METADATA_KEY)
+        check_metadata(request, metadata, old_metadata, bucket_id, collection_id)

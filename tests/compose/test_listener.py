@@ -568,6 +568,7 @@ class CapabilityTest(EmailerWebTest):
             "url": "https://github.com/Kinto/kinto-emailer",
             "version": __version__,
             "outbox": "memory",
+            "preview": "/buckets/{bucket_id}/collections/{collection_id}/emailer-preview",
         }
 
 

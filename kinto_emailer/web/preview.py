@@ -1,0 +1,270 @@
+"""``POST /buckets/{bid}/collections/{cid}/emailer-preview``: what a change would send.
+
+The body describes a change (``preview_change``); the answer lists the hooks that apply to
+the collection, and for each whether it matched, why not, and the messages it would queue.
+They come from the listener's own path, handed a finder that reads the tried metadata and
+only the groups the caller may read, and a trace that keeps what the path decided: nothing
+is sent, queued, stored or counted. Who may write hooks there may preview them.
+"""
+
+import dataclasses
+import email.utils
+import secrets
+from typing import Any, NoReturn
+
+from kinto.core import Service
+from kinto.core.errors import ERRORS, http_error
+from pyramid.config import Configurator
+from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPUnauthorized
+from pyramid.request import Request
+from pyramid.security import NO_PERMISSION_REQUIRED
+
+from .. import addresses as recipients
+from ..compose.digests import Digests
+from ..compose.listener import collect_emails, hooks_owner
+from ..compose.request_bytes import RequestBytes
+from ..hooks import selection
+from ..hooks.validation import check_hook_writer, check_metadata, named_groups
+from ..outbox import Email
+from ..permissions import can_read, has_permission
+from ..trace import Trace
+from .preview_change import CHANNELS, Described, PreviewChange, describe, read_body
+
+
+PATH = "/buckets/{bucket_id}/collections/{collection_id}/emailer-preview"
+preview = Service(
+    name="emailer-preview",
+    description="What the hooks of a collection would send for a change, sending nothing",
+    path=PATH,
+)
+#: Headers that say nothing of a preview: a new one each time.
+_UNSHOWN_HEADERS = ("Date", "Message-ID", "Reply-To")
+FOREIGN_GROUP = "A group of another bucket: nobody (saved before validation refused it)"
+UNREADABLE_GROUP = "Not expanded: you can't read this group (a write emails its members)"
+
+
+class PreviewFinder(selection.HookFinder):
+    """Reads as the listener does, but the tried metadata instead of the saved, and only
+    the groups that the caller may read (the others are noted in ``unreadable``)."""
+
+    def __init__(self, request: Request, tried: dict[str, Any], tried_on: str):
+        super().__init__(request.registry.storage)
+        self.request = request
+        self.tried, self.tried_on = tried, tried_on
+        self.unreadable: set[str] = set()
+
+    def saved(
+        self, resource_name: str, bucket_id: str, object_id: str | None = None
+    ) -> dict[str, Any] | None:
+        """The bucket or collection as stored."""
+        return super().metadata(resource_name, bucket_id, object_id)
+
+    def metadata(
+        self, resource_name: str, bucket_id: str, object_id: str | None = None
+    ) -> dict[str, Any] | None:
+        stored = self.saved(resource_name, bucket_id, object_id)
+        if resource_name != self.tried_on or not self.tried:
+            return stored
+        return {**(stored or {"id": object_id or bucket_id}), **self.tried}
+
+    def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
+        uri = f"/buckets/{bucket_id}/groups/{group_id}"
+        principals = self.request.prefixed_principals
+        if not self.remember(("readable", uri), lambda: can_read(self.request, principals, uri)):
+            self.unreadable.add(uri)
+            return None
+        return super().group(bucket_id, group_id)
+
+
+class PreviewTrace(Trace):
+    """What the listener's path decided, by hook."""
+
+    def __init__(self) -> None:
+        self.refusals: dict[str, object | None] = {}
+        self.left: dict[str, list[dict[str, str]]] = {}
+        self.drops: dict[str, list[str]] = {}
+
+    def hook(self, where: str, refusal: object | None) -> None:
+        self.refusals[where] = refusal
+
+    def left_out(self, where: str, field: str, address: str, reason: str) -> None:
+        entry = {"address": address, "field": field, "reason": reason}
+        if entry not in self.left.setdefault(where, []):
+            self.left[where].append(entry)
+
+    def dropped(self, where: str, reason: str) -> None:
+        if reason not in self.drops.setdefault(where, []):
+            self.drops[where].append(reason)
+
+
+def _refuse(request: Request, message: str) -> NoReturn:
+    if request.prefixed_userid is None:
+        raise http_error(HTTPUnauthorized(), errno=ERRORS.MISSING_AUTH_TOKEN)
+    raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
+
+
+def _check_writer(request: Request, uri: str) -> None:
+    """A 401 or 403 unless the caller may write hooks at ``uri`` (or above it)."""
+    principals = request.prefixed_principals
+    if request.prefixed_userid is None or not has_permission(request, principals, uri, "write"):
+        _refuse(request, f"Previewing the hooks of {uri} needs write permission on it")
+    check_hook_writer(request)
+
+
+def _check_exists(request: Request, finder: PreviewFinder, resource_name: str) -> None:
+    bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
+    missing = None
+    if finder.saved("bucket", bucket_id) is None:
+        missing = f"bucket {bucket_id}"
+    elif resource_name == "record" and not finder.saved("collection", bucket_id, collection_id):
+        # A collection's creation may be previewed before it exists; its records can't.
+        missing = f"collection {collection_id} in bucket {bucket_id}"
+    if missing:
+        raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message=f"No {missing}")
+
+
+def _check_tried(request: Request, finder: PreviewFinder, described: Described) -> None:
+    """The 400 and 403 that saving the tried metadata where it is tried would answer."""
+    bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
+    if described.metadata_on == "bucket":
+        place, collection_id = finder.saved("bucket", bucket_id), None
+    else:
+        place = finder.saved("collection", bucket_id, collection_id)
+    for key, value in described.metadata.items():
+        saved = (place or {}).get(key)
+        if value != saved:  # As a save: metadata left as it was is not checked again.
+            check_metadata(request, value, saved, bucket_id, collection_id, f"data.metadata.{key}")
+
+
+def _check_reader(request: Request, location: str) -> None:
+    """The bucket's hooks apply: their addresses are the bucket's readers' to see."""
+    principals = request.prefixed_principals
+    if "/collections/" not in location and not can_read(request, principals, location):
+        _refuse(
+            request,
+            f"The hooks that apply are those of {location}: "
+            "previewing them needs read permission on it",
+        )
+
+
+def _emails(
+    request: Request, change: PreviewChange, finder: PreviewFinder, trace: PreviewTrace
+) -> list[Email]:
+    """The emails that the listener's path builds for ``change``, and queues nowhere."""
+    emailer = request.registry.emailer
+    settings = emailer.settings
+    if settings.unsubscribe_key is not None:
+        # The links show their shape, and unsubscribe nobody: signed with a key of the moment.
+        settings = dataclasses.replace(settings, unsubscribe_secret=secrets.token_urlsafe(32))
+    emailer = dataclasses.replace(emailer, settings=settings)
+    # A digest is completed at once: a time window's email shows this change alone.
+    digests = Digests(settings, windowed=False)
+
+    def drop(queued: Email, reason: str, **details: Any) -> None:
+        trace.dropped(queued.location, reason)  # Neither logged nor counted.
+
+    request_bytes = RequestBytes(settings.max_request_bytes, drop)
+    emails = collect_emails(change, emailer, digests, None, request_bytes, trace, finder)
+    digest_emails, _ = digests.take(finder, request_bytes, trace)
+    request_bytes.report_skipped()
+    return emails + digest_emails
+
+
+def _message(queued: Email) -> dict[str, Any]:
+    message = queued.message
+    assert message is not None  # Built emails have one; only unbuilt ones are reported.
+    headers = dict(message.extra_headers)
+    reply_to = email.utils.getaddresses([headers["Reply-To"]]) if "Reply-To" in headers else []
+    return {
+        "subject": message.subject,
+        "sender": message.sender,
+        "recipients": list(message.recipients),
+        "cc": list(message.cc or ()),
+        "bcc": list(message.bcc or ()),
+        "reply_to": [email.utils.formataddr(pair) for pair in reply_to],
+        "text": message.body,
+        "html": message.html,
+        "headers": {k: v for k, v in headers.items() if k not in _UNSHOWN_HEADERS},
+    }
+
+
+def _group_notes(
+    finder: PreviewFinder, hook: dict[str, Any], bucket_id: str, collection_id: str
+) -> list[dict[str, str]]:
+    """Why the groups that a hook names add fewer addresses than their members."""
+    notes = []
+    for field, entry, uri in named_groups(hook, bucket_id, collection_id):
+        match = recipients.GROUP_URI.match(uri)
+        if match is None:
+            continue
+        if match.group("bucket_id") != bucket_id:
+            notes.append({"address": entry, "field": field, "reason": FOREIGN_GROUP})
+            continue
+        group = finder.group(bucket_id, match.group("group_id"))
+        if uri in finder.unreadable:
+            reason = UNREADABLE_GROUP
+        elif group is None:
+            reason = "No such group: nobody"
+        else:
+            members = group.get("members", [])
+            unknown = [m for m in members if recipients.member_address(m) is None]
+            if not unknown:
+                continue
+            shown = ", ".join(map(str, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+            reason = f"{len(unknown)} of its {len(members)} members have no email address: {shown}"
+        notes.append({"address": entry, "field": field, "reason": reason})
+    return notes
+
+
+def _answer(
+    where: str,
+    trace: PreviewTrace,
+    messages: list[dict[str, Any]],
+    group_notes: list[dict[str, str]],
+) -> dict[str, Any]:
+    refusal = trace.refusals.get(where)
+    matched = where in trace.refusals and refusal is None
+    left_out = trace.left.get(where, []) + (group_notes if matched else [])
+    reason = None if refusal is None else str(refusal)
+    if matched and trace.drops.get(where):
+        reason = "; ".join(trace.drops[where])
+    elif matched and not messages:
+        reason = 'Nobody left in "recipients"' + (' (see "left_out")' if left_out else "")
+    return {
+        "hook": where,
+        "channel": CHANNELS[selection.METADATA_KEY],
+        "matched": matched,
+        "reason": reason,
+        "messages": messages,
+        "left_out": left_out,
+    }
+
+
+@preview.post(permission=NO_PERMISSION_REQUIRED)
+def preview_hooks(request: Request) -> dict[str, Any]:
+    bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
+    _check_writer(request, f"/buckets/{bucket_id}/collections/{collection_id}")
+    data = read_body(request)
+    if data["metadata_on"] == "bucket":
+        _check_writer(request, f"/buckets/{bucket_id}")
+    finder = PreviewFinder(request, data["metadata"], data["metadata_on"])
+    _check_exists(request, finder, data["resource_name"])
+    described = describe(request, data)
+    _check_tried(request, finder, described)
+    change = described.change
+    hooks, location = finder.hooks(*hooks_owner(change, change.impacted_objects[0]))
+    if hooks:
+        _check_reader(request, location)
+    trace = PreviewTrace()
+    emails = _emails(request, change, finder, trace)
+    answers = []
+    for index, hook in enumerate(hooks):
+        where = f"{location}#{index}"
+        messages = [_message(queued) for queued in emails if queued.location == where]
+        notes = _group_notes(finder, hook, bucket_id, collection_id)
+        answers.append(_answer(where, trace, messages, notes))
+    return {"data": answers}
+
+
+def includeme(config: Configurator) -> None:
+    config.add_cornice_service(preview)
