@@ -10,10 +10,10 @@ from kinto.core.storage import StorageBase
 from ..hooks import selection, templates
 from ..log_values import quoted
 from ..outbox import Email, active_transaction
+from ..trace import NO_TRACE, Trace
 from .digests import Digests, origin
 from .email import compose
 from .request_bytes import RequestBytes
-from .trace import NO_TRACE, Trace
 
 
 if TYPE_CHECKING:

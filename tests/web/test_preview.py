@@ -14,10 +14,10 @@ import bcrypt
 import psycopg2
 import pytest
 from kinto.core.testing import get_user_headers
-from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
 
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
+from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
 from tests.support import (
     ALICE,
     EmailerWebTest,
