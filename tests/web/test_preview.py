@@ -27,7 +27,7 @@ from tests.support import (
     outbox_database_for,
     record_hook,
 )
-from tests.test_selection import ATTACK_ID, CATASTROPHIC
+from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
 
 
 URL = PATH.format(bucket_id="b", collection_id="c")
