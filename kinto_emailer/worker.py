@@ -3,7 +3,8 @@ sender, off the request path.
 
 In a web process it starts on first use (never before a pre-forking server forks); in
 ``kinto-emailer worker`` it is the process's work. At exit it delivers what it holds within
-``kinto_emailer.shutdown_timeout`` (see ``shutdown``), and gives back what it could not.
+``kinto_emailer.shutdown_timeout`` (see ``shutdown``), and gives back what it could not: at
+that deadline the exchange under way is abandoned, whatever the mail server does.
 """
 
 import logging
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pyramid_mailer.message import Message
 
-from .outbox import Email, Outbox
+from .outbox import SENDING, Email, Outbox
 from .report import DROPPED, FAILED, Report
 from .sender import Sender
 
@@ -38,6 +39,8 @@ KEEP_ALIVE = 5.0
 LINGER = 0.005
 #: Seconds between two purges of the ended emails kept for the status views.
 PURGE_EVERY = 600.0
+#: Seconds the thread gets, once its exchange is abandoned, to give back what it holds.
+ABANDON_GRACE = 0.25
 _workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
@@ -64,7 +67,11 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = False
+        self._stop_deadline = 0.0
         self._stopped = threading.Event()
+        self._finish_lock = threading.Lock()
+        #: The emails claimed by the round under way: given back if the thread can't be.
+        self._burst: list[Email] = []
         self.sender = Sender(self.settings, self.transport, self.outbox, self.report)
 
     def ensure_started(self) -> None:
@@ -103,15 +110,16 @@ class Worker:
 
     def stop(self, timeout: float | None = None) -> bool:
         """Deliver what is held within ``timeout`` seconds, then end the thread."""
-        return not self.begin_stop(timeout) or self.wait_stopped(timeout)
+        return not self.begin_stop(timeout) or self.wait_stopped()
 
     def begin_stop(self, timeout: float | None = None) -> bool:
         if self._thread is None or self._pid != os.getpid() or self._stopping:
             return False
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self._stopping = True
+        self._stop_deadline = time.monotonic() + timeout
         # Read by the sender before each email: a burst under way stops at the deadline.
-        self.sender.deadline = time.monotonic() + timeout
+        self.sender.deadline = self._stop_deadline
         if not self.outbox.durable:
             held = self.outbox.pending()
             if held:
@@ -120,14 +128,28 @@ class Worker:
         self.outbox.wake()
         return True
 
-    def wait_stopped(self, timeout: float | None = None) -> bool:
-        timeout = self.settings.shutdown_timeout if timeout is None else timeout
-        assert self._thread is not None, "begin_stop() first"
-        # A connection under way may outlast the deadline by up to one exchange.
-        self._thread.join(timeout + self.settings.smtp_exchange_timeout + 1)
-        if self._thread.is_alive():
-            logger.error("Delivery still busy at exit: emails in memory may be lost")
+    def wait_stopped(self) -> bool:
+        """Wait until the stop's deadline; False when what the thread held may be lost."""
+        thread = self._thread
+        assert thread is not None and self._stopping, "begin_stop() first"
+        thread.join(max(0.0, self._stop_deadline - time.monotonic()))
+        if thread.is_alive():
+            # A server that trickles, says nothing or stalls holds no one past the deadline.
+            self.sender.abandon()
+            thread.join(ABANDON_GRACE)
+        if not thread.is_alive():
+            return True
+        # Blocked where no socket can be shut (a connection the server never completes, a
+        # name to resolve): what it holds is given back from here, and the thread left.
+        logger.error("Delivery still busy at the deadline: what it holds is given up")
+        held = [email for email in self._burst if email.status == SENDING]
+        try:
+            self.outbox.release(held)
+        except Exception as e:  # The database may be gone: the leases expire instead.
+            logger.warning("Delivery stopped: could not give back what it held: %s", e)
             return False
+        finally:
+            self._finish()
         return True
 
     def run(self) -> None:
@@ -157,7 +179,7 @@ class Worker:
             return False
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
-        claimed = self.outbox.claim(BURST)
+        claimed = self._burst = self.outbox.claim(BURST)
         emails = [email for email in claimed if self._prepare(email)]
         if emails:
             self.sender.send_burst(emails)
@@ -191,7 +213,13 @@ class Worker:
         return min((w for w in waits if w is not None), default=None)
 
     def _finish(self) -> None:
-        self.sender.close()
+        with self._finish_lock:  # By the thread, or for it when it is left behind: once.
+            if not self._stopped.is_set():
+                self._finish_once()
+
+    def _finish_once(self) -> None:
+        if self._thread is threading.current_thread():
+            self.sender.close()  # Else the thread left behind still uses the connection.
         lost = self.outbox.abandon()
         for email in lost:
             self.report(DROPPED, email, "not delivered at shutdown")
