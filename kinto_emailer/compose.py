@@ -115,25 +115,42 @@ def _text(hook: dict[str, Any], field: str, default: str | None = None) -> str |
     return hook[field]
 
 
+class _LeftOut:
+    """Who a hook's email must not reach: the addresses (lower case) that opted out, and
+    with ``"notify_author": false`` the author's mailbox, when the user id proves it."""
+
+    def __init__(self, opted_out: frozenset[str], author: str | None):
+        self.opted_out, self.author = opted_out, author
+
+    def __bool__(self) -> bool:
+        return bool(self.opted_out) or self.author is not None
+
+    def __contains__(self, address: str) -> bool:
+        if address.lower() in self.opted_out:
+            return True
+        return self.author is not None and recipients.mailbox(address) == self.author
+
+
 def _left_out(
     hook: dict[str, Any],
     context: dict[str, Any],
     finder: "HookFinder",
+    settings: "EmailerSettings",
     where: str,
     spare_author: bool,
-) -> frozenset[str]:
-    """The addresses (lower case) a hook's email must not reach: opted out, or its author."""
-    left_out = optouts.opted_out(finder, where.partition("#")[0])
-    author = recipients.member_address(context.get("user_id"))
-    if spare_author and hook.get("notify_author") is False and author:
-        left_out |= {author.lower()}
-    return left_out
+) -> _LeftOut:
+    opted_out = optouts.opted_out(finder, where.partition("#")[0])
+    author = None
+    if spare_author and hook.get("notify_author") is False:
+        prefixes = settings.verified_author_prefixes
+        author = recipients.verified_author(context.get("user_id"), prefixes)
+    return _LeftOut(opted_out, author)
 
 
-def _without(entries: list[str], left_out: frozenset[str]) -> list[str]:
+def _without(entries: list[str], left_out: _LeftOut) -> list[str]:
     if not left_out:
         return entries
-    return [e for e in entries if email.utils.parseaddr(e)[1].lower() not in left_out]
+    return [e for e in entries if email.utils.parseaddr(e)[1] not in left_out]
 
 
 def compose(
@@ -148,9 +165,10 @@ def compose(
     one for all of them, or one for each with ``"private": true``.
 
     Addresses that opted out of the hook's owner are left out, and with
-    ``"notify_author": false`` the change's author, unless ``spare_author`` is false.
+    ``"notify_author": false`` the change's author (when ``verified_author`` knows them),
+    unless ``spare_author`` is false.
     """
-    left_out = _left_out(hook, context, finder, where, spare_author)
+    left_out = _left_out(hook, context, finder, settings, where, spare_author)
     to = _without(addresses(hook, "recipients", context, finder, settings, where), left_out)
     if not to:
         return []
