@@ -140,17 +140,29 @@ class Worker:
         if not thread.is_alive():
             return True
         # Blocked where no socket can be shut (a connection the server never completes, a
-        # name to resolve): what it holds is given back from here, and the thread left.
+        # name to resolve): what it holds is given back for it, and the thread left. In a
+        # thread of its own too: a database that hangs can't hold the exit either.
         logger.error("Delivery still busy at the deadline: what it holds is given up")
+        given_back: list[bool] = []
+        finisher = threading.Thread(
+            target=self._finish_for_thread, args=(given_back,), daemon=True
+        )
+        finisher.start()
+        finisher.join(ABANDON_GRACE)
+        if not given_back:
+            logger.error("Delivery stopped before what it held could be given back")
+        return bool(given_back)
+
+    def _finish_for_thread(self, given_back: list[bool]) -> None:
         held = [email for email in self._burst if email.status == SENDING]
         try:
             self.outbox.release(held)
         except Exception as e:  # The database may be gone: the leases expire instead.
             logger.warning("Delivery stopped: could not give back what it held: %s", e)
-            return False
+            return
         finally:
             self._finish()
-        return True
+        given_back.append(True)
 
     def run(self) -> None:
         """The worker's loop, until ``begin_stop``; then what is left is given back."""
