@@ -109,6 +109,29 @@ def _member_address(principal: str) -> str | None:
     return ascii_address(address) if is_email(address) else None
 
 
+def mailbox(address: str) -> str:
+    """``address`` as mail systems compare it: the domain's case doesn't matter, the local
+    part's may (RFC 5321, 2.4), so it is kept as it is."""
+    local, _, domain = address.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def verified_author(user_id: object, prefixes: tuple[str, ...]) -> str | None:
+    """The mailbox (see ``mailbox``) that a writer's user id proves, or ``None``.
+
+    Only user ids under one of ``prefixes``, which the operator declares as carrying
+    verified addresses (``ldap:alice@example.com``), prove one: anyone may name a
+    self-registered account, or a basic auth user, after someone else's address.
+    """
+    if not isinstance(user_id, str):
+        return None
+    for prefix in prefixes:
+        if user_id.startswith(prefix):
+            address = user_id[len(prefix) :]
+            return mailbox(ascii_address(address) or "") if is_email(address) else None
+    return None
+
+
 def expand(
     entries: list[str],
     bucket_id: str,

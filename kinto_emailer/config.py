@@ -110,6 +110,21 @@ def words(key: str, raw: str) -> tuple[str, ...]:
     return tuple(aslist(raw))
 
 
+_PRINCIPAL_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*:$")
+
+
+def principal_prefixes(key: str, raw: str) -> tuple[str, ...]:
+    found = []
+    for entry in aslist(raw, flatten=True):
+        if not _PRINCIPAL_PREFIX.match(entry):
+            raise ConfigurationError(
+                f"Setting {key!r} must list user id prefixes, each an authentication "
+                f"policy's name and a colon such as 'ldap:', got {entry!r}."
+            )
+        found.append(entry)
+    return tuple(found)
+
+
 OUTBOXES = ("memory", "postgresql")
 POSTGRESQL_STORAGE = "kinto.core.storage.postgresql"
 
@@ -171,6 +186,10 @@ class EmailerSettings:
     )
     sender_domains: tuple[str, ...] = setting("kinto_emailer.sender_domains", "", domains)
     recipient_domains: tuple[str, ...] = setting("kinto_emailer.recipient_domains", "", domains)
+    # Whose user id proves their address (``"notify_author": false``): none unless declared.
+    verified_author_prefixes: tuple[str, ...] = setting(
+        "kinto_emailer.verified_author_prefixes", "", principal_prefixes
+    )
     # Empty: derived from Kinto's userid_hmac_secret.
     unsubscribe_secret: str | None = setting("kinto_emailer.unsubscribe_secret", "", optional)
     # The outbox: where emails wait, and the limits that keep buckets from starving others.
@@ -191,6 +210,7 @@ class EmailerSettings:
     storage_backend: str = setting("storage_backend", "", text)
     storage_url: str = setting("storage_url", "", text)
     userid_hmac_secret: str = setting("userid_hmac_secret", "", text)
+    account_create_principals: tuple[str, ...] = setting("account_create_principals", "", words)
 
     @property
     def debug_directory(self) -> str | None:
@@ -296,6 +316,13 @@ def _check_together(settings: EmailerSettings) -> None:
                 "Settings 'kinto_emailer.outbox = postgresql' and 'mail.queue_path' exclude "
                 "each other: emails wait in the database, or in the Maildir."
             )
+    anyone = {"system.Everyone", "system.Authenticated"} & set(settings.account_create_principals)
+    if "account:" in settings.verified_author_prefixes and anyone:
+        raise ConfigurationError(
+            "Setting 'kinto_emailer.verified_author_prefixes' lists 'account:', but "
+            f"'account_create_principals' lets {sorted(anyone)[0]} create accounts named after "
+            "any address: remove 'account:', or let only administrators create accounts."
+        )
     if settings.queue_processor and not settings.queue_path:
         raise ConfigurationError(
             "Setting 'kinto_emailer.queue_processor' needs 'mail.queue_path': "

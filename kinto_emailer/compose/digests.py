@@ -48,7 +48,7 @@ class Digest:
         self.hook, self.first, self.where = hook, context, where
         # What all its objects share: a field that differs between two of them is None.
         self.origin = origin(context)
-        #: The address of whoever made every change; ``None``: several people, or unknown.
+        #: The mailbox of whoever made every change; ``None``: several people, or unknown.
         self.author: object = _NOBODY
         self.lines: list[str] = []
         self.size = 0
@@ -58,12 +58,13 @@ class Digest:
     def known_author(self) -> str | None:
         return self.author if isinstance(self.author, str) else None
 
-    def add(self, context: dict[str, Any], max_items: int) -> None:
+    def add(self, context: dict[str, Any], max_items: int, prefixes: tuple[str, ...]) -> None:
+        """Add an object; ``prefixes``: those of the user ids that prove their address."""
         self.count += 1
         for name, value in origin(context).items():
             if self.origin[name] != value:
                 self.origin[name] = None
-        author = addresses.member_address(context.get("user_id"))
+        author = addresses.verified_author(context.get("user_id"), prefixes)
         self.author = author if self.author in (_NOBODY, author) else None
         # The lines stop at the limit, or once they fill a body: the rest is "and N more".
         if len(self.lines) >= max_items or self.size >= templates.MAX_BODY_LENGTH:
@@ -91,7 +92,8 @@ class Digests:
         digest = self.by_hook.get(where)
         if digest is None:
             digest = self.by_hook[where] = Digest(hook, context, where)
-        digest.add(context, self.settings.max_digest_items)
+        settings = self.settings
+        digest.add(context, settings.max_digest_items, settings.verified_author_prefixes)
 
     def take(
         self,

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid_mailer.message import Message
 
+from .. import addresses as recipients
 from ..hooks import templates
 from ..outbox import message_from_json, message_to_json
 from ..smtp import mime
@@ -106,7 +107,7 @@ def _fill(
 def _others(entries: list[str], author: str, field: str, where: str, trace: Trace) -> list[str]:
     others = []
     for entry in entries:
-        if email.utils.parseaddr(entry)[1].lower() != author:
+        if recipients.mailbox(email.utils.parseaddr(entry)[1]) != author:
             others.append(entry)
         else:
             trace.left_out(where, field, entry, SPARED_AUTHOR)
@@ -123,12 +124,12 @@ def complete(
 ) -> list[Message]:
     """The emails of a draft once ``count`` objects were gathered (their first ``lines``).
 
-    ``author`` is the address of whoever made every one of the changes, ``None`` when several
-    people (or someone without an address) made them; with ``"notify_author": false`` they
-    are left out.
+    ``author`` is the mailbox (``recipients.verified_author``) of whoever made every one of
+    the changes, ``None`` when several people (or someone whose address isn't proven) made
+    them; with ``"notify_author": false`` they are left out.
     """
     nonce, items = draft["nonce"], items_of(lines, count)
-    spared = None if draft.get("notify_author", True) or not author else author.lower()
+    spared = None if draft.get("notify_author", True) or not author else author
     messages = []
     for data in draft["messages"]:
         message = message_from_json(data)

@@ -133,38 +133,40 @@ SPARED_AUTHOR = 'The author of the change, and the hook says "notify_author": fa
 
 
 class _LeftOut:
-    """The addresses (lower case) a hook's email must not reach: opted out, or its author."""
+    """Who a hook's email must not reach: the addresses (lower case) that opted out, and
+    with ``"notify_author": false`` the author's mailbox, when the user id proves it."""
 
     def __init__(
         self,
         hook: dict[str, Any],
         context: dict[str, Any],
         finder: "HookFinder",
+        settings: "EmailerSettings",
         where: str,
         spare_author: bool,
         trace: Trace,
     ):
         self.owner = where.partition("#")[0]
         self.opted_out = optouts.opted_out(finder, self.owner)
-        author = recipients.member_address(context.get("user_id"))
-        spared = spare_author and hook.get("notify_author") is False and author
-        self.author = author.lower() if spared and author else None
-        self.addresses = self.opted_out | {self.author} if self.author else self.opted_out
+        self.author = None
+        if spare_author and hook.get("notify_author") is False:
+            prefixes = settings.verified_author_prefixes
+            self.author = recipients.verified_author(context.get("user_id"), prefixes)
         self.where, self.trace = where, trace
 
     def remove(self, entries: list[str], field: str) -> list[str]:
-        if not self.addresses:
+        if not self.opted_out and self.author is None:
             return entries
         kept = []
         for entry in entries:
-            address = email.utils.parseaddr(entry)[1].lower()
-            if address not in self.addresses:
-                kept.append(entry)
-            elif address == self.author:
+            address = email.utils.parseaddr(entry)[1]
+            if self.author is not None and recipients.mailbox(address) == self.author:
                 self.trace.left_out(self.where, field, entry, SPARED_AUTHOR)
-            else:
+            elif address.lower() in self.opted_out:
                 reason = f"Unsubscribed from the hooks of {self.owner}"
                 self.trace.left_out(self.where, field, entry, reason)
+            else:
+                kept.append(entry)
         return kept
 
 
@@ -181,9 +183,10 @@ def compose(
     one for all of them, or one for each with ``"private": true``.
 
     Addresses that opted out of the hook's owner are left out, and with
-    ``"notify_author": false`` the change's author, unless ``spare_author`` is false.
+    ``"notify_author": false`` the change's author (when ``verified_author`` knows them),
+    unless ``spare_author`` is false.
     """
-    left_out = _LeftOut(hook, context, finder, where, spare_author, trace)
+    left_out = _LeftOut(hook, context, finder, settings, where, spare_author, trace)
     to = addresses(hook, "recipients", context, finder, settings, where, trace)
     to = left_out.remove(to, "recipients")
     if not to:

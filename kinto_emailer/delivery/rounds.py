@@ -4,6 +4,7 @@ to the report."""
 
 import random
 import smtplib
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from ..smtp.connection import (
     TemporaryFailure,
     classify,
 )
+from ..smtp.deadline import Clock
 from .outcomes import FAILED, RETRIED, SENT, Report
 
 
@@ -38,6 +40,27 @@ class Sender:
         #: Set at shutdown: no retry after it; what is left is given back to the outbox.
         self.deadline: float | None = None
         self.last_sent = 0.0
+        # The clock of the session under way, for ``abandon`` from the stopping thread.
+        self._clock_lock = threading.Lock()
+        self._clock: Clock | None = None
+        self._abandoned = False
+
+    def abandon(self) -> None:
+        """From another thread, once the stop's deadline passed: end the exchange under way
+        at once (connecting, or an email), whatever the mail server does; none starts after."""
+        with self._clock_lock:
+            self._abandoned = True
+            clock = self._clock
+        if clock is not None:
+            clock.abandon()
+
+    def _connect(self) -> SMTPConnection:
+        clock = self.transport.clock()
+        with self._clock_lock:
+            self._clock = clock
+            if self._abandoned:
+                clock.abandon()
+        return self.transport.connect(clock=clock)
 
     def send_burst(self, emails: list[Email]) -> None:
         again: list[Email] = []  # The server closed a session we reused: not the email's fault.
@@ -47,7 +70,7 @@ class Sender:
                 return
             if self.connection is None:
                 try:
-                    self.connection = self.transport.connect()
+                    self.connection = self._connect()
                 except Exception as e:
                     # The server can't be reached: every email of this round waits.
                     failure = classify(e)

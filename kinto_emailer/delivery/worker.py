@@ -3,7 +3,8 @@ sender, off the request path.
 
 In a web process it starts on first use (never before a pre-forking server forks); in
 ``kinto-emailer worker`` it is the process's work. At exit it delivers what it holds within
-``kinto_emailer.shutdown_timeout`` (see ``shutdown``), and gives back what it could not.
+``kinto_emailer.shutdown_timeout`` (see ``shutdown``), and gives back what it could not: at
+that deadline the exchange under way is abandoned, whatever the mail server does.
 """
 
 import logging
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 from pyramid_mailer.message import Message
 
 from ..log_values import quoted
-from ..outbox import Email, Outbox
+from ..outbox import SENDING, Email, Outbox
 from .outcomes import DROPPED, FAILED, Report
 from .rounds import Sender
 
@@ -39,6 +40,8 @@ KEEP_ALIVE = 5.0
 LINGER = 0.005
 #: Seconds between two purges of the ended emails kept for the status views.
 PURGE_EVERY = 600.0
+#: Seconds the thread gets, once its exchange is abandoned, to give back what it holds.
+ABANDON_GRACE = 0.25
 _workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
@@ -65,7 +68,11 @@ class Worker:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stopping = False
+        self._stop_deadline = 0.0
         self._stopped = threading.Event()
+        self._finish_lock = threading.Lock()
+        #: The emails claimed by the round under way: given back if the thread can't be.
+        self._burst: list[Email] = []
         self.sender = Sender(self.settings, self.transport, self.outbox, self.report)
 
     def ensure_started(self) -> None:
@@ -104,15 +111,16 @@ class Worker:
 
     def stop(self, timeout: float | None = None) -> bool:
         """Deliver what is held within ``timeout`` seconds, then end the thread."""
-        return not self.begin_stop(timeout) or self.wait_stopped(timeout)
+        return not self.begin_stop(timeout) or self.wait_stopped()
 
     def begin_stop(self, timeout: float | None = None) -> bool:
         if self._thread is None or self._pid != os.getpid() or self._stopping:
             return False
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
         self._stopping = True
+        self._stop_deadline = time.monotonic() + timeout
         # Read by the sender before each email: a burst under way stops at the deadline.
-        self.sender.deadline = time.monotonic() + timeout
+        self.sender.deadline = self._stop_deadline
         if not self.outbox.durable:
             held = self.outbox.pending()
             if held:
@@ -121,15 +129,41 @@ class Worker:
         self.outbox.wake()
         return True
 
-    def wait_stopped(self, timeout: float | None = None) -> bool:
-        timeout = self.settings.shutdown_timeout if timeout is None else timeout
-        assert self._thread is not None, "begin_stop() first"
-        # A connection under way may outlast the deadline by up to one exchange.
-        self._thread.join(timeout + self.settings.smtp_exchange_timeout + 1)
-        if self._thread.is_alive():
-            logger.error("Delivery still busy at exit: emails in memory may be lost")
-            return False
-        return True
+    def wait_stopped(self) -> bool:
+        """Wait until the stop's deadline; False when what the thread held may be lost."""
+        thread = self._thread
+        assert thread is not None and self._stopping, "begin_stop() first"
+        thread.join(max(0.0, self._stop_deadline - time.monotonic()))
+        if thread.is_alive():
+            # A server that trickles, says nothing or stalls holds no one past the deadline.
+            self.sender.abandon()
+            thread.join(ABANDON_GRACE)
+        if not thread.is_alive():
+            return True
+        # Blocked where no socket can be shut (a connection the server never completes, a
+        # name to resolve): what it holds is given back for it, and the thread left. In a
+        # thread of its own too: a database that hangs can't hold the exit either.
+        logger.error("Delivery still busy at the deadline: what it holds is given up")
+        given_back: list[bool] = []
+        finisher = threading.Thread(
+            target=self._finish_for_thread, args=(given_back,), daemon=True
+        )
+        finisher.start()
+        finisher.join(ABANDON_GRACE)
+        if not given_back:
+            logger.error("Delivery stopped before what it held could be given back")
+        return bool(given_back)
+
+    def _finish_for_thread(self, given_back: list[bool]) -> None:
+        held = [email for email in self._burst if email.status == SENDING]
+        try:
+            self.outbox.release(held)
+        except Exception as e:  # The database may be gone: the leases expire instead.
+            logger.warning("Delivery stopped: could not give back what it held: %s", e)
+            return
+        finally:
+            self._finish()
+        given_back.append(True)
 
     def run(self) -> None:
         """The worker's loop, until ``begin_stop``; then what is left is given back."""
@@ -158,7 +192,7 @@ class Worker:
             return False
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
-        claimed = self.outbox.claim(BURST)
+        claimed = self._burst = self.outbox.claim(BURST)
         emails = [email for email in claimed if self._prepare(email)]
         if emails:
             self.sender.send_burst(emails)
@@ -192,7 +226,13 @@ class Worker:
         return min((w for w in waits if w is not None), default=None)
 
     def _finish(self) -> None:
-        self.sender.close()
+        with self._finish_lock:  # By the thread, or for it when it is left behind: once.
+            if not self._stopped.is_set():
+                self._finish_once()
+
+    def _finish_once(self) -> None:
+        if self._thread is threading.current_thread():
+            self.sender.close()  # Else the thread left behind still uses the connection.
         lost = self.outbox.abandon()
         for email in lost:
             self.report(DROPPED, email, "not delivered at shutdown")

@@ -155,17 +155,23 @@ class SMTPTransport:
     def address(self) -> str:
         return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
 
-    def connect(
-        self, timeout: float | None = None, setting: str = EXCHANGE_SETTING
-    ) -> SMTPConnection:
-        """An open session. ``timeout``, named ``setting``, bounds each step and each whole
-        exchange instead of ``kinto_emailer.smtp_timeout`` and ``smtp_exchange_timeout``."""
+    def clock(self, timeout: float | None = None, setting: str = EXCHANGE_SETTING) -> Clock:
+        """The time of a session's steps and exchanges: ``timeout``, named ``setting``, for
+        each, instead of ``kinto_emailer.smtp_timeout`` and ``smtp_exchange_timeout``."""
         settings = self.settings
         if timeout is None:
-            clock = Clock(settings.smtp_timeout, settings.smtp_exchange_timeout)
-        else:
-            clock = Clock(timeout, timeout, setting)
-        return SMTPConnection(settings, self.context, clock)
+            return Clock(settings.smtp_timeout, settings.smtp_exchange_timeout)
+        return Clock(timeout, timeout, setting)
+
+    def connect(
+        self,
+        timeout: float | None = None,
+        setting: str = EXCHANGE_SETTING,
+        clock: Clock | None = None,
+    ) -> SMTPConnection:
+        """An open session, on ``clock`` or on one made of ``timeout`` (see ``clock``)."""
+        clock = clock or self.clock(timeout, setting)
+        return SMTPConnection(self.settings, self.context, clock)
 
     def send_one(self, outgoing: Outgoing) -> None:
         """Send one email on a connection of its own; raises what smtplib raises."""

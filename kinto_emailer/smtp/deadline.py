@@ -25,6 +25,10 @@ class ExchangeTimeout(TimeoutError):
     """The server answers, but too slowly to finish a step of the exchange in time."""
 
 
+class ExchangeAbandoned(TimeoutError):
+    """The process is stopping: the exchange was cut short, whatever the server was doing."""
+
+
 class Clock:
     """The time left for one part of an exchange (connecting, or sending one email): each
     read and write gets ``step`` seconds, and all of them together ``limit`` seconds."""
@@ -33,7 +37,10 @@ class Clock:
         self.step, self.limit, self.setting = step, limit, setting
         self.what = "connect"
         self.expired = False
+        self.abandoned = False
         self.deadline = time.monotonic() + limit
+        #: The exchange's socket once connected: what ``abandon`` shuts.
+        self.sock: socket.socket | None = None
 
     def start(self, what: str, limit: float | None = None) -> None:
         self.what = what
@@ -41,6 +48,8 @@ class Clock:
 
     def timeout(self) -> float:
         """The socket time-out for the next read or write; raises once the deadline passed."""
+        if self.abandoned:
+            raise self.abandonment()
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise self.expire()
@@ -54,6 +63,30 @@ class Clock:
 
     def passed(self) -> bool:
         return time.monotonic() >= self.deadline
+
+    def attach(self, sock: socket.socket) -> None:
+        self.sock = sock
+        if self.abandoned:  # Abandoned while connecting: the socket came too late to see it.
+            _shut(sock)
+
+    def abandon(self) -> None:
+        """From another thread: end the exchange now, a blocked read or write included."""
+        self.abandoned = self.expired = True  # Before reading ``sock``: ``attach`` checks.
+        sock = self.sock
+        if sock is not None:
+            _shut(sock)
+
+    def abandonment(self) -> ExchangeAbandoned:
+        return ExchangeAbandoned(f"the exchange ({self.what}) was abandoned: the process stops")
+
+
+def _shut(sock: socket.socket) -> None:
+    # Wakes the thread blocked on it, which close() doesn't; the plain socket's own method,
+    # not SSLSocket's, which would drop the TLS state under that thread's feet.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # Not connected, or already closed: nothing to wake.
+        pass
 
 
 class _Bounded(_Socket):
@@ -77,11 +110,20 @@ class _Bounded(_Socket):
             # Only near the deadline: each call is a system call, and a hand-off of the GIL.
             self._set_timeout(timeout)
         try:
-            return method(*args, **kwargs)
-        except (TimeoutError, BlockingIOError):  # Python's time-out, or the kernel's.
+            result = method(*args, **kwargs)
+        except OSError as e:
+            if clock.abandoned:  # Shut by ``abandon``: the reason is the stop, not the server.
+                raise clock.abandonment() from None
+            if not isinstance(
+                e, TimeoutError | BlockingIOError
+            ):  # Python's time-out, the kernel's.
+                raise
             if clock.passed():  # The deadline cut this step short, not the step's own time.
                 raise clock.expire() from None
             raise TimeoutError("timed out") from None
+        if clock.abandoned:  # A read that ended on the shut socket: no reply, an end.
+            raise clock.abandonment()
+        return result
 
     def _set_timeout(self, timeout: float) -> None:
         self._timeout = timeout
@@ -132,6 +174,7 @@ class _BoundedSession(_Session):
         if bounded is None:
             bounded = _BoundedSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
         bounded.clock = self.clock
+        self.clock.attach(bounded)
         return bounded
 
     def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
@@ -141,6 +184,7 @@ class _BoundedSession(_Session):
         reply = super().starttls(*args, **kwargs)
         sock: Any = self.sock  # A BoundedSSLSocket, made by the context of ``tls_context``.
         sock.clock = self.clock
+        self.clock.attach(sock)  # The plain socket was detached: its descriptor is this one's.
         return reply
 
 

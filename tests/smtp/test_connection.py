@@ -229,3 +229,48 @@ def test_a_starttls_handshake_that_never_comes_times_out_within_a_step():
     assert isinstance(error.value, TimeoutError)
     assert "timed out" in str(error.value)
     assert isinstance(classify(error.value), TemporaryFailure)
+
+
+# Abandoning an exchange at shutdown (issue 24, attack 6).
+
+
+def abandon_soon(clock, after=0.2):
+    """``clock.abandon()`` from another thread, as the stopping thread does at the deadline."""
+    timer = threading.Timer(after, clock.abandon)
+    timer.start()
+    return timer
+
+
+def test_abandoning_ends_a_wait_for_a_greeting_that_never_comes():
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        sender = transport(silent.getsockname()[1], **{"kinto_emailer.smtp_timeout": "60"})
+        clock = sender.clock()
+        abandon_soon(clock)
+        with pytest.raises(OSError) as error:
+            sender.connect(clock=clock)
+    # The stop, not a step's time-out (a minute), ended the read under way.
+    assert "was abandoned: the process stops" in str(error.value)
+    assert isinstance(classify(error.value), TemporaryFailure)
+
+
+def test_abandoning_ends_an_email_whose_reply_never_comes():
+    with answering_then_silent(b"250 ok\r\n") as port:  # EHLO; then MAIL, RCPT, DATA.
+        sender = transport(port, **{"kinto_emailer.smtp_timeout": "60"})
+        clock = sender.clock()
+        connection = sender.connect(clock=clock)
+        abandon_soon(clock)
+        with pytest.raises(OSError) as error:
+            connection.send(render(message(), "k@example.com"))
+        assert connection.expired
+        connection.close()  # No QUIT on an abandoned session: closed at once.
+    assert "was abandoned: the process stops" in str(error.value)
+
+
+def test_a_clock_abandoned_before_connecting_never_reaches_the_server(smtp):
+    clock = transport(smtp.port).clock()
+    clock.abandon()
+    with pytest.raises(OSError, match="was abandoned"):
+        transport(smtp.port).connect(clock=clock)
+    assert smtp.inbox.sessions == 0

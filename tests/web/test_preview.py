@@ -18,6 +18,7 @@ from kinto.core.testing import get_user_headers
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
 from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
+from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
 from tests.support import (
     ALICE,
     EmailerWebTest,
@@ -27,7 +28,6 @@ from tests.support import (
     outbox_database_for,
     record_hook,
 )
-from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
 
 
 URL = PATH.format(bucket_id="b", collection_id="c")
