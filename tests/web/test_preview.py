@@ -14,6 +14,7 @@ import bcrypt
 import psycopg2
 import pytest
 from kinto.core.testing import get_user_headers
+from kinto.plugins.accounts.scripts import create_user
 
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
@@ -454,12 +455,17 @@ class NotifyAuthorPreviewTest(EmailerWebTest):
             "multiauth.policy.account.use": (
                 "kinto.plugins.accounts.authentication.AccountsAuthenticationPolicy"
             ),
-            "account_create_principals": "system.Everyone",
+            # Accounts made by an administrator, whose user ids prove their address.
+            "account_create_principals": "account:admin",
+            "account_write_principals": "account:admin",
+            "kinto_emailer.verified_author_prefixes": "account:",
             "bucket_create_principals": "system.Authenticated",
         }
 
     def test_the_caller_is_the_author(self):
-        self.app.put_json(f"/accounts/{ALICE}", {"data": {"password": f"secret-{ALICE}"}})
+        create_user({"registry": self.app.app.registry}, "admin", "secret-admin")
+        body = {"data": {"password": f"secret-{ALICE}"}}
+        self.app.put_json(f"/accounts/{ALICE}", body, headers=auth("admin"))
         self.app.put_json("/buckets/b", {"data": {}}, headers=auth(ALICE))
         spare = functools.partial(record_hook, recipients=[ALICE, BOB], notify_author=False)
         hooks = tried(spare(), spare(digest=True))
