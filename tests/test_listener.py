@@ -565,7 +565,7 @@ class CapabilityTest(EmailerWebTest):
         capabilities = self.app.get("/", headers=self.headers).json["capabilities"]
         assert capabilities["emailer"] == {
             "description": "Send emails when records and collections change.",
-            "url": "https://github.com/Kinto/kinto-emailer",
+            "url": "https://kinto-emailer.readthedocs.io/",
             "version": __version__,
             "outbox": "memory",
         }
