@@ -402,7 +402,7 @@ class PlaceholdersTest(ListenerTest):
             "uri": f"/buckets/b/collections/c/records/{record['id']}",
             "action": "create",
             "timestamp": str(record["last_modified"]),
-            "root_url": "http://localhost/v1/",
+            "root_url": "https://localhost/v1/",
             "client_address": "192.0.2.7",
             "user_agent": "placeholder-test/1.0",
             "event": "kinto.core.events.AfterResourceChanged",
