@@ -32,7 +32,7 @@ dist: install  ## Build the sdist, then the wheel from it, into dist/
 define install_wheel
 	test -x $(TEST_VENV)/bin/python || python3 -m venv $(TEST_VENV)
 	$(TEST_VENV)/bin/pip install --quiet --upgrade pip
-	$(TEST_VENV)/bin/pip install --quiet "$$(ls $(DIST)/*.whl)[test]"
+	$(TEST_VENV)/bin/pip install --quiet "$$(ls $(DIST)/*.whl)[test,docs]"
 	$(TEST_VENV)/bin/pip install --quiet --force-reinstall --no-deps $(DIST)/*.whl
 	mkdir -p $(TEST_VENV)/tests-only
 	ln -sfn $(CURDIR)/tests $(TEST_VENV)/tests-only/tests
@@ -66,7 +66,7 @@ format: install  ## Reformat the code with ruff
 	$(VENV)/bin/ruff format .
 
 docs: install  ## Build the documentation into docs/_build/html (warnings are errors)
-	$(VENV)/bin/sphinx-build -W --keep-going -b html -q docs docs/_build/html
+	$(VENV)/bin/sphinx-build -W --keep-going -E -a -b html -q docs docs/_build/html
 
 bench: install  ## Compare latency with and without the plugin (bench/)
 	$(PYTHON) bench/run.py
