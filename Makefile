@@ -23,9 +23,11 @@ $(INSTALL_STAMP): pyproject.toml
 run: install  ## Start Kinto with the plugin on localhost:8888 (PORT=8000 for another); emails in ./mail/
 	$(VENV)/bin/kinto start --ini config/kinto.ini --port $(PORT)
 
+# In an isolated environment with the setuptools of [build-system] (the virtualenvs keep one
+# older than 81 for kinto-signer's pkg_resources).
 dist: install  ## Build the sdist, then the wheel from it, into dist/
 	rm -rf $(DIST) build
-	$(PYTHON) -m build --no-isolation --outdir $(DIST) . > /dev/null
+	$(PYTHON) -m build --outdir $(DIST) . > /dev/null
 
 # Installed from the wheel, dependencies and test tools included; reinstalled on every run
 # (its version doesn't change between two builds).

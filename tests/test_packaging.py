@@ -39,7 +39,7 @@ def dist(tmp_path_factory):
         return Path(wheel), Path(sdist)
     outdir = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(outdir), str(CHECKOUT)],
+        [sys.executable, "-m", "build", "--outdir", str(outdir), str(CHECKOUT)],
         check=True,
         capture_output=True,
         timeout=300,
