@@ -27,7 +27,7 @@ run: install  ## Start Kinto with the plugin on localhost:8888 (PORT=8000 for an
 # older than 81 for kinto-signer's pkg_resources).
 dist: install  ## Build the sdist, then the wheel from it, into dist/
 	rm -rf $(DIST) build
-	$(PYTHON) -m build --outdir $(DIST) . > /dev/null
+	$(PYTHON) -m build --outdir $(DIST) . > dist.log 2>&1 || { cat dist.log; exit 1; }
 
 # Installed from the wheel, dependencies and test tools included; reinstalled on every run
 # (its version doesn't change between two builds).
@@ -74,5 +74,5 @@ bench: install  ## Compare latency with and without the plugin (bench/)
 	$(PYTHON) bench/run.py
 
 clean:  ## Remove the virtualenvs, builds, caches and debug emails
-	rm -rf $(VENV) $(TEST_VENV) $(DIST) build *.egg-info .pytest_cache .ruff_cache .hypothesis mail docs/_build
+	rm -rf $(VENV) $(TEST_VENV) $(DIST) dist.log build *.egg-info .pytest_cache .ruff_cache .hypothesis mail docs/_build
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
