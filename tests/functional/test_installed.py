@@ -5,6 +5,7 @@ Under ``make test`` these are the console scripts of the virtualenv where the wh
 installed: a file the package reads and the wheel lacks (the SQL migrations) fails here.
 """
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import psycopg2
 import pytest
 from kinto_http import Client
 
+import kinto_emailer
 from tests.functional.server import KINTO, ROOT, KintoServer
 from tests.support import TemporaryDatabase, hooked, record_hook
 
@@ -31,9 +33,17 @@ def outbox_statuses(url):
         connection.close()
 
 
-def test_the_scripts_are_those_of_the_interpreter_that_runs_the_tests():
+def test_the_processes_import_the_plugin_that_the_tests_import(tmp_path):
+    # As a console script does: its own directory first on sys.path, then the environment
+    # that the tests give kinto start and kinto-emailer worker.
+    script = tmp_path / "where.py"
+    script.write_text("import kinto_emailer\nprint(kinto_emailer.__file__)\n")
+    env = KintoServer(tmp_path).env
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert Path(result.stdout.strip()).resolve() == Path(kinto_emailer.__file__).resolve()
     assert KINTO.parent == Path(sys.executable).parent
-    assert KINTO.exists()
 
 
 def test_postgresql_ini_migrates_an_empty_database_and_a_separate_worker_delivers(
