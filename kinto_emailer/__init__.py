@@ -47,7 +47,7 @@ def includeme(config: Configurator) -> None:
     config.add_api_capability(
         "emailer",
         description="Send emails when records and collections change.",
-        url="https://github.com/Kinto/kinto-emailer",
+        url="https://kinto-emailer.readthedocs.io/",
         version=__version__,
         outbox=emailer_settings.outbox_name,
         preview=PREVIEW_PATH,

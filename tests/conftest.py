@@ -2,10 +2,29 @@
 
 import functools
 import os
+from pathlib import Path
 
 import pytest
 
+import kinto_emailer
 from tests.support import postgresql_unreachable
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    # ``make test`` runs on the wheel: a test that imported the checkout would pass with a
+    # file missing from it.
+    if not os.environ.get("KINTO_EMAILER_TEST_INSTALLED"):
+        return
+    imported = Path(kinto_emailer.__file__).resolve()
+    if imported.is_relative_to(CHECKOUT / "kinto_emailer"):
+        raise pytest.UsageError(
+            f"KINTO_EMAILER_TEST_INSTALLED is set but kinto_emailer was imported from the "
+            f"checkout ({imported}): run pytest with --import-mode=append and PYTHONSAFEPATH=1 "
+            "from the test virtualenv, as make test does."
+        )
 
 
 NEEDS_POSTGRESQL = ("postgresql", "functional")

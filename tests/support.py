@@ -19,6 +19,8 @@ from kinto.core.testing import BaseWebTest, get_user_headers
 
 
 ALICE = "alice@example.com"
+#: Kinto's defaults as behind a proxy that terminates TLS: else Kinto warns at each start-up.
+KINTO_SETTINGS = {**kinto.DEFAULT_SETTINGS, "http_scheme": "https", "http_host": "localhost"}
 
 
 def hook(**fields):
@@ -178,7 +180,7 @@ class EmailerWebTest(BaseWebTest, unittest.TestCase):
 
     @classmethod
     def get_app_settings(cls, extras=None):
-        settings = {**super().get_app_settings(), **kinto.DEFAULT_SETTINGS}
+        settings = {**super().get_app_settings(), **KINTO_SETTINGS}
         settings["includes"] = "kinto_emailer"
         settings["multiauth.policies"] = "basicauth"
         settings["mail.host"] = "127.0.0.1"
@@ -310,6 +312,8 @@ class TemporaryDatabase:
 
     def create(self):
         self._run(f'CREATE DATABASE "{self.name}"')
+        # Kinto warns at start-up about a database whose time zone isn't UTC.
+        self._run(f"ALTER DATABASE \"{self.name}\" SET timezone TO 'UTC'")
         return self
 
     def drop(self):
@@ -366,7 +370,7 @@ def migrate(settings):
     from kinto.core import scripts
     from pyramid.config import Configurator
 
-    config = Configurator(settings={**kinto.DEFAULT_SETTINGS, **settings})
+    config = Configurator(settings={**KINTO_SETTINGS, **settings})
     kinto.main({"command": "migrate"}, config=config)
     scripts.migrate({"registry": config.registry})
 

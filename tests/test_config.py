@@ -12,6 +12,7 @@ from webtest import TestApp
 
 import kinto_emailer
 from kinto_emailer.config import DEFAULT_SENDER, ROWS, read_settings
+from tests.support import KINTO_SETTINGS
 
 
 @pytest.fixture
@@ -139,7 +140,7 @@ def test_includeme_refuses_tls_together_with_ssl(config_with):
 
 
 def test_the_application_does_not_start_with_a_bad_setting():
-    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer", "mail.port": "smtp"}
+    settings = {**KINTO_SETTINGS, "includes": "kinto_emailer", "mail.port": "smtp"}
     settings["storage_backend"] = "kinto.core.storage.memory"
     settings["permission_backend"] = "kinto.core.permission.memory"
     settings["cache_backend"] = "kinto.core.cache.memory"
@@ -148,7 +149,7 @@ def test_the_application_does_not_start_with_a_bad_setting():
 
 
 def _kinto_settings(**extra):
-    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer"}
+    settings = {**KINTO_SETTINGS, "includes": "kinto_emailer"}
     settings["storage_backend"] = "kinto.core.storage.memory"
     settings["permission_backend"] = "kinto.core.permission.memory"
     settings["cache_backend"] = "kinto.core.cache.memory"
@@ -228,7 +229,7 @@ def test_only_three_settings_are_exposed_to_templates():
 
 
 def test_includeme_subscribes_the_emailer_to_a_real_app():
-    settings = {**kinto.DEFAULT_SETTINGS, "includes": "kinto_emailer"}
+    settings = {**KINTO_SETTINGS, "includes": "kinto_emailer"}
     settings["storage_backend"] = "kinto.core.storage.memory"
     settings["permission_backend"] = "kinto.core.permission.memory"
     settings["cache_backend"] = "kinto.core.cache.memory"

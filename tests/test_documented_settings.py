@@ -5,7 +5,7 @@ import pytest
 from pyramid.exceptions import ConfigurationError
 
 from kinto_emailer.config import read_settings
-from tests.support import TemporaryDatabase, migrate, postgresql_settings
+from tests.support import KINTO_SETTINGS, TemporaryDatabase, migrate, postgresql_settings
 
 
 def test_the_settings_of_the_readme_tables_have_their_documented_defaults():
@@ -58,7 +58,7 @@ def test_a_postgresql_outbox_needs_postgresql_storage_and_no_maildir(extra, mess
 def test_a_server_without_the_outbox_table_stops_until_kinto_migrate_created_it():
     with TemporaryDatabase() as database:
         settings = {
-            **kinto.DEFAULT_SETTINGS,
+            **KINTO_SETTINGS,
             **postgresql_settings(database.url),
             "includes": "kinto_emailer",
             "kinto_emailer.outbox": "postgresql",

@@ -174,7 +174,7 @@ class OutboxTests(_TestCase):
 
     def test_buckets_are_served_in_turn(self) -> None:
         if not self.bounded:
-            self.skipTest("files wait in the order they were written")
+            self.skipTest(f"{self.outbox.name} outbox: files wait in the order they were written")
         backlog = [email("busy", subject=f"busy {i}") for i in range(20)]
         self.outbox.put(backlog)
         self.outbox.put([email("quiet", subject="quiet")])
@@ -183,7 +183,7 @@ class OutboxTests(_TestCase):
 
     def test_a_full_queue_drops_from_the_bucket_that_fills_it(self) -> None:
         if not self.bounded:
-            self.skipTest("no queue bounds")
+            self.skipTest(f"{self.outbox.name} outbox: no queue bounds, its queue is the disk")
         self.outbox = self.make_outbox(queue_size=5)
         assert self.outbox.put([email("busy", subject=f"busy {i}") for i in range(5)]) == []
         # The busy bucket's own email finds no room...
@@ -199,7 +199,7 @@ class OutboxTests(_TestCase):
 
     def test_queue_bytes_bound_what_waits(self) -> None:
         if not self.bounded:
-            self.skipTest("no queue bounds")
+            self.skipTest(f"{self.outbox.name} outbox: no queue bounds, its queue is the disk")
         small = [email(body="x" * 1500, subject=str(i)) for i in range(4)]
         # Room for three of them.
         self.outbox = self.make_outbox(queue_bytes=3 * small[0].size + small[0].size // 2)
@@ -238,7 +238,7 @@ class OutboxTests(_TestCase):
 
     def test_two_workers_share_the_emails_without_overlap(self) -> None:
         if not self.shared:
-            self.skipTest("one process's outbox")
+            self.skipTest(f"{self.outbox.name} outbox: one process's, no other worker shares it")
         other = self.make_outbox()
         self.outbox.put([email(subject=str(i)) for i in range(10)])
         mine, theirs = self.outbox.claim(6), other.claim(6)
@@ -248,7 +248,7 @@ class OutboxTests(_TestCase):
 
     def test_the_queue_bounds_hold_across_processes(self) -> None:
         if not self.shared or not self.bounded:
-            self.skipTest("one process's outbox, or no bounds")
+            self.skipTest(f"{self.outbox.name} outbox: one process's, or without queue bounds")
         self.outbox = self.make_outbox(queue_size=10)
         other = self.make_outbox(queue_size=10)
         assert self.outbox.put([email("a", subject=f"a{i}") for i in range(4)]) == []
@@ -261,7 +261,7 @@ class OutboxTests(_TestCase):
 
     def test_a_renewed_lease_keeps_the_claim(self) -> None:
         if not self.shared or not self.leased:
-            self.skipTest("no leases")
+            self.skipTest(f"{self.outbox.name} outbox: no leases, a claim ends with its process")
         self.outbox = self.make_outbox(outbox_lease=0.5)
         other = self.make_outbox(outbox_lease=0.5)
         self.outbox.put([email(subject="slow")])
@@ -274,7 +274,7 @@ class OutboxTests(_TestCase):
 
     def test_an_expired_lease_lets_another_worker_take_over(self) -> None:
         if not self.shared or not self.leased:
-            self.skipTest("no leases")
+            self.skipTest(f"{self.outbox.name} outbox: no leases, a claim ends with its process")
         self.outbox = self.make_outbox(outbox_lease=0.2)
         other = self.make_outbox(outbox_lease=0.2)
         self.outbox.put([email(subject="abandoned")])
@@ -375,7 +375,9 @@ class OutboxTests(_TestCase):
 
     def needs_windows(self) -> None:
         if not self.outbox.windowed:
-            self.skipTest("no time windows: such hooks are refused at save")
+            self.skipTest(
+                f"{self.outbox.name} outbox: no time windows, such hooks are refused at save"
+            )
 
     def closed_windows(
         self, count: int, outbox: Outbox | None = None, timeout: float = 10
@@ -495,7 +497,7 @@ class OutboxTests(_TestCase):
     def test_two_workers_send_one_email_per_window(self) -> None:
         self.needs_windows()
         if not self.shared:
-            self.skipTest("one process's outbox")
+            self.skipTest(f"{self.outbox.name} outbox: one process's, no other worker shares it")
         other = self.make_outbox()
         self.outbox.gather([window_part(["mine"])])
         other.gather([window_part(["theirs"])])

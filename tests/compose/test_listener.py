@@ -402,7 +402,7 @@ class PlaceholdersTest(ListenerTest):
             "uri": f"/buckets/b/collections/c/records/{record['id']}",
             "action": "create",
             "timestamp": str(record["last_modified"]),
-            "root_url": "http://localhost/v1/",
+            "root_url": "https://localhost/v1/",
             "client_address": "192.0.2.7",
             "user_agent": "placeholder-test/1.0",
             "event": "kinto.core.events.AfterResourceChanged",
@@ -565,7 +565,7 @@ class CapabilityTest(EmailerWebTest):
         capabilities = self.app.get("/", headers=self.headers).json["capabilities"]
         assert capabilities["emailer"] == {
             "description": "Send emails when records and collections change.",
-            "url": "https://github.com/Kinto/kinto-emailer",
+            "url": "https://kinto-emailer.readthedocs.io/",
             "version": __version__,
             "outbox": "memory",
             "preview": "/buckets/{bucket_id}/collections/{collection_id}/emailer-preview",

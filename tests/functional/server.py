@@ -1,9 +1,12 @@
 """Real ``kinto start`` and ``kinto-emailer worker`` processes, each with its log in a file."""
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[2]
 # The venv's own ``kinto``, next to the interpreter that runs the tests.
 KINTO = Path(sys.executable).parent / "kinto"
 EMAILER = Path(sys.executable).parent / "kinto-emailer"
+
+
+def _tests_only():
+    """A directory where ``tests`` is importable, and ``kinto_emailer`` is not: processes load
+    ``tests.failing_plugin`` from it, and the plugin from where it is installed (the wheel)."""
+    directory = Path(tempfile.mkdtemp(prefix="kinto-emailer-tests-"))
+    (directory / "tests").symlink_to(ROOT / "tests", target_is_directory=True)
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
+TESTS_ONLY = _tests_only()
 
 POSTGRESQL_SETTINGS = """\
 kinto.storage_backend = kinto.core.storage.postgresql
@@ -155,8 +170,8 @@ class KintoServer(LoggedProcess):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self.process = None
-        # The subprocess imports tests.failing_plugin from the repository root.
-        pythonpath = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        # The subprocess imports tests.failing_plugin, never the checkout's kinto_emailer.
+        pythonpath = [str(TESTS_ONLY), *filter(None, [os.environ.get("PYTHONPATH")])]
         self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(pythonpath)}
         if ini is not None:
             self.ini, self.cwd = Path(ini), self.directory

@@ -58,7 +58,7 @@ class UnsubscribeTest(HookWebTest):
             assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             url = links[address].strip("<>")
             assert links[address] == f"<{url}>"
-            assert url.startswith("http://localhost/v1/emailer/unsubscribe/")
+            assert url.startswith("https://localhost/v1/emailer/unsubscribe/")
             assert message.get_content().strip() == f"Stop these: {url}"
 
     def test_get_shows_a_button_and_does_not_unsubscribe(self):
