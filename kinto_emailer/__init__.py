@@ -8,7 +8,7 @@ from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.config import Configurator
 from pyramid.events import ContextFound, NewRequest
 
-from . import health, rollback, shutdown
+from . import health, optouts, rollback, shutdown
 from .config import EmailerSettings, read_settings
 from .delivery import Delivery
 from .event_names import review_event_classes
@@ -69,6 +69,13 @@ def includeme(config: Configurator) -> None:
         ResourceChanged,
         for_resources=("bucket", "collection"),
         for_actions=(ACTIONS.CREATE, ACTIONS.UPDATE),
+    )
+    # A bucket's opt-outs go with it (Kinto deletes all below it); a collection's, with it.
+    config.add_subscriber(
+        optouts.forget_deleted_collections,
+        ResourceChanged,
+        for_resources=("collection",),
+        for_actions=(ACTIONS.DELETE,),
     )
     # Built inside the transaction: storage is readable, and a rollback discards them.
     timed_build = metrics.timed(build_notification)

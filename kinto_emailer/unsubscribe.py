@@ -4,6 +4,8 @@ which the bucket's writers list and undo opt-outs.
 ``GET /emailer/unsubscribe/{token}`` shows a page whose button makes the POST: mail scanners
 follow links, and following one must not unsubscribe. ``POST`` to the same URL, without
 authentication, unsubscribes the address that the token names from the hooks of its owner.
+Both answer 410 when that owner, or its hooks, are gone: an opt-out written then would
+outlive them, and a bucket made again under the same name would inherit it.
 """
 
 import html
@@ -12,7 +14,13 @@ from typing import Any
 from kinto.core import Service
 from kinto.core.errors import ERRORS, http_error
 from pyramid.config import Configurator
-from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, HTTPUnauthorized
+from pyramid.httpexceptions import (
+    HTTPBadRequest,
+    HTTPForbidden,
+    HTTPGone,
+    HTTPNotFound,
+    HTTPUnauthorized,
+)
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
@@ -56,10 +64,14 @@ def _page(title: str, content: str) -> Response:
 def _read_token(request: Request) -> tuple[str, str]:
     key = request.registry.emailer.settings.unsubscribe_key
     try:
-        return optouts.read_token(key, request.matchdict["token"])
+        address, owner = optouts.read_token(key, request.matchdict["token"])
     except optouts.InvalidToken:
         message = "This unsubscribe link is not valid: it was not made by this server, or changed"
         raise http_error(HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS, message=message)
+    if not optouts.has_hooks(request.registry.storage, owner):
+        message = f"This unsubscribe link no longer applies: the hooks of {owner} are gone"
+        raise http_error(HTTPGone(), errno=ERRORS.MISSING_RESOURCE, message=message)
+    return address, owner
 
 
 @unsubscribe.get(permission=NO_PERMISSION_REQUIRED)
