@@ -52,7 +52,10 @@ def token(key: bytes, address: str, owner: str) -> str:
 def read_token(key: bytes | None, text: str) -> tuple[str, str]:
     """``(address, owner)`` of a token signed with ``key``; raises ``InvalidToken``."""
     payload, _, signature = text.partition(".")
-    if key is None or not hmac.compare_digest(_signature(key, payload), signature):
+    # ASCII first: the signature is of ASCII text, and ``compare_digest`` refuses other text.
+    if key is None or not text.isascii():
+        raise InvalidToken("not ASCII")
+    if not hmac.compare_digest(_signature(key, payload), signature):
         raise InvalidToken("signature")
     try:
         address, owner = json.loads(_unb64(payload))

@@ -9,6 +9,7 @@ outlive them, and a bucket made again under the same name would inherit it.
 """
 
 import html
+import re
 from typing import Any
 
 from kinto.core import Service
@@ -27,6 +28,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from . import optouts
 from .saving import has_permission
+from .views import checked_bucket_id
 
 
 unsubscribe = Service(
@@ -45,6 +47,7 @@ bucket_optout = Service(
     path="/buckets/{bucket_id}/emailer/optouts/{id}",
 )
 
+_OPTOUT_ID = re.compile(r"[0-9a-f]{32}")
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title></head>
@@ -100,7 +103,7 @@ def unsubscribe_post(request: Request) -> Response:
 
 
 def _check_writer(request: Request) -> str:
-    bucket_id = request.matchdict["bucket_id"]
+    bucket_id = checked_bucket_id(request)
     principals = request.prefixed_principals
     if request.prefixed_userid is None:
         raise http_error(HTTPUnauthorized(), errno=ERRORS.MISSING_AUTH_TOKEN)
@@ -119,7 +122,10 @@ def list_optouts(request: Request) -> dict[str, Any]:
 @bucket_optout.delete(permission=NO_PERMISSION_REQUIRED)
 def delete_optout(request: Request) -> dict[str, Any]:
     bucket_id = _check_writer(request)
-    removed = optouts.remove(request.registry.storage, bucket_id, request.matchdict["id"])
+    optout_id = request.matchdict["id"]
+    removed = None
+    if _OPTOUT_ID.fullmatch(optout_id):  # Else none: and a NUL byte would reach the database.
+        removed = optouts.remove(request.registry.storage, bucket_id, optout_id)
     if removed is None:
         raise http_error(
             HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such opt-out"

@@ -1,5 +1,6 @@
 """The status views' queries on the outbox table (see ``outbox/status.py``)."""
 
+import re
 from typing import Any
 
 from .. import QUEUED
@@ -15,6 +16,8 @@ RECORD = (
 )
 
 
+#: A bigint id: ``isdigit`` is true of "²", which ``int`` refuses.
+_ROW_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
 #: Rows that are emails: not the time windows that gather a digest's objects.
 EMAILS = "status NOT IN ('collecting', 'closing')"
 
@@ -58,7 +61,7 @@ def emails(cursor: Cursor, query: Query) -> list[dict[str, Any]]:
 
 
 def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | None:
-    if not email_id.isdigit():
+    if not _ROW_ID.fullmatch(email_id):
         return None
     cursor.execute(
         f"SELECT {RECORD} FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s AND {EMAILS}",
@@ -69,7 +72,7 @@ def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | Non
 
 
 def change(cursor: Cursor, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
-    if not email_id.isdigit():
+    if not _ROW_ID.fullmatch(email_id):
         return None
     params = {"b": bucket_id, "id": int(email_id)}
     cursor.execute(
