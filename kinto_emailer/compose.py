@@ -22,6 +22,10 @@ ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
 GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
 #: The placeholder of a private hook's one-click unsubscribe link.
 UNSUBSCRIBE_URL = "unsubscribe_url"
+#: Placeholders that carry a recipient's own token: in bodies only, never in a subject or a
+#: header, which the status views show to the collection's writers.
+RECIPIENT_PLACEHOLDERS = (UNSUBSCRIBE_URL,)
+BODY_FIELDS = ("template", "html_template")
 
 
 def address_entries(hook: dict[str, Any], field: str) -> Any:
@@ -61,6 +65,11 @@ def _render_entry(entry: str, field: str, context: dict[str, Any], where: str) -
         logger.debug("Hook %s: reply_to %r rendered to %r", where, entry, rendered)
         return None
     return rendered
+
+
+def _shared(context: dict[str, Any]) -> dict[str, Any]:
+    """``context`` without what belongs to one recipient only."""
+    return {k: v for k, v in context.items() if k not in RECIPIENT_PLACEHOLDERS}
 
 
 def addresses(
@@ -176,7 +185,8 @@ def compose(
     def render(context: dict[str, Any]) -> dict[str, str | None]:
         html = texts["html"]
         return {
-            "subject": templates.render_line(texts["subject"] or "", context),
+            # Without a recipient's token, even from metadata saved before validation refused it.
+            "subject": templates.render_line(texts["subject"] or "", _shared(context)),
             "body": templates.render(texts["body"] or "", context),
             "html": None if html is None else templates.render(html, context, as_html=True),
         }

@@ -235,6 +235,56 @@ class UnsubscribeSchemaTest(HookWebTest):
         assert 'Placeholder "{unsubscribe_url}" can\'t be used in "item_template"' in message
 
 
+class TokensStayInBodiesTest(PrivateHookWebTest):
+    """Issue 24, attack 10: a recipient's token never shows where writers read."""
+
+    REFUSED = (
+        'Placeholder "{{unsubscribe_url}}" can\'t be used in "{field}": it carries a '
+        "recipient's own unsubscribe token, which belongs in the body only (subjects show in "
+        'the status views); put it in "template" or "html_template"'
+    )
+
+    def setUp(self):
+        super().setUp()
+        self.bob = get_user_headers("bob")
+        bob_id = self.app.get("/", headers=self.bob).json["user"]["id"]
+        self.app.patch_json(
+            "/buckets/b/collections/c", {"permissions": {"write": [bob_id]}}, headers=self.headers
+        )
+
+    def test_a_collection_writer_cant_put_the_link_in_a_subject(self):
+        hook = private_hook(subject="changed {unsubscribe_url}")
+        response = self.app.put_json(
+            "/buckets/b/collections/c", {"data": self.hooked(hook)}, headers=self.bob, status=400
+        )
+        assert response.json["errno"] == 107
+        assert response.json["message"] == (
+            "data.kinto-emailer in body: hooks.0: " + self.REFUSED.format(field="subject")
+        )
+
+    def test_nor_in_an_item_template_and_bodies_keep_it(self):
+        digest = private_hook(digest=True, item_template="{id} {unsubscribe_url}")
+        assert self.refused(digest).endswith(self.REFUSED.format(field="item_template"))
+        html = private_hook(html_template='<a href="{unsubscribe_url}">stop</a>')
+        self.save_hooks(html, status=200)
+
+    def test_the_status_views_never_show_a_recipients_token(self):
+        # Saved before validation refused it: the subject renders without the token still.
+        hooked = self.hooked(private_hook(subject="changed {unsubscribe_url}"))
+        self.store_unchecked(hooked, collection_id="c")
+        self.create_record()
+        mails = self.by_recipient(2)
+        tokens = [m["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1] for m in mails.values()]
+        assert all(m["Subject"] == "changed {unsubscribe_url}" for m in mails.values())
+        for headers in (self.headers, self.bob):  # The bucket's writer, the collection's.
+            listed = self.app.get("/buckets/b/emails", headers=headers)
+            assert len(listed.json["data"]) == 2
+            assert not [token for token in tokens if token in listed.text]
+            for email in listed.json["data"]:
+                one = self.app.get(f"/buckets/b/emails/{email['id']}", headers=headers)
+                assert not [token for token in tokens if token in one.text]
+
+
 class NoSecretTest(HookWebTest):
     def test_without_a_secret_emails_carry_no_link(self):
         self.save_hooks(private_hook(recipients=["bob@example.com"]))
