@@ -7,7 +7,7 @@ from kinto.core.events import ACTIONS, ResourceChanged
 from pyramid.config import Configurator
 from pyramid.events import ContextFound, NewRequest
 
-from .compose import drafts
+from .compose import drafts, optouts
 from .compose.listener import build_notification
 from .config import read_settings
 from .delivery import shutdown
@@ -69,6 +69,13 @@ def includeme(config: Configurator) -> None:
         ResourceChanged,
         for_resources=("bucket", "collection"),
         for_actions=(ACTIONS.CREATE, ACTIONS.UPDATE),
+    )
+    # A bucket's opt-outs go with it (Kinto deletes all below it); a collection's, with it.
+    config.add_subscriber(
+        optouts.forget_deleted_collections,
+        ResourceChanged,
+        for_resources=("collection",),
+        for_actions=(ACTIONS.DELETE,),
     )
     # Built inside the transaction: storage is readable, and a rollback discards them.
     timed_build = metrics.timed(build_notification)

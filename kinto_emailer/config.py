@@ -8,6 +8,7 @@ adding a line; its key is then known, and any other ``kinto_emailer.*`` key is r
 import difflib
 import hashlib
 import hmac
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -42,31 +43,60 @@ def optional(key: str, raw: str) -> str | None:
     return raw or None
 
 
-def whole_number(key: str, raw: str) -> int:
-    if not raw.isdigit():
-        raise ConfigurationError(f"Setting {key!r} must be a whole number, got {raw!r}.")
-    return int(raw)
+# ASCII only: ``int`` and ``float`` also read "²", "١" or "1_0", and ``float`` "nan" and "inf".
+_WHOLE = re.compile(r"[0-9]{1,30}", re.ASCII)
+_DECIMAL = re.compile(
+    r"(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][+-]?[0-9]{1,3})?", re.ASCII
+)
 
 
-def _positive(convert: Callable[[str], Any]) -> Callable[[str, str], Any]:
-    def positive(key: str, raw: str) -> Any:
-        try:
-            value = convert(raw)
-        except ValueError:
-            raise ConfigurationError(f"Setting {key!r} must be a number, got {raw!r}.")
-        if value <= 0:
-            raise ConfigurationError(f"Setting {key!r} must be greater than zero, got {raw!r}.")
+@dataclass(frozen=True)
+class Number:
+    """A conversion that reads a finite number within ``[low, high]`` (``(low, high]`` when
+    ``low_open``); its ``range`` says so in words, for the error message and the docs."""
+
+    kind: type[int] | type[float]
+    low: float
+    high: float
+    low_open: bool = False
+    unit: str = ""
+    optional: bool = False
+
+    @property
+    def range(self) -> str:
+        what = "a whole number" if self.kind is int else "a number"
+        if self.unit:
+            what += f" of {self.unit}"
+        low, high = _plain(self.low), _plain(self.high)
+        if self.low_open:
+            return f"{what} greater than {low} and at most {high}"
+        return f"{what} from {low} to {high}"
+
+    def __call__(self, key: str, raw: str) -> Any:
+        if self.optional and not raw:
+            return None
+        pattern = _WHOLE if self.kind is int else _DECIMAL
+        value = self.kind(raw) if pattern.fullmatch(raw) else None
+        if value is None or not math.isfinite(value) or not self._within(value):
+            raise ConfigurationError(f"Setting {key!r} must be {self.range}, got {raw!r}.")
         return value
 
-    return positive
+    def _within(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
 
 
-positive_int = _positive(int)
-positive_float = _positive(float)
+def _plain(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
-def optional_positive_float(key: str, raw: str) -> float | None:
-    return positive_float(key, raw) if raw else None
+# The bounds, chosen so that every use stays finite (a lease added to a date, a back-off
+# doubled ``retry_max_attempts`` times, a count compared in SQL) and sensible.
+PORT = Number(int, 1, 65535)
+COUNT = Number(int, 1, 1_000_000)
+BYTES = Number(int, 1, 10**12, unit="bytes")
+SECONDS = Number(float, 0, 3600, low_open=True, unit="seconds")
+UP_TO_A_DAY = Number(float, 0, 86400, low_open=True, unit="seconds")
 
 
 def boolean(key: str, raw: str) -> bool:
@@ -138,8 +168,10 @@ def outbox_choice(key: str, raw: str) -> str:
 
 
 def setting(key: str, default: str, convert: Callable[[str, str], Any]) -> Any:
-    """One row of the table: read ``key`` (``default`` when unset or empty) with ``convert``."""
-    return field(metadata={"key": key, "default": default, "convert": convert})
+    """One row of the table: read ``key`` (``default`` when unset or empty) with ``convert``;
+    a ``Number`` conversion's ``range`` is kept with it, for the docs."""
+    range_ = getattr(convert, "range", None)
+    return field(metadata={"key": key, "default": default, "convert": convert, "range": range_})
 
 
 @dataclass(frozen=True)
@@ -150,36 +182,42 @@ class EmailerSettings:
     debug_mailer: bool = setting("mail.debug_mailer", "false", boolean)
     top_level_directory: str | None = setting("mail.top_level_directory", "", optional)
     smtp_host: str = setting("mail.host", "localhost", text)
-    smtp_port: int = setting("mail.port", "25", whole_number)
+    smtp_port: int = setting("mail.port", "25", PORT)
     smtp_username: str | None = setting("mail.username", "", optional)
     smtp_password: str | None = setting("mail.password", "", optional)
     smtp_tls: bool = setting("mail.tls", "false", boolean)
     smtp_ssl: bool = setting("mail.ssl", "false", boolean)
-    smtp_debug: int = setting("mail.debug", "0", whole_number)
+    smtp_debug: int = setting("mail.debug", "0", Number(int, 0, 2))
     # Hooks: limits on what metadata may ask for.
-    max_hooks: int = setting("kinto_emailer.max_hooks", "50", positive_int)
-    max_recipients: int = setting("kinto_emailer.max_recipients", "100", positive_int)
-    max_expanded_recipients: int = setting(
-        "kinto_emailer.max_expanded_recipients", "1000", positive_int
+    max_hooks: int = setting("kinto_emailer.max_hooks", "50", COUNT)
+    max_recipients: int = setting("kinto_emailer.max_recipients", "100", COUNT)
+    max_expanded_recipients: int = setting("kinto_emailer.max_expanded_recipients", "1000", COUNT)
+    max_template_length: int = setting(
+        "kinto_emailer.max_template_length", "65536", Number(int, 1, 10_000_000, unit="characters")
     )
-    max_template_length: int = setting("kinto_emailer.max_template_length", "65536", positive_int)
-    max_digest_items: int = setting("kinto_emailer.max_digest_items", "500", positive_int)
-    regex_timeout: float = setting("kinto_emailer.regex_timeout", "0.1", positive_float)
+    max_digest_items: int = setting("kinto_emailer.max_digest_items", "500", COUNT)
+    regex_timeout: float = setting(
+        "kinto_emailer.regex_timeout", "0.1", Number(float, 0, 10, low_open=True, unit="seconds")
+    )
     # Delivery: the worker, its retries, TLS.
-    smtp_timeout: float = setting("kinto_emailer.smtp_timeout", "10", positive_float)
+    smtp_timeout: float = setting("kinto_emailer.smtp_timeout", "10", SECONDS)
     # Empty: six times smtp_timeout (connecting, or one email, is a few steps).
     exchange_timeout: float | None = setting(
-        "kinto_emailer.smtp_exchange_timeout", "", optional_positive_float
+        "kinto_emailer.smtp_exchange_timeout",
+        "",
+        Number(float, 0, 86400, low_open=True, unit="seconds", optional=True),
     )
     tls_verify: bool = setting("kinto_emailer.tls_verify", "true", boolean)
     tls_ca_file: str | None = setting("kinto_emailer.tls_ca_file", "", readable_file)
-    queue_size: int = setting("kinto_emailer.queue_size", "10000", positive_int)
+    queue_size: int = setting("kinto_emailer.queue_size", "10000", COUNT)
     queue_processor: bool = setting("kinto_emailer.queue_processor", "false", boolean)
-    queue_poll_interval: float = setting("kinto_emailer.queue_poll_interval", "1", positive_float)
-    retry_max_attempts: int = setting("kinto_emailer.retry_max_attempts", "8", positive_int)
-    retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", positive_float)
-    retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", positive_float)
-    shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", positive_float)
+    queue_poll_interval: float = setting(
+        "kinto_emailer.queue_poll_interval", "1", Number(float, 0.01, 3600, unit="seconds")
+    )
+    retry_max_attempts: int = setting("kinto_emailer.retry_max_attempts", "8", Number(int, 1, 100))
+    retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", SECONDS)
+    retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", UP_TO_A_DAY)
+    shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", SECONDS)
     # Where writers are not trusted: who writes hooks, and the domains they may mail.
     hook_write_principals: tuple[str, ...] = setting(
         "kinto_emailer.hook_write_principals", "", words
@@ -195,15 +233,19 @@ class EmailerSettings:
     # The outbox: where emails wait, and the limits that keep buckets from starving others.
     outbox: str = setting("kinto_emailer.outbox", "memory", outbox_choice)
     outbox_worker: bool = setting("kinto_emailer.outbox_worker", "true", boolean)
-    outbox_lease: float = setting("kinto_emailer.outbox_lease", "60", positive_float)
+    outbox_lease: float = setting("kinto_emailer.outbox_lease", "60", UP_TO_A_DAY)
     outbox_retention_days: float = setting(
-        "kinto_emailer.outbox_retention_days", "7", positive_float
+        "kinto_emailer.outbox_retention_days",
+        "7",
+        Number(float, 0, 3650, low_open=True, unit="days"),
     )
-    queue_bytes: int = setting("kinto_emailer.queue_bytes", "50000000", positive_int)
-    max_request_bytes: int = setting("kinto_emailer.max_request_bytes", "5000000", positive_int)
-    max_emails_per_hour: int = setting("kinto_emailer.max_emails_per_hour", "0", whole_number)
+    queue_bytes: int = setting("kinto_emailer.queue_bytes", "50000000", BYTES)
+    max_request_bytes: int = setting("kinto_emailer.max_request_bytes", "5000000", BYTES)
+    max_emails_per_hour: int = setting(
+        "kinto_emailer.max_emails_per_hour", "0", Number(int, 0, 1_000_000)
+    )
     # Kinto's own settings that the plugin reads.
-    heartbeat_timeout: float = setting("heartbeat_timeout_seconds", "10", positive_float)
+    heartbeat_timeout: float = setting("heartbeat_timeout_seconds", "10", SECONDS)
     project_name: str = setting("project_name", "", text)
     project_version: str = setting("project_version", "", text)
     url: str = setting("url", "", text)

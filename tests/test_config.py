@@ -37,9 +37,13 @@ def config_with():
         (
             "mail.port",
             "twenty-five",
-            "Setting 'mail.port' must be a whole number, got 'twenty-five'.",
+            "Setting 'mail.port' must be a whole number from 1 to 65535, got 'twenty-five'.",
         ),
-        ("mail.debug", "yes", "Setting 'mail.debug' must be a whole number, got 'yes'."),
+        (
+            "mail.debug",
+            "yes",
+            "Setting 'mail.debug' must be a whole number from 0 to 2, got 'yes'.",
+        ),
         ("mail.tls", "maybe", "Setting 'mail.tls' must be true or false, got 'maybe'."),
         ("mail.ssl", "2", "Setting 'mail.ssl' must be true or false, got '2'."),
         (
@@ -50,17 +54,20 @@ def config_with():
         (
             "kinto_emailer.max_hooks",
             "many",
-            "Setting 'kinto_emailer.max_hooks' must be a number, got 'many'.",
+            "Setting 'kinto_emailer.max_hooks' must be a whole number from 1 to 1000000, "
+            "got 'many'.",
         ),
         (
             "kinto_emailer.max_recipients",
             "0",
-            "Setting 'kinto_emailer.max_recipients' must be greater than zero, got '0'.",
+            "Setting 'kinto_emailer.max_recipients' must be a whole number from 1 to 1000000, "
+            "got '0'.",
         ),
         (
             "kinto_emailer.regex_timeout",
             "-1",
-            "Setting 'kinto_emailer.regex_timeout' must be greater than zero, got '-1'.",
+            "Setting 'kinto_emailer.regex_timeout' must be a number of seconds greater than 0 "
+            "and at most 10, got '-1'.",
         ),
     ],
 )
@@ -68,6 +75,113 @@ def test_includeme_refuses_a_bad_setting_naming_its_key(config_with, key, value,
     with pytest.raises(ConfigurationError) as error:
         config_with({key: value})
     assert str(error.value) == message
+
+
+SECONDS_UP_TO_AN_HOUR = "a number of seconds greater than 0 and at most 3600"
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        # Issue 24's numbers that started fine and broke later.
+        ("kinto_emailer.smtp_timeout", "nan", f"must be {SECONDS_UP_TO_AN_HOUR}, got 'nan'."),
+        ("kinto_emailer.smtp_timeout", "inf", f"must be {SECONDS_UP_TO_AN_HOUR}, got 'inf'."),
+        (
+            "kinto_emailer.outbox_lease",
+            "1e308",
+            "must be a number of seconds greater than 0 and at most 86400, got '1e308'.",
+        ),
+        (
+            "kinto_emailer.regex_timeout",
+            "inf",
+            "must be a number of seconds greater than 0 and at most 10, got 'inf'.",
+        ),
+        (
+            "kinto_emailer.regex_timeout",
+            "nan",
+            "must be a number of seconds greater than 0 and at most 10, got 'nan'.",
+        ),
+        (
+            "kinto_emailer.queue_poll_interval",
+            "1e-9",
+            "must be a number of seconds from 0.01 to 3600, got '1e-9'.",
+        ),
+        ("mail.port", "0", "must be a whole number from 1 to 65535, got '0'."),
+        ("mail.port", "99999", "must be a whole number from 1 to 65535, got '99999'."),
+        # What int() and float() would read, or fail on with a bare ValueError.
+        ("mail.port", "²", "must be a whole number from 1 to 65535, got '²'."),
+        ("mail.port", "2_5", "must be a whole number from 1 to 65535, got '2_5'."),
+        ("mail.port", "25.0", "must be a whole number from 1 to 65535, got '25.0'."),
+        ("mail.port", "9" * 5000, f"must be a whole number from 1 to 65535, got '{'9' * 5000}'."),
+        ("kinto_emailer.smtp_timeout", "-1", f"must be {SECONDS_UP_TO_AN_HOUR}, got '-1'."),
+        ("kinto_emailer.smtp_timeout", "abc", f"must be {SECONDS_UP_TO_AN_HOUR}, got 'abc'."),
+        ("kinto_emailer.smtp_timeout", "1e999", f"must be {SECONDS_UP_TO_AN_HOUR}, got '1e999'."),
+        ("kinto_emailer.smtp_timeout", "١", f"must be {SECONDS_UP_TO_AN_HOUR}, got '١'."),
+        (
+            "kinto_emailer.retry_max_attempts",
+            "1000",
+            "must be a whole number from 1 to 100, got '1000'.",
+        ),
+        (
+            "kinto_emailer.outbox_retention_days",
+            "1e308",
+            "must be a number of days greater than 0 and at most 3650, got '1e308'.",
+        ),
+        (
+            "kinto_emailer.queue_bytes",
+            "1" + "0" * 19,
+            "must be a whole number of bytes from 1 to 1000000000000, got '10000000000000000000'.",
+        ),
+        (
+            "heartbeat_timeout_seconds",
+            "inf",
+            f"must be {SECONDS_UP_TO_AN_HOUR}, got 'inf'.",
+        ),
+    ],
+)
+def test_includeme_refuses_a_number_out_of_its_range_naming_key_and_range(
+    config_with, key, value, message
+):
+    with pytest.raises(ConfigurationError) as error:
+        config_with({key: value})
+    assert str(error.value) == f"Setting {key!r} {message}"
+
+
+NUMBERS = sorted(key for key, row in ROWS.items() if row.metadata["range"])
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e308", "abc", "²", "0x10"])
+@pytest.mark.parametrize("key", NUMBERS)
+def test_every_numeric_setting_refuses_a_bad_number_with_its_range(key, value):
+    with pytest.raises(ConfigurationError) as error:
+        read_settings({key: value})
+    assert (
+        str(error.value)
+        == f"Setting {key!r} must be {ROWS[key].metadata['range']}, got {value!r}."
+    )
+
+
+def test_the_numeric_settings_are_those_of_the_table_with_a_range():
+    assert len(NUMBERS) == 22 and "mail.port" in NUMBERS and "mail.debug" in NUMBERS
+
+
+@pytest.mark.parametrize(
+    "key, value, read",
+    [
+        ("mail.port", "65535", 65535),
+        ("mail.port", "1", 1),
+        ("kinto_emailer.queue_poll_interval", "0.01", 0.01),
+        ("kinto_emailer.regex_timeout", "10", 10),
+        ("kinto_emailer.smtp_timeout", ".5", 0.5),
+        ("kinto_emailer.outbox_lease", "8.64e4", 86400),
+        ("kinto_emailer.max_emails_per_hour", "0", 0),
+        # Empty is unset: the default.
+        ("kinto_emailer.smtp_timeout", "", 10),
+        ("kinto_emailer.smtp_exchange_timeout", "", None),
+    ],
+)
+def test_a_number_at_the_edge_of_its_range_is_read(key, value, read):
+    assert getattr(read_settings({key: value}), ROWS[key].name) == read
 
 
 @pytest.mark.parametrize(

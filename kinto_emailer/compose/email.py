@@ -8,7 +8,12 @@ from pyramid_mailer.message import Message
 
 from .. import addresses as recipients
 from ..hooks import templates
-from ..hooks.fields import GROUP_URI_PLACEHOLDERS, UNSUBSCRIBE_URL, address_entries
+from ..hooks.fields import (
+    GROUP_URI_PLACEHOLDERS,
+    RECIPIENT_PLACEHOLDERS,
+    UNSUBSCRIBE_URL,
+    address_entries,
+)
 from ..log_values import quoted
 from ..smtp import mime
 from ..trace import NO_TRACE, Trace
@@ -64,6 +69,11 @@ def _render_entry(
         trace.left_out(where, field, entry, f"Rendered to {rendered!r}, which is not an address")
         return None
     return rendered
+
+
+def _shared(context: dict[str, Any]) -> dict[str, Any]:
+    """``context`` without what belongs to one recipient only."""
+    return {k: v for k, v in context.items() if k not in RECIPIENT_PLACEHOLDERS}
 
 
 def addresses(
@@ -214,7 +224,8 @@ def compose(
     def render(context: dict[str, Any]) -> dict[str, str | None]:
         html = texts["html"]
         return {
-            "subject": templates.render_line(texts["subject"] or "", context),
+            # Without a recipient's token, even from metadata saved before validation refused it.
+            "subject": templates.render_line(texts["subject"] or "", _shared(context)),
             "body": templates.render(texts["body"] or "", context),
             "html": None if html is None else templates.render(html, context, as_html=True),
         }

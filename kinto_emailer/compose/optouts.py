@@ -3,7 +3,8 @@ with which they ask.
 
 An opt-out is stored with Kinto's storage backend, under a resource of the plugin's own
 below its bucket (``/buckets/{bid}/emailer``), so it lives where the bucket's data lives
-and goes with the bucket when it is deleted.
+and goes with the bucket when it is deleted (Kinto deletes everything below it); those of a
+collection's hooks go with the collection (``forget_deleted_collections``).
 """
 
 import base64
@@ -12,14 +13,14 @@ import hashlib
 import hmac
 import json
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kinto.core.storage import StorageBase, memory
+from kinto.core.events import ResourceChanged
+from kinto.core.storage import Filter, StorageBase, memory
 from kinto.core.storage.exceptions import ObjectNotFoundError, ReadonlyError
+from kinto.core.utils import COMPARISON
 
-
-if TYPE_CHECKING:
-    from ..hooks.selection import HookFinder
+from ..hooks.selection import HookFinder, hooks_of
 
 
 RESOURCE_NAME = "kinto_emailer_optout"
@@ -51,7 +52,10 @@ def token(key: bytes, address: str, owner: str) -> str:
 def read_token(key: bytes | None, text: str) -> tuple[str, str]:
     """``(address, owner)`` of a token signed with ``key``; raises ``InvalidToken``."""
     payload, _, signature = text.partition(".")
-    if key is None or not hmac.compare_digest(_signature(key, payload), signature):
+    # ASCII first: the signature is of ASCII text, and ``compare_digest`` refuses other text.
+    if key is None or not text.isascii():
+        raise InvalidToken("not ASCII")
+    if not hmac.compare_digest(_signature(key, payload), signature):
         raise InvalidToken("signature")
     try:
         address, owner = json.loads(_unb64(payload))
@@ -108,6 +112,33 @@ def remove(storage: StorageBase, bucket_id: str, object_id: str) -> dict[str, An
         return None
 
 
+def forget_deleted_collections(event: ResourceChanged) -> None:
+    """Remove the opt-outs of the hooks of the collections that ``event`` deleted."""
+    storage = event.request.registry.storage
+    bucket_id = event.payload["bucket_id"]
+    for change in event.impacted_objects:
+        owner = f"/buckets/{bucket_id}/collections/{change['old']['id']}"
+        storage.delete_all(
+            resource_name=RESOURCE_NAME,
+            parent_id=parent_id(bucket_id),
+            filters=[Filter("owner", owner, COMPARISON.EQ)],
+            with_deleted=False,
+        )
+
+
+def has_hooks(storage: StorageBase, owner: str) -> bool:
+    """Whether ``owner`` (``/buckets/b[/collections/c]``) still exists and holds hooks."""
+    parts = owner.split("/")
+    finder = HookFinder(storage)
+    if len(parts) == 5 and parts[3] == "collections":
+        metadata = finder.metadata("collection", parts[2], parts[4])
+    elif len(parts) == 3:
+        metadata = finder.metadata("bucket", parts[2])
+    else:
+        return False
+    return bool(metadata and hooks_of(metadata))
+
+
 def by_owner(storage: StorageBase, bucket_id: str) -> dict[str, frozenset[str]]:
     """The opted-out addresses of a bucket, by owner: ``{owner: addresses}``."""
     owners: dict[str, set[str]] = {}
@@ -145,7 +176,7 @@ class _MemoryStorageCache:
 _memory = _MemoryStorageCache()
 
 
-def opted_out(finder: "HookFinder", owner: str) -> frozenset[str]:
+def opted_out(finder: HookFinder, owner: str) -> frozenset[str]:
     """The addresses (lower case) that asked to stop ``owner``'s emails; read once a request."""
     storage = getattr(finder, "storage", None)
     if storage is None or not owner.startswith("/buckets/"):

@@ -19,6 +19,10 @@ ADDRESS_FIELDS = ("recipients", "cc", "bcc", "reply_to")
 GROUP_URI_PLACEHOLDERS = ("bucket_id", "collection_id")
 #: The placeholder of a private hook's one-click unsubscribe link.
 UNSUBSCRIBE_URL = "unsubscribe_url"
+#: Placeholders that carry a recipient's own token: in bodies only, never in a subject or a
+#: header, which the status views show to the collection's writers.
+RECIPIENT_PLACEHOLDERS = (UNSUBSCRIBE_URL,)
+BODY_FIELDS = ("template", "html_template")
 
 
 def address_entries(hook: dict[str, Any], field: str) -> Any:

@@ -9,6 +9,8 @@ from .. import addresses
 from . import selection, templates
 from .fields import (
     ACTIONS,
+    BODY_FIELDS,
+    RECIPIENT_PLACEHOLDERS,
     RESOURCE_NAMES,
     UNSUBSCRIBE_URL,
     EventFilter,
@@ -99,6 +101,7 @@ class Hook(colander.MappingSchema):
                     f"(kinto_emailer.max_template_length is {limit})",
                 )
             extra = templates.DIGEST_PLACEHOLDERS if digest and field != "item_template" else ()
+            _check_recipient_placeholders(node[field], field, text)
             if UNSUBSCRIBE_URL in templates.names(text):
                 _check_unsubscribe_url(node[field], field, hook)
                 extra = (*extra, UNSUBSCRIBE_URL)
@@ -114,10 +117,21 @@ class Hook(colander.MappingSchema):
                 raise colander.Invalid(node[field], str(e))
 
 
+def _check_recipient_placeholders(node: colander.SchemaNode, field: str, text: str) -> None:
+    if field in BODY_FIELDS:
+        return
+    used = templates.names(text) & set(RECIPIENT_PLACEHOLDERS)
+    if used:
+        raise colander.Invalid(
+            node,
+            f'Placeholder "{{{min(used)}}}" can\'t be used in "{field}": it carries a '
+            "recipient's own unsubscribe token, which belongs in the body only (subjects show "
+            'in the status views); put it in "template" or "html_template"',
+        )
+
+
 def _check_unsubscribe_url(node: colander.SchemaNode, field: str, hook: dict[str, Any]) -> None:
     placeholder = f'Placeholder "{{{UNSUBSCRIBE_URL}}}"'
-    if field == "item_template":
-        raise colander.Invalid(node, f'{placeholder} can\'t be used in "item_template"')
     if not hook.get("private"):
         raise colander.Invalid(
             node,

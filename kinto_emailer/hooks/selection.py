@@ -159,12 +159,12 @@ class HookFinder:
                 collection = self.metadata("collection", bucket_id, collection_id)
         if collection and METADATA_KEY in collection:
             location = f"/buckets/{bucket_id}/collections/{collection_id}"
-            return _hooks_of(collection), location
+            return hooks_of(collection), location
         bucket = self.metadata("bucket", bucket_id)
-        return _hooks_of(bucket or {}), f"/buckets/{bucket_id}"
+        return hooks_of(bucket or {}), f"/buckets/{bucket_id}"
 
 
-def _hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+def hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     settings = metadata.get(METADATA_KEY)
     hooks = settings.get("hooks") if isinstance(settings, dict) else None
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []

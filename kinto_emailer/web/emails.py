@@ -50,6 +50,14 @@ email = Service(
 #: Fields a list may be filtered on (``?status=failed``, ``?in_status=failed,dropped``).
 FILTERABLE = tuple(f for f in FIELDS if f not in ("created", "last_modified", "sent"))
 _COLLECTION_URI = re.compile(r"^/buckets/[^/]+/collections/([^/]+)$")
+#: Kinto's bucket ids (``NameGenerator``): anything else names no bucket, and a NUL byte
+#: would reach the database.
+_BUCKET_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
+#: An email's id: a positive bigint of the PostgreSQL outbox, a counter elsewhere.
+_EMAIL_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
+_WHOLE = re.compile(r"[0-9]{1,30}", re.ASCII)
+#: The largest offset a ``_token`` may carry: PostgreSQL's OFFSET is a bigint.
+_MAX_OFFSET = 2**63 - 1
 #: Kinto's 400 with errno 107; it always raises.
 raise_invalid: Callable[..., NoReturn] = errors.raise_invalid
 
@@ -58,7 +66,7 @@ class Scope:
     """What the request's principals may see of a bucket's emails."""
 
     def __init__(self, request: Request):
-        bucket_id = request.matchdict["bucket_id"]
+        bucket_id = checked_bucket_id(request)
         principals = request.prefixed_principals
         permission = request.registry.permission
         bucket_uri = f"/buckets/{bucket_id}"
@@ -90,6 +98,14 @@ class Scope:
         return record
 
 
+def checked_bucket_id(request: Request) -> str:
+    """The bucket id of the path; a 400 when it can't be one of Kinto's."""
+    bucket_id: str = request.matchdict["bucket_id"]
+    if not _BUCKET_ID.fullmatch(bucket_id):
+        raise_invalid(request, location="path", name="bucket_id", description="Invalid bucket id")
+    return bucket_id
+
+
 def _outbox(request: Request) -> Outbox:
     outbox = request.registry.emailer.delivery.outbox
     if outbox is None:
@@ -114,6 +130,8 @@ def _query(request: Request, scope: Scope) -> Query:
     limit = int(settings.get("paginate_by") or 0) or int(settings["storage_max_fetch_size"])
     query = Query(scope.bucket_id, scope.collection_ids, limit=limit)
     for param, value in request.GET.items():
+        if "\x00" in param + value:
+            _invalid(request, param, f"{param} must not contain a NUL byte")
         if param == "_limit":
             query.limit = min(_whole_number(request, param, value, minimum=1), limit)
         elif param == "_sort":
@@ -130,7 +148,7 @@ def _invalid(request: Request, name: str, description: str) -> NoReturn:
 
 
 def _whole_number(request: Request, param: str, value: str, minimum: int = 0) -> int:
-    if not value.isdigit() or int(value) < minimum:
+    if not _WHOLE.fullmatch(value) or int(value) < minimum:
         _invalid(request, param, f"{param} must be a whole number of at least {minimum}")
     return int(value)
 
@@ -162,7 +180,8 @@ def _filter(request: Request, param: str, value: str) -> tuple[str, tuple[str, .
 def _offset(request: Request, token: str) -> int:
     try:
         offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        if not isinstance(offset, int) or offset < 0:
+        # Not ``isinstance``: ``true`` is an int to Python.
+        if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
             raise ValueError
     except (ValueError, KeyError, TypeError):
         _invalid(request, "_token", "_token is not a token of this list")
@@ -179,7 +198,7 @@ def _next_page(request: Request, query: Query, count: int) -> str:
 @emails.get(permission=NO_PERMISSION_REQUIRED)
 def list_emails(request: Request) -> dict[str, Any]:
     scope = Scope(request)
-    query = _query(request, scope)
+    query = _query(request, scope)  # Checked before the outbox: it may keep no status.
     page_size = query.limit
     query.limit += 1  # One more than the page: whether there is a next page.
     try:
@@ -197,15 +216,27 @@ def _visible_email(
     request: Request, scope: Scope, record: dict[str, Any] | None
 ) -> dict[str, Any]:
     if record is None or not scope.may_see(record):
-        raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such email")
+        _no_such_email()
     return scope.show(record)
+
+
+def _no_such_email() -> NoReturn:
+    raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such email")
+
+
+def _email_id(request: Request) -> str:
+    email_id: str = request.matchdict["email_id"]
+    if not _EMAIL_ID.fullmatch(email_id):
+        _no_such_email()  # Checked before the outbox: it may keep no status (Maildir).
+    return email_id
 
 
 @email.get(permission=NO_PERMISSION_REQUIRED)
 def get_email(request: Request) -> dict[str, Any]:
     scope = Scope(request)
+    email_id = _email_id(request)
     try:
-        record = _outbox(request).email(scope.bucket_id, request.matchdict["email_id"])
+        record = _outbox(request).email(scope.bucket_id, email_id)
     except StatusUnavailable:
         _unavailable("the Maildir queue (mail.queue_path)")
     return {"data": _visible_email(request, scope, record)}
@@ -214,8 +245,8 @@ def get_email(request: Request) -> dict[str, Any]:
 @email.patch(permission=NO_PERMISSION_REQUIRED)
 def change_email(request: Request) -> dict[str, Any]:
     scope = Scope(request)
+    email_id = _email_id(request)
     outbox = _outbox(request)
-    email_id = request.matchdict["email_id"]
     try:
         _visible_email(request, scope, outbox.email(scope.bucket_id, email_id))
         wanted = _wanted_status(request)

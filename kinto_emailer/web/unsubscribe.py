@@ -4,21 +4,31 @@ which the bucket's writers list and undo opt-outs.
 ``GET /emailer/unsubscribe/{token}`` shows a page whose button makes the POST: mail scanners
 follow links, and following one must not unsubscribe. ``POST`` to the same URL, without
 authentication, unsubscribes the address that the token names from the hooks of its owner.
+Both answer 410 when that owner, or its hooks, are gone: an opt-out written then would
+outlive them, and a bucket made again under the same name would inherit it.
 """
 
 import html
+import re
 from typing import Any
 
 from kinto.core import Service
 from kinto.core.errors import ERRORS, http_error
 from pyramid.config import Configurator
-from pyramid.httpexceptions import HTTPBadRequest, HTTPForbidden, HTTPNotFound, HTTPUnauthorized
+from pyramid.httpexceptions import (
+    HTTPBadRequest,
+    HTTPForbidden,
+    HTTPGone,
+    HTTPNotFound,
+    HTTPUnauthorized,
+)
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from ..compose import optouts
 from ..permissions import has_permission
+from .emails import checked_bucket_id
 
 
 unsubscribe = Service(
@@ -37,6 +47,7 @@ bucket_optout = Service(
     path="/buckets/{bucket_id}/emailer/optouts/{id}",
 )
 
+_OPTOUT_ID = re.compile(r"[0-9a-f]{32}")
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head><meta charset="utf-8"><title>{title}</title></head>
@@ -56,10 +67,14 @@ def _page(title: str, content: str) -> Response:
 def _read_token(request: Request) -> tuple[str, str]:
     key = request.registry.emailer.settings.unsubscribe_key
     try:
-        return optouts.read_token(key, request.matchdict["token"])
+        address, owner = optouts.read_token(key, request.matchdict["token"])
     except optouts.InvalidToken:
         message = "This unsubscribe link is not valid: it was not made by this server, or changed"
         raise http_error(HTTPBadRequest(), errno=ERRORS.INVALID_PARAMETERS, message=message)
+    if not optouts.has_hooks(request.registry.storage, owner):
+        message = f"This unsubscribe link no longer applies: the hooks of {owner} are gone"
+        raise http_error(HTTPGone(), errno=ERRORS.MISSING_RESOURCE, message=message)
+    return address, owner
 
 
 @unsubscribe.get(permission=NO_PERMISSION_REQUIRED)
@@ -88,7 +103,7 @@ def unsubscribe_post(request: Request) -> Response:
 
 
 def _check_writer(request: Request) -> str:
-    bucket_id = request.matchdict["bucket_id"]
+    bucket_id = checked_bucket_id(request)
     principals = request.prefixed_principals
     if request.prefixed_userid is None:
         raise http_error(HTTPUnauthorized(), errno=ERRORS.MISSING_AUTH_TOKEN)
@@ -107,7 +122,10 @@ def list_optouts(request: Request) -> dict[str, Any]:
 @bucket_optout.delete(permission=NO_PERMISSION_REQUIRED)
 def delete_optout(request: Request) -> dict[str, Any]:
     bucket_id = _check_writer(request)
-    removed = optouts.remove(request.registry.storage, bucket_id, request.matchdict["id"])
+    optout_id = request.matchdict["id"]
+    removed = None
+    if _OPTOUT_ID.fullmatch(optout_id):  # Else none: and a NUL byte would reach the database.
+        removed = optouts.remove(request.registry.storage, bucket_id, optout_id)
     if removed is None:
         raise http_error(
             HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message="No such opt-out"

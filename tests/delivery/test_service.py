@@ -239,11 +239,13 @@ class BigGroupTest(OwnServerTest):
         ),
         (
             {"kinto_emailer.queue_size": "0"},
-            "Setting 'kinto_emailer.queue_size' must be greater than zero, got '0'.",
+            "Setting 'kinto_emailer.queue_size' must be a whole number from 1 to 1000000, "
+            "got '0'.",
         ),
         (
             {"kinto_emailer.retry_max_delay": "soon"},
-            "Setting 'kinto_emailer.retry_max_delay' must be a number, got 'soon'.",
+            "Setting 'kinto_emailer.retry_max_delay' must be a number of seconds greater than 0 "
+            "and at most 86400, got 'soon'.",
         ),
     ],
 )

@@ -249,6 +249,40 @@ def test_the_worker_with_a_bad_setting_prints_one_line_and_exits_1(outbox):
     )
 
 
+@pytest.mark.parametrize(
+    "setting, shown",
+    [
+        (
+            {"kinto.kinto_emailer.smtp_timeout": "nan"},
+            "'kinto_emailer.smtp_timeout' must be a number "
+            "of seconds greater than 0 and at most 3600, got 'nan'.",
+        ),
+        # Kinto reads the ini's numbers: 1e308 reaches the plugin as the float 1e+308.
+        (
+            {"kinto.kinto_emailer.outbox_lease": "1e308"},
+            "'kinto_emailer.outbox_lease' must be a "
+            "number of seconds greater than 0 and at most 86400, got '1e+308'.",
+        ),
+    ],
+)
+def test_the_worker_with_a_number_out_of_range_prints_one_line_and_exits_1(
+    tmp_path, setting, shown
+):
+    web = KintoServer(tmp_path, None, free_port(), **setting)
+    assert_one_line_and_exit_1(
+        run_worker(web), f"kinto-emailer: cannot start with {web.ini}: Setting {shown}"
+    )
+
+
+def test_the_worker_with_a_port_out_of_range_prints_one_line_and_exits_1(tmp_path):
+    web = KintoServer(tmp_path, None, 99999)
+    assert_one_line_and_exit_1(
+        run_worker(web),
+        f"kinto-emailer: cannot start with {web.ini}: Setting 'mail.port' must be a whole "
+        "number from 1 to 65535, got '99999'.",
+    )
+
+
 def test_the_worker_with_an_unreachable_database_prints_one_line_and_exits_1(tmp_path):
     port = free_port()
     url = f"postgresql://postgres@127.0.0.1:{port}/nowhere"

@@ -169,7 +169,8 @@ def test_a_bad_exchange_timeout_stops_start_up_naming_the_key():
     with pytest.raises(ConfigurationError) as error:
         read_settings({"kinto_emailer.smtp_exchange_timeout": "0"})
     assert str(error.value) == (
-        "Setting 'kinto_emailer.smtp_exchange_timeout' must be greater than zero, got '0'."
+        "Setting 'kinto_emailer.smtp_exchange_timeout' must be a number of seconds greater "
+        "than 0 and at most 86400, got '0'."
     )
 
 

@@ -1,6 +1,7 @@
 """The status views' queries on the outbox table (see ``outbox/status.py``)."""
 
 import json
+import re
 from typing import Any
 
 from .. import QUEUED, Email
@@ -18,6 +19,8 @@ RECORD = (
 )
 
 
+#: A bigint id: ``isdigit`` is true of "²", which ``int`` refuses.
+_ROW_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
 #: Rows that are emails: not the time windows that gather a digest's objects.
 EMAILS = "status NOT IN ('collecting', 'closing')"
 
@@ -62,7 +65,7 @@ def emails(cursor: Cursor, query: Query) -> list[dict[str, Any]]:
 
 
 def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | None:
-    if not email_id.isdigit():
+    if not _ROW_ID.fullmatch(email_id):
         return None
     cursor.execute(
         f"SELECT {RECORD} FROM {TABLE} WHERE bucket_id = %(b)s AND id = %(id)s AND {EMAILS}",
@@ -75,7 +78,7 @@ def email(cursor: Cursor, bucket_id: str, email_id: str) -> dict[str, Any] | Non
 def change(
     cursor: Cursor, bucket_id: str, email_id: str, status: str, admission: Admission
 ) -> dict[str, Any] | None:
-    if not email_id.isdigit():
+    if not _ROW_ID.fullmatch(email_id):
         return None
     params: dict[str, Any] = {"b": bucket_id, "id": int(email_id), "hour": HOUR}
     cursor.execute(
