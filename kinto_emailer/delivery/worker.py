@@ -159,7 +159,7 @@ class Worker:
         try:
             self.outbox.release(held)
         except Exception as e:  # The database may be gone: the leases expire instead.
-            logger.warning("Delivery stopped: could not give back what it held: %s", e)
+            logger.warning("Delivery stopped: could not give back what it held: %s", quoted(e))
             return
         finally:
             self._finish()

@@ -80,7 +80,7 @@ def durable_server(directory, queue_path, smtp_port):
         "kinto_emailer.queue_poll_interval": "0.05",
         "kinto_emailer.retry_base_delay": "0.1",
         "kinto_emailer.retry_max_delay": "0.3",
-        "kinto_emailer.retry_max_attempts": "1000",
+        "kinto_emailer.retry_max_attempts": "100",
     }
     server = KintoServer(directory, None, smtp_port, **settings).start()
     client = Client(server_url=server.url, auth=("alice", "secret"), bucket="b", collection="c")
