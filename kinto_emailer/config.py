@@ -214,7 +214,9 @@ class EmailerSettings:
     queue_poll_interval: float = setting(
         "kinto_emailer.queue_poll_interval", "1", Number(float, 0.01, 3600, unit="seconds")
     )
-    retry_max_attempts: int = setting("kinto_emailer.retry_max_attempts", "8", Number(int, 1, 100))
+    retry_max_attempts: int = setting(
+        "kinto_emailer.retry_max_attempts", "8", Number(int, 1, 1000)
+    )
     retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", SECONDS)
     retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", UP_TO_A_DAY)
     shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", SECONDS)

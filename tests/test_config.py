@@ -119,8 +119,8 @@ SECONDS_UP_TO_AN_HOUR = "a number of seconds greater than 0 and at most 3600"
         ("kinto_emailer.smtp_timeout", "١", f"must be {SECONDS_UP_TO_AN_HOUR}, got '١'."),
         (
             "kinto_emailer.retry_max_attempts",
-            "1000",
-            "must be a whole number from 1 to 100, got '1000'.",
+            "1001",
+            "must be a whole number from 1 to 1000, got '1001'.",
         ),
         (
             "kinto_emailer.outbox_retention_days",
