@@ -29,19 +29,9 @@ VALUES = {
     "readable_file": "path of a readable PEM file",
     "domains": "domain names",
     "words": "principals",
+    "principal_prefixes": "user id prefixes, each a name and a colon (``ldap:``)",
     "outbox_choice": "``memory`` or ``postgresql``",
-    "optional_positive_float": "seconds, more than 0",
 }
-
-
-def _import_first(*names):
-    """The first module of ``names`` that imports: modules move between releases."""
-    for name in names:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError(f"none of {', '.join(names)}")
 
 
 def plugin_settings():
@@ -52,22 +42,26 @@ def plugin_settings():
         key, default, convert = (row.metadata[k] for k in ("key", "default", "convert"))
         if not key.startswith(("mail.", "kinto_emailer.")):
             continue  # Kinto's own settings, which the plugin reads: Kinto documents them.
-        name = convert.__name__
-        if name == "positive":  # positive_int and positive_float share their closure's name.
-            name = "number" if "float" in str(row.type) else "whole number"
-            value = f"{name}, more than 0"
+        # A numeric setting's conversion keeps its range in words ("a whole number from 1
+        # to 65535"), the one its error message gives; the others are plain functions.
+        value = row.metadata.get("range")
+        if value is not None:
+            value = value.removeprefix("a ")
+            if getattr(convert, "optional", False):
+                value += "; or empty"
         else:
+            name = getattr(convert, "__name__", type(convert).__name__)
             value = VALUES.get(name)
-        if value is None:
-            logger.warning("emailer-settings: no words for the conversion %r of %s", name, key)
-            value = name
+            if value is None:
+                logger.warning("emailer-settings: no words for the conversion %r of %s", name, key)
+                value = name
         rows.append((key, default, value))
     return rows
 
 
 def hook_fields():
     """``(field, kind, required)`` of every field of a hook, in schema order."""
-    schema = _import_first("kinto_emailer.hooks.schema", "kinto_emailer.schema")
+    schema = importlib.import_module("kinto_emailer.hooks.schema")
     kinds = {
         "Text": "string",
         "StringList": "list of strings, or one string",
@@ -141,7 +135,7 @@ class ReferenceTable(SphinxDirective):
 
 class SettingsTable(ReferenceTable):
     header = ("setting", "default", "value", "what it does")
-    widths = "30 12 14 44"
+    widths = "28 10 20 42"
 
     def rows(self):
         return plugin_settings()
