@@ -42,6 +42,9 @@ LINGER = 0.005
 PURGE_EVERY = 600.0
 #: Seconds the thread gets, once its exchange is abandoned, to give back what it holds.
 ABANDON_GRACE = 0.25
+#: Seconds of ``shutdown_timeout`` kept for the process to give back what it holds and exit
+#: (half of it when it is under two seconds): a stop then ends within ``shutdown_timeout``.
+EXIT_RESERVE = 1.0
 _workers: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
 
@@ -117,6 +120,7 @@ class Worker:
         if self._thread is None or self._pid != os.getpid() or self._stopping:
             return False
         timeout = self.settings.shutdown_timeout if timeout is None else timeout
+        timeout = max(timeout - EXIT_RESERVE, timeout / 2)
         self._stopping = True
         self._stop_deadline = time.monotonic() + timeout
         # Read by the sender before each email: a burst under way stops at the deadline.
