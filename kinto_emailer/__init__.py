@@ -15,6 +15,7 @@ from .delivery.service import Delivery, Emailer
 from .hooks import rollback
 from .hooks.events import review_event_classes
 from .hooks.validation import validate_metadata
+from .outbox.backends import backend as outbox_backend
 from .web import health
 from .web.preview import PATH as PREVIEW_PATH
 
@@ -52,14 +53,8 @@ def includeme(config: Configurator) -> None:
         outbox=emailer_settings.outbox_name,
         preview=PREVIEW_PATH,
     )
-    if emailer_settings.outbox_name == "postgresql":
-        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from .outbox.postgresql import table
-
-        config.add_migration(table.Migration())
-        # ``kinto migrate`` loads the app to create the table: it can't need it yet.
-        if not getattr(config.registry, "command", None):
-            table.check_schema(emailer_settings.storage_url)
+    # Its table for ``kinto migrate``, checked at start-up, where the outbox has one.
+    outbox_backend(emailer_settings).setup(config, emailer_settings)
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)

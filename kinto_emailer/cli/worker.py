@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from pyramid.exceptions import ConfigurationError
 
 from ..delivery.worker import Worker
+from ..outbox.backends import SHARED_OUTBOXES
 
 
 if TYPE_CHECKING:
@@ -37,7 +38,8 @@ def load(ini: str) -> "Emailer":
     from pyramid.paster import bootstrap, setup_logging
 
     setup_logging(ini)
-    env = bootstrap(ini, options={"command": "kinto-emailer worker"})
+    # Not one of Kinto's commands: the outbox checks its table as in a web process.
+    env = bootstrap(ini)
     return env["registry"].emailer
 
 
@@ -72,13 +74,8 @@ def _start(args: argparse.Namespace) -> "tuple[EmailerSettings, Delivery] | int"
         settings, delivery = emailer.settings, emailer.delivery
         if delivery.outbox is None or not delivery.outbox.durable:
             raise ConfigurationError(
-                "kinto-emailer worker needs an outbox that processes share: set "
-                "'kinto_emailer.outbox = postgresql' (or 'mail.queue_path')"
+                f"kinto-emailer worker needs an outbox that processes share: {SHARED_OUTBOXES}"
             )
-        if settings.outbox_name == "postgresql":
-            from ..outbox.postgresql.table import check_schema
-
-            check_schema(settings.storage_url)
     except Exception as e:  # A bad ini, an unreachable database: one line, no traceback.
         return _fail(f"cannot start with {args.ini}: {e}")
     return settings, delivery

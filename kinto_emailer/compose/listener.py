@@ -182,7 +182,7 @@ def collect_emails(
 
 class RequestEmails:
     """The emails of one request: put in the outbox inside the request's transaction where
-    the outbox has one (PostgreSQL), else handed over once the transaction has committed."""
+    the outbox has one (``Outbox.transactional``), else handed over once it has committed."""
 
     def __init__(self, emailer: "Emailer", storage: StorageBase):
         self.delivery = emailer.delivery

@@ -8,7 +8,6 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,8 +15,7 @@ from kinto.core.storage import StorageBase
 from pyramid_mailer.message import Message
 
 from ..outbox import DraftCompleter, Email, Outbox, Window, active_transaction
-from ..outbox.maildir import MaildirOutbox
-from ..outbox.memory import MemoryOutbox
+from ..outbox.backends import open_outbox
 from ..smtp import mime
 from ..smtp.connection import SMTPTransport
 from .outcomes import DROPPED, FAILED, QUEUED, SENT, Report
@@ -205,20 +203,3 @@ class Emailer:
 
     settings: "EmailerSettings"
     delivery: Delivery
-
-
-def open_outbox(
-    settings: "EmailerSettings",
-    render: Callable[[Message], mime.Outgoing],
-    drafts: DraftCompleter,
-    storage: StorageBase | None = None,
-) -> Outbox:
-    """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
-    if settings.outbox_name == "postgresql":
-        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from ..outbox.postgresql import PostgreSQLOutbox
-
-        return PostgreSQLOutbox(settings, settings.storage_url, drafts, storage)
-    if settings.outbox_name == "maildir":
-        return MaildirOutbox(settings, render)
-    return MemoryOutbox(settings, drafts)

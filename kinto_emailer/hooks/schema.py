@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import colander
 
 from .. import addresses
+from ..outbox.backends import backend as outbox_backend
 from . import selection, templates
 from .fields import (
     ACTIONS,
@@ -76,10 +77,11 @@ class Hook(colander.MappingSchema):
         for field in ("item_template", "digest_window"):
             if field in hook and not digest:
                 raise colander.Invalid(node[field], f'"{field}" needs "digest": true')
-        if "digest_window" in hook and settings.outbox_name == "maildir":
+        outbox = outbox_backend(settings)
+        if "digest_window" in hook and not outbox.windowed:
             raise colander.Invalid(
                 node["digest_window"],
-                '"digest_window" is not available with the Maildir outbox (mail.queue_path): '
+                f'"digest_window" is not available with {outbox.description}: '
                 "remove it for one email per request, or use kinto_emailer.outbox",
             )
         for field in ("cc", "bcc"):

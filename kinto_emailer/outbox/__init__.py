@@ -18,12 +18,16 @@ from email.parser import BytesHeaderParser
 from typing import TYPE_CHECKING, Any, Protocol
 
 import transaction
+from pyramid.config import Configurator
 from pyramid_mailer.message import Message
 
 from ..smtp.mime import Outgoing
 
 
 if TYPE_CHECKING:
+    from kinto.core.storage import StorageBase
+
+    from ..config import EmailerSettings
     from .status import Query
 
 QUEUED, SENDING, SENT, RETRYING = "queued", "sending", "sent", "retrying"
@@ -266,6 +270,32 @@ class Outbox(abc.ABC):
     durable: bool = False
     #: Whether it keeps time-window digests (``gather``); else they are sent per request.
     windowed: bool = False
+    #: Whether it keeps each email's status, for the status views (else ``StatusUnavailable``).
+    keeps_status: bool = True
+    #: What it is called in messages to people, with the setting that chooses it.
+    description: str = ""
+    #: The same, as the way emails leave: "Emails sent through ... keep no delivery status".
+    sent_through: str = ""
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(
+        cls,
+        settings: "EmailerSettings",
+        render: Callable[[Message], Outgoing],
+        drafts: DraftCompleter,
+        storage: "StorageBase | None" = None,
+    ) -> "Outbox":
+        """The outbox that ``settings`` describe; ``render`` and ``drafts`` come from the steps
+        above it, ``storage`` is Kinto's (whose transaction a transactional outbox joins)."""
+
+    @classmethod
+    def setup(cls, config: Configurator, settings: "EmailerSettings") -> None:
+        """At start-up: register what ``kinto migrate`` creates for it, and check it is there."""
+
+    def heartbeat(self) -> bool:
+        """Whether it takes emails now; logs why not. Never raises."""
+        return True
 
     @abc.abstractmethod
     def put(self, emails: list[Email]) -> list[tuple[Email, str]]:

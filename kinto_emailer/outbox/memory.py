@@ -6,7 +6,10 @@ import itertools
 import threading
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from pyramid_mailer.message import Message
 
 from . import (
     CANCELLED,
@@ -28,7 +31,10 @@ from .limits import HOUR, HourlyLimit, Usage, make_room
 
 
 if TYPE_CHECKING:
+    from kinto.core.storage import StorageBase
+
     from ..config import EmailerSettings
+    from ..smtp.mime import Outgoing
     from .status import Query
 
 
@@ -37,12 +43,24 @@ class MemoryOutbox(Outbox):
 
     name = "memory"
     windowed = True
+    description = "the memory outbox (kinto_emailer.outbox)"
+    sent_through = description
 
     def __init__(self, settings: "EmailerSettings", drafts: DraftCompleter):
         self.settings = settings
         self.drafts = drafts  # Completes a window's emails when it closes.
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "EmailerSettings",
+        render: Callable[[Message], "Outgoing"],
+        drafts: DraftCompleter,
+        storage: "StorageBase | None" = None,
+    ) -> "MemoryOutbox":
+        return cls(settings, drafts)
 
     def _reset(self) -> None:
         self._condition = threading.Condition()

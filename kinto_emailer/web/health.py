@@ -3,7 +3,6 @@
 import functools
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 
 from ..log_values import quoted
+from ..outbox import probes
 
 
 if TYPE_CHECKING:
@@ -62,28 +62,14 @@ class Heartbeat:
         try:
             if self.delivery.debug_mailer is not None:
                 assert settings.debug_directory is not None  # Where the debug mailer writes.
-                return self._writable(settings.debug_directory)
-            maildir_tmp = settings.queue_path and os.path.join(settings.queue_path, "tmp")
-            if maildir_tmp and not self._writable(maildir_tmp):
+                return probes.writable(settings.debug_directory)
+            outbox = self.delivery.outbox
+            if outbox is not None and not outbox.heartbeat():
                 return False
             # Queue-only mode: an external queue processor talks to the mail server.
             return self.delivery.worker is None or self._server_answers_lately()
         except Exception:  # A heartbeat answers, it never raises.
             logger.exception("Emailer heartbeat failed")
-            return False
-
-    def _writable(self, directory: str) -> bool:
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with tempfile.TemporaryFile(dir=directory):
-                return True
-        except OSError as e:
-            logger.warning(
-                "Emailer heartbeat: %s is not writable: %s",
-                quoted(directory),
-                quoted(e),
-                extra={"directory": directory, "error": str(e)},
-            )
             return False
 
     def _server_answers_lately(self) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import psycopg2.extras
+from pyramid.config import Configurator
 from pyramid_mailer.message import Message
 
 from .. import (
@@ -39,13 +40,14 @@ from .. import (
     refused_error,
 )
 from ..status import Query
-from . import status, windows
+from . import status, table, windows
 from .admission import PENDING_SQL, Admission
 from .cursors import Cursor, SessionCursor, StorageCursor, WorkerTransaction
 from .table import CHANNEL, TABLE, dsn
 
 
 if TYPE_CHECKING:
+    from kinto.core.storage import StorageBase
     from kinto.core.storage.postgresql import Storage
 
     from ...config import EmailerSettings
@@ -105,6 +107,8 @@ class PostgreSQLOutbox(Outbox):
     transactional = True
     durable = True
     windowed = True
+    description = "the PostgreSQL outbox (kinto_emailer.outbox)"
+    sent_through = description
 
     def __init__(
         self,
@@ -118,6 +122,24 @@ class PostgreSQLOutbox(Outbox):
         self.url = dsn(storage_url)
         self.storage = storage  # Kinto's: ``put`` writes through the request's connection.
         self._reset()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "EmailerSettings",
+        render: Callable[[Message], "Outgoing"],
+        drafts: DraftCompleter,
+        storage: "StorageBase | None" = None,
+    ) -> "PostgreSQLOutbox":
+        return cls(settings, settings.storage_url, drafts, storage)
+
+    @classmethod
+    def setup(cls, config: Configurator, settings: "EmailerSettings") -> None:
+        config.add_migration(table.Migration())
+        # ``kinto migrate`` (any of Kinto's commands) loads the app to create the table: it
+        # can't need it yet.
+        if not getattr(config.registry, "command", None):
+            table.check_schema(settings.storage_url)
 
     def _reset(self) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
