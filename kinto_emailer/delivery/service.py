@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from kinto.core.storage import StorageBase
 from pyramid_mailer.message import Message
 
-from ..outbox import DraftCompleter, Email, Outbox, Window, active_transaction
+from ..outbox import DraftCompleter, Email, Outbox, Window
 from ..outbox.backends import open_outbox
 from ..smtp import mime
 from ..smtp.connection import SMTPTransport
@@ -118,33 +118,32 @@ class Delivery:
         return True if self.worker is None else self.worker.stop(timeout)
 
     def put(self, emails: list[Email]) -> None:
+        """Put ``emails`` in the outbox now and report them (``handoff`` within a request)."""
+        refused = self.store(emails)
+        if refused is not None:
+            self.report_stored(emails, refused)
+
+    def store(self, emails: list[Email]) -> list[tuple[Email, str]] | None:
+        """Put ``emails`` in the outbox (or the debug mailer's directory), unreported; returns
+        those refused by a limit, or ``None`` when they are reported already (written by the
+        debug mailer, or failed). Raises where the outbox is transactional."""
         if not emails:
-            return
+            return None
         outbox = self.outbox
         if outbox is None:
             self._write_debug_files(emails)
-            return
+            return None
         try:
-            refused = outbox.put(emails)
+            return outbox.put(emails)
         except Exception as e:
             if outbox.transactional:
                 raise  # The emails are part of the change: neither is committed.
             for email in emails:
                 self.report(FAILED, email, f"could not store the email: {e}")
-            return
-        current = active_transaction() if outbox.transactional else None
-        if current is None:
-            self._report_put(emails, refused)
-        else:
-            # Rows of the request's transaction: they exist, dropped ones too, once it commits.
+            return None
 
-            def report_at_commit(committed: bool) -> None:
-                if committed:
-                    self._report_put(emails, refused)
-
-            current.addAfterCommitHook(report_at_commit)
-
-    def _report_put(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
+    def report_stored(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
+        """Report what ``store`` did with ``emails``: queued, or dropped by a limit."""
         refused_ids = {id(email) for email, _ in refused}
         for email, reason in refused:
             self.report(DROPPED, email, reason)
