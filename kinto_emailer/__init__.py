@@ -30,9 +30,12 @@ def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
     storage = getattr(config.registry, "storage", None)
-    delivery = Delivery(emailer_settings, drafts, storage)
+    # Outcomes counted through Kinto's metrics service, if it has one.
+    metrics = health.Metrics(config.registry)
+    delivery = Delivery(emailer_settings, drafts, storage, count=metrics.count)
     config.registry.emailer = Emailer(emailer_settings, delivery)
-    metrics = health.setup(config, delivery)
+    health.setup(config, delivery)
+    shutdown.register_process_hooks()
     if delivery.worker is not None:
         # Emails wait in memory (or in our claims): SIGTERM must let the worker finish.
         shutdown.handle_sigterm()

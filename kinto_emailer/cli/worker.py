@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from pyramid.exceptions import ConfigurationError
 
-from ..delivery.worker import Worker
 from ..outbox.backends import SHARED_OUTBOXES
 
 
@@ -53,10 +52,7 @@ def worker(args: argparse.Namespace) -> int:
     for warning in held:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     settings, delivery = started
-    assert delivery.outbox is not None  # Checked by ``_start``.
-    runner = Worker(
-        settings, delivery.outbox, delivery.transport, delivery.render, delivery.report
-    )
+    runner = delivery.new_worker()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

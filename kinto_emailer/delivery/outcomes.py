@@ -71,12 +71,16 @@ def _log(
     logger.log(level, "Email %s: %s", outcome, fields(**values), extra=extra)
 
 
+#: ``count(outcome, labels)``: one more email of ``outcome``, labelled with its origin.
+Counter = Callable[[str, dict[str, str | None]], None]
+
+
 class Report:
     """Called from request threads and the delivery thread; ``count`` must be thread-safe."""
 
-    def __init__(self) -> None:
-        #: ``count(outcome, labels)``: set by ``health`` when Kinto has a metrics service.
-        self.count: Callable[[str, dict[str, str | None]], None] | None = None
+    def __init__(self, count: "Counter | None" = None) -> None:
+        #: ``count(outcome, labels)``: the metrics service's (``web.health.Metrics``), if any.
+        self.count = count
 
     def redact(self, reason: str, email: "Email", hide: Iterable[str] = ()) -> str:
         """``reason`` without the addresses of ``email`` nor those in ``hide``."""

@@ -18,7 +18,7 @@ from ..outbox import DraftCompleter, Email, Outbox, Window
 from ..outbox.backends import open_outbox
 from ..smtp import mime
 from ..smtp.connection import SMTPTransport
-from .outcomes import DROPPED, FAILED, QUEUED, SENT, Report
+from .outcomes import DROPPED, FAILED, QUEUED, SENT, Counter, Report
 from .worker import Worker
 
 
@@ -57,10 +57,11 @@ class Delivery:
         emailer_settings: "EmailerSettings",
         drafts: DraftCompleter,
         storage: StorageBase | None = None,
+        count: Counter | None = None,
     ):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
-        self.report = Report()
+        self.report = Report(count)
         self.debug_mailer: DebugFiles | None = None
         #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
         self.outbox: Outbox | None = None
@@ -71,14 +72,18 @@ class Delivery:
             self.outbox = open_outbox(emailer_settings, self.render, drafts, storage)
             # Never with the debug mailer (``runs_worker``).
             if emailer_settings.runs_worker:
-                self.worker = Worker(
-                    emailer_settings, self.outbox, self.transport, self.render, self.report
-                )
+                self.worker = self.new_worker()
         if not emailer_settings.tls_verify:
             logger.warning(
                 "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
                 "is not checked, anyone on the way can read and change emails."
             )
+
+    def new_worker(self) -> Worker:
+        """A worker for this outbox, transport and report: this process's (``worker``), or
+        that of ``kinto-emailer worker``."""
+        assert self.outbox is not None  # The debug mailer writes at once: no worker.
+        return Worker(self.settings, self.outbox, self.transport, self.render, self.report)
 
     @property
     def transactional(self) -> bool:

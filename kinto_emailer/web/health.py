@@ -41,7 +41,14 @@ def _new_lock_in_child() -> None:
     _metrics_lock = threading.Lock()  # The parent's may have been held at the fork.
 
 
-os.register_at_fork(after_in_child=_new_lock_in_child)
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_new_lock_in_child)
+        _fork_hook_registered = True
 
 
 class Heartbeat:
@@ -113,6 +120,7 @@ class Metrics:
     nothing. Safe from any thread."""
 
     def __init__(self, registry: Registry):
+        _register_fork_hook()  # When the plugin starts, not at import.
         self.registry = registry
         self._resolved: tuple[Any] | None = None
 
@@ -160,12 +168,8 @@ class Metrics:
         return timed_listener
 
 
-def setup(config: Configurator, delivery: "Delivery") -> Metrics:
-    """Register the heartbeat and connect the delivery's outcomes to the metrics service."""
-    timeout = delivery.settings.heartbeat_timeout
+def setup(config: Configurator, delivery: "Delivery") -> None:
+    """Register the heartbeat: whether emails can leave."""
     heartbeats = getattr(config.registry, "heartbeats", None)
     if heartbeats is not None:  # Outside Kinto (a bare Pyramid app) there is nowhere to report.
-        heartbeats[HEARTBEAT] = Heartbeat(delivery, timeout)
-    metrics = Metrics(config.registry)
-    delivery.report.count = metrics.count
-    return metrics
+        heartbeats[HEARTBEAT] = Heartbeat(delivery, delivery.settings.heartbeat_timeout)
