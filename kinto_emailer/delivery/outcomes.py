@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..log_values import fields, quoted
+from ..outbox import Outcome
 
 
 if TYPE_CHECKING:
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kinto_emailer.outcomes")
 addresses_logger = logging.getLogger("kinto_emailer.outcomes.addresses")
 
-QUEUED, SENT, RETRIED, FAILED, DROPPED = "queued", "sent", "retried", "failed", "dropped"
-LEVELS = {
+QUEUED, SENT, RETRIED = Outcome.QUEUED, Outcome.SENT, Outcome.RETRIED
+FAILED, DROPPED = Outcome.FAILED, Outcome.DROPPED
+LEVELS: dict[str, int] = {
     QUEUED: logging.INFO,
     SENT: logging.INFO,
     RETRIED: logging.WARNING,

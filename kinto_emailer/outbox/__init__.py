@@ -8,6 +8,7 @@ sender reports each outcome back here, and the status views read and change them
 
 import abc
 import email.policy
+import enum
 import itertools
 import json
 import sys
@@ -30,8 +31,32 @@ if TYPE_CHECKING:
     from ..config import EmailerSettings
     from .status import Query
 
-QUEUED, SENDING, SENT, RETRYING = "queued", "sending", "sent", "retrying"
-FAILED, CANCELLED, DROPPED = "failed", "cancelled", "dropped"
+
+class Status(enum.StrEnum):
+    """An email's status in the outbox: stored, shown and filtered on by the status views."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DROPPED = "dropped"
+
+
+class Outcome(enum.StrEnum):
+    """What the outcome log (``delivery.outcomes``) says happened to an email: the status it
+    took, in the same words, but for a retry, logged as done ("retried")."""
+
+    QUEUED = Status.QUEUED.value
+    SENT = Status.SENT.value
+    RETRIED = "retried"
+    FAILED = Status.FAILED.value
+    DROPPED = Status.DROPPED.value
+
+
+QUEUED, SENDING, SENT, RETRYING = Status.QUEUED, Status.SENDING, Status.SENT, Status.RETRYING
+FAILED, CANCELLED, DROPPED = Status.FAILED, Status.CANCELLED, Status.DROPPED
 #: Waiting to be sent, or being sent: what ``pending`` counts.
 PENDING = (QUEUED, SENDING, RETRYING)
 ENDED = (SENT, FAILED, CANCELLED, DROPPED)

@@ -27,9 +27,11 @@ from pyramid_mailer.message import Message
 from .. import (
     DROPPED,
     ENDED,
+    FAILED,
     QUEUED,
     RETRYING,
     SENDING,
+    SENT,
     DraftCompleter,
     Email,
     Outbox,
@@ -312,7 +314,7 @@ class PostgreSQLOutbox(Outbox):
     def _update(self, email: Email, sets: str, **params: Any) -> None:
         # Only while the claim is ours: past the lease, another worker may hold the row now
         # (a ``sent`` is recorded whoever holds it: the mail server has the email).
-        mine = "" if email.status == "sent" else " AND worker = %(worker)s AND status = 'sending'"
+        mine = "" if email.status == SENT else " AND worker = %(worker)s AND status = 'sending'"
         self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
             cursor.execute(
@@ -328,7 +330,7 @@ class PostgreSQLOutbox(Outbox):
             )
 
     def sent(self, email: Email) -> None:
-        email.status = "sent"
+        email.status = SENT
         self._update(
             email,
             "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s, "
@@ -353,7 +355,7 @@ class PostgreSQLOutbox(Outbox):
         )
 
     def failed(self, email: Email, error: str) -> None:
-        email.status = "failed"
+        email.status = FAILED
         # Who is still to try, as for a retry: queued again, it goes to them only.
         remaining = None
         if email.outgoing is not None:
