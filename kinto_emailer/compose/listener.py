@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import transaction
 from kinto.core.storage import StorageBase
 
+from .. import uris
 from ..delivery.handoff import Handoff
 from ..hooks import selection, templates
 from ..log_values import quoted
@@ -82,11 +83,11 @@ def object_context(
     if context["resource_name"] == "record":
         cid = context["collection_id"] = payload.get("collection_id")
         context["record_id"] = obj.get("id")
-        context["uri"] = f"/buckets/{bid}/collections/{cid}/records/{obj.get('id')}"
+        context["uri"] = uris.record_uri(bid, f"{cid}", f"{obj.get('id')}")
     else:
         context.pop("record_id", None)
         context["collection_id"] = obj.get("id")
-        context["uri"] = f"/buckets/{bid}/collections/{obj.get('id')}"
+        context["uri"] = uris.collection_uri(bid, f"{obj.get('id')}")
     return context
 
 

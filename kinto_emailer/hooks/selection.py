@@ -12,6 +12,7 @@ import regex
 from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
+from .. import uris
 from ..log_values import quoted
 from ..trace import NO_TRACE, Trace
 
@@ -122,7 +123,7 @@ class HookFinder:
     def metadata(
         self, resource_name: str, bucket_id: str, object_id: str | None = None
     ) -> dict[str, Any] | None:
-        parent_id = f"/buckets/{bucket_id}" if resource_name == "collection" else ""
+        parent_id = uris.bucket_uri(bucket_id) if resource_name == "collection" else ""
         key = (resource_name, bucket_id, object_id)
         if key not in self._cache:
             object_id = object_id if resource_name == "collection" else bucket_id
@@ -138,7 +139,7 @@ class HookFinder:
     def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
         key = ("group", bucket_id, group_id)
         if key not in self._cache:
-            self._cache[key] = _read(self.storage, "group", f"/buckets/{bucket_id}", group_id)
+            self._cache[key] = _read(self.storage, "group", uris.bucket_uri(bucket_id), group_id)
         return self._cache[key]
 
     def hooks(
@@ -153,15 +154,15 @@ class HookFinder:
         (the deleted version on delete); otherwise it is read from storage.
         """
         if collection is None and collection_id is not None:
-            uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+            uri = uris.collection_uri(bucket_id, collection_id)
             collection = self.fetched_collections.get(uri)
             if collection is None:
                 collection = self.metadata("collection", bucket_id, collection_id)
         if collection and METADATA_KEY in collection:
-            location = f"/buckets/{bucket_id}/collections/{collection_id}"
+            location = uris.collection_uri(bucket_id, str(collection_id))
             return hooks_of(collection), location
         bucket = self.metadata("bucket", bucket_id)
-        return hooks_of(bucket or {}), f"/buckets/{bucket_id}"
+        return hooks_of(bucket or {}), uris.bucket_uri(bucket_id)
 
 
 def hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:

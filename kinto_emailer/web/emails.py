@@ -24,6 +24,7 @@ from pyramid.httpexceptions import (
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from .. import uris
 from ..outbox import Outbox, StatusUnavailable
 from ..outbox.backends import KEEPING_STATUS
 from ..outbox.status import (
@@ -70,7 +71,7 @@ class Scope:
         bucket_id = checked_bucket_id(request)
         principals = request.prefixed_principals
         permission = request.registry.permission
-        bucket_uri = f"/buckets/{bucket_id}"
+        bucket_uri = uris.bucket_uri(bucket_id)
         self.bucket_id = bucket_id
         # Kinto's rules: the permission backend, and settings such as bucket_write_principals.
         self.whole_bucket = has_permission(request, principals, bucket_uri, "write")
