@@ -297,6 +297,8 @@ class Outbox(abc.ABC):
     windowed: bool = False
     #: Whether it keeps each email's status, for the status views (else ``StatusUnavailable``).
     keeps_status: bool = True
+    #: Whether ``queue_size``, ``queue_bytes`` and turns between buckets apply to what it holds.
+    bounded_queue: bool = True
     #: What it is called in messages to people, with the setting that chooses it.
     description: str = ""
     #: The same, as the way emails leave: "Emails sent through ... keep no delivery status".

@@ -33,6 +33,7 @@ class MaildirOutbox(Outbox):
     name = "maildir"
     durable = True
     keeps_status = False
+    bounded_queue = False  # Files wait for any queue processor: the disk is the bound.
     description = "the Maildir outbox (mail.queue_path)"
     sent_through = "the Maildir queue (mail.queue_path)"
 
