@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..log_values import fields, quoted
-from ..outbox import Outcome
+from ..outbox.statuses import Outcome
 
 
 if TYPE_CHECKING:
