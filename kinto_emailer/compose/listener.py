@@ -9,7 +9,7 @@ from kinto.core.storage import StorageBase
 
 from .. import uris
 from ..delivery.handoff import Handoff
-from ..hooks import selection, templates
+from ..hooks import patterns, selection, templates
 from ..log_values import quoted
 from ..outbox import Email, active_transaction
 from ..trace import NO_TRACE, Trace
@@ -141,7 +141,7 @@ def collect_emails(
     # One budget for the patterns of the whole request: a batch's objects share it.
     budget = request.bound_data.get(BUDGET_KEY)
     if budget is None:
-        budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
+        budget = request.bound_data[BUDGET_KEY] = patterns.RegexBudget(settings.regex_timeout)
     emails: list[Email] = []
     for impacted in event.impacted_objects:
         hooks, location = finder.hooks(*hooks_owner(event, impacted))

@@ -23,6 +23,13 @@ from .fields import (
     Text,
     no_line_break,
 )
+from .patterns import (
+    MAX_PATTERN_SIZE,
+    MAX_PATTERNS_LENGTH,
+    MAX_PATTERNS_SIZE,
+    PatternError,
+    pattern_size,
+)
 
 
 if TYPE_CHECKING:
@@ -187,24 +194,24 @@ def _patterns_size(node: colander.SchemaNode, value: dict[str, Any]) -> None:
     ]
     where = "for all the hooks of a bucket or collection"
     length = sum(map(len, patterns))
-    if length > selection.MAX_PATTERNS_LENGTH:
+    if length > MAX_PATTERNS_LENGTH:
         raise colander.Invalid(
             node,
             f"Regular expressions too long together: {length} characters "
-            f"(at most {selection.MAX_PATTERNS_LENGTH} {where})",
+            f"(at most {MAX_PATTERNS_LENGTH} {where})",
         )
     size = 0
     for pattern in patterns:
         try:
             # One pattern too large is reported with the name of its filter.
-            size += min(selection.pattern_size(pattern), selection.MAX_PATTERN_SIZE)
-        except selection.PatternError:
+            size += min(pattern_size(pattern), MAX_PATTERN_SIZE)
+        except PatternError:
             continue  # Reported with the name of its filter too.
-        if size > selection.MAX_PATTERNS_SIZE:
+        if size > MAX_PATTERNS_SIZE:
             raise colander.Invalid(
                 node,
                 "Regular expressions too large together once repeats are unrolled: "
-                f"over {selection.MAX_PATTERNS_SIZE} {where}",
+                f"over {MAX_PATTERNS_SIZE} {where}",
             )
 
 
