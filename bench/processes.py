@@ -11,18 +11,18 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from base64 import b64encode
 
-import psycopg2
 from aiosmtpd.controller import Controller
+
+
+# The tests' helpers, from the checkout (``make bench`` runs bench/run.py as a script).
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.support import TemporaryDatabase  # noqa: E402
 
 
 AUTH = "Basic " + b64encode(b"bench:secret").decode()
 BIN = os.path.dirname(sys.executable)
-POSTGRESQL_URL = os.environ.get(
-    "KINTO_EMAILER_TEST_POSTGRESQL", "postgresql://postgres@127.0.0.1:5432"
-)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -122,26 +122,10 @@ class Inbox:
         self.process.wait(10)
 
 
-class Database:
-    """A PostgreSQL database of the bench's own, dropped at the end."""
-
-    def __init__(self, label):
-        self.name = f"kinto_emailer_bench_{label}_{uuid.uuid4().hex[:8]}"
-        self.url = f"{POSTGRESQL_URL}/{self.name}"
-        self._run(f'CREATE DATABASE "{self.name}"')
-
-    @staticmethod
-    def _run(sql):
-        connection = psycopg2.connect(f"{POSTGRESQL_URL}/postgres", connect_timeout=5)
-        connection.autocommit = True  # CREATE and DROP DATABASE refuse a transaction.
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
-
-    def drop(self):
-        self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+def Database(label):
+    """A PostgreSQL database of the bench's own (the tests' ``TemporaryDatabase``), created
+    now; ``drop()`` at the end."""
+    return TemporaryDatabase(prefix=f"kinto_emailer_bench_{label}").create()
 
 
 INI = """

@@ -15,6 +15,7 @@ from .delivery.service import Delivery, Emailer
 from .hooks import rollback
 from .hooks.events import review_event_classes
 from .hooks.validation import validate_metadata
+from .outbox.backends import backend as outbox_backend
 from .web import health
 from .web.preview import PATH as PREVIEW_PATH
 
@@ -29,9 +30,12 @@ def includeme(config: Configurator) -> None:
     settings = config.get_settings()
     emailer_settings = read_settings(settings)
     storage = getattr(config.registry, "storage", None)
-    delivery = Delivery(emailer_settings, drafts, storage)
+    # Outcomes counted through Kinto's metrics service, if it has one.
+    metrics = health.Metrics(config.registry)
+    delivery = Delivery(emailer_settings, drafts, storage, count=metrics.count)
     config.registry.emailer = Emailer(emailer_settings, delivery)
-    metrics = health.setup(config, delivery)
+    health.setup(config, delivery)
+    shutdown.register_process_hooks()
     if delivery.worker is not None:
         # Emails wait in memory (or in our claims): SIGTERM must let the worker finish.
         shutdown.handle_sigterm()
@@ -52,14 +56,8 @@ def includeme(config: Configurator) -> None:
         outbox=emailer_settings.outbox_name,
         preview=PREVIEW_PATH,
     )
-    if emailer_settings.outbox_name == "postgresql":
-        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from .outbox.postgresql import table
-
-        config.add_migration(table.Migration())
-        # ``kinto migrate`` loads the app to create the table: it can't need it yet.
-        if not getattr(config.registry, "command", None):
-            table.check_schema(emailer_settings.storage_url)
+    # Its table for ``kinto migrate``, checked at start-up, where the outbox has one.
+    outbox_backend(emailer_settings).setup(config, emailer_settings)
 
     # A refused save is put back as it was: what it changes is copied before it writes.
     config.add_subscriber(rollback.remember_previous, ContextFound)

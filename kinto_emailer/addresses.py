@@ -109,6 +109,17 @@ def _member_address(principal: str) -> str | None:
     return ascii_address(address) if is_email(address) else None
 
 
+def address_key(entry: str) -> str:
+    """The address of ``entry`` (``Name <a@example.com>`` or ``a@example.com``) as opt-outs
+    and the lists of who already has an email compare it: lower-cased."""
+    return email.utils.parseaddr(entry)[1].lower()
+
+
+def entry_mailbox(entry: str) -> str:
+    """The mailbox (see ``mailbox``) of ``entry``: how an author is recognised in a list."""
+    return mailbox(email.utils.parseaddr(entry)[1])
+
+
 def mailbox(address: str) -> str:
     """``address`` as mail systems compare it: the domain's case doesn't matter, the local
     part's may (RFC 5321, 2.4), so it is kept as it is."""
@@ -179,5 +190,5 @@ def without(addresses: list[str], taken: list[str]) -> list[str]:
     """``addresses`` minus those whose address is in ``taken`` (both as ``expand`` returns)."""
     if not addresses:  # The usual case, and parsing a large group's addresses costs.
         return []
-    seen = {email.utils.parseaddr(entry)[1].lower() for entry in taken}
-    return [entry for entry in addresses if email.utils.parseaddr(entry)[1].lower() not in seen]
+    seen = {address_key(entry) for entry in taken}
+    return [entry for entry in addresses if address_key(entry) not in seen]

@@ -376,9 +376,11 @@ def migrate(settings):
 
 
 class PostgreSQLOutboxMixin:
-    """The app on a database of its own (``database_url``), emails in its outbox table."""
+    """The app on a database of its own, made and migrated for the class, emails in its
+    outbox table. Marked ``postgresql``: skipped where the server is unreachable."""
 
-    database_url = None  # Set by a session's database fixture, before the app starts.
+    pytestmark = [pytest.mark.postgresql]
+    database_url = None  # Set before the app starts.
 
     @classmethod
     def outbox_settings(cls):
@@ -393,19 +395,39 @@ class PostgreSQLOutboxMixin:
         return {**super().extra_settings(), **cls.outbox_settings()}
 
     @classmethod
+    def setUpClass(cls):
+        cls.database = TemporaryDatabase().create()
+        cls.database_url = cls.database.url
+        try:
+            migrate({**cls.outbox_settings(), "includes": "kinto_emailer"})
+            super().setUpClass()
+        except BaseException:
+            cls.database.drop()
+            raise
+
+    @classmethod
     def tearDownClass(cls):
         cls.app.app.registry.emailer.delivery.stop(timeout=1)  # Before its database goes.
         super().tearDownClass()
+        cls.database.drop()
 
 
-def outbox_database_for(test_class):
-    """A session fixture: a migrated database for ``test_class``."""
+#: What each outbox adds to a web test class (``per_outbox``).
+OUTBOX_MIXINS = {
+    "memory": (),
+    "maildir": (MaildirQueueMixin,),
+    "postgresql": (PostgreSQLOutboxMixin,),
+}
 
-    @pytest.fixture(scope="session")
-    def database():
-        with TemporaryDatabase() as created:
-            test_class.database_url = created.url
-            migrate({**test_class.outbox_settings(), "includes": "kinto_emailer"})
-            yield created
 
-    return database
+def per_outbox(scenarios, base, namespace, outboxes=("memory", "postgresql")):
+    """The backend matrix, in one place: a test class of ``scenarios`` on ``base`` for each
+    of ``outboxes``, put in ``namespace`` (a test module's ``globals()``) for pytest to find."""
+    for name in outboxes:
+        title = {"memory": "Memory", "maildir": "Maildir", "postgresql": "PostgreSQL"}[name]
+        test_class = type(
+            f"Test{scenarios.__name__}On{title}Outbox",
+            (*OUTBOX_MIXINS[name], scenarios, base),
+            {"__module__": namespace["__name__"], "outbox_name": name},
+        )
+        namespace[test_class.__name__] = test_class

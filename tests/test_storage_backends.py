@@ -16,7 +16,6 @@ from tests.support import (
     EmailerWebTest,
     PostgreSQLOutboxMixin,
     TemporaryDatabase,
-    outbox_database_for,
     postgresql_settings,
     record_hook,
 )
@@ -305,8 +304,6 @@ class TestPostgreSQLBackend(StorageScenarios, EmailerWebTest):
         return {**super().extra_settings(), **postgresql_settings(cls.database_url)}
 
 
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("outbox_database")
 class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, StorageScenarios, EmailerWebTest):
     """The same on PostgreSQL, with emails written in the request's transaction."""
 
@@ -366,6 +363,3 @@ class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, StorageScenarios, EmailerWebTe
                 )
             transaction.abort()  # As the thread's next request does: a failed commit stays.
         assert self.rows() == before
-
-
-outbox_database = outbox_database_for(TestPostgreSQLOutbox)

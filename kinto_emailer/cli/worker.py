@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from pyramid.exceptions import ConfigurationError
 
-from ..delivery.worker import Worker
+from ..outbox.backends import SHARED_OUTBOXES
 
 
 if TYPE_CHECKING:
@@ -37,7 +37,8 @@ def load(ini: str) -> "Emailer":
     from pyramid.paster import bootstrap, setup_logging
 
     setup_logging(ini)
-    env = bootstrap(ini, options={"command": "kinto-emailer worker"})
+    # Not one of Kinto's commands: the outbox checks its table as in a web process.
+    env = bootstrap(ini)
     return env["registry"].emailer
 
 
@@ -51,10 +52,7 @@ def worker(args: argparse.Namespace) -> int:
     for warning in held:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     settings, delivery = started
-    assert delivery.outbox is not None  # Checked by ``_start``.
-    runner = Worker(
-        settings, delivery.outbox, delivery.transport, delivery.render, delivery.report
-    )
+    runner = delivery.new_worker()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -72,13 +70,8 @@ def _start(args: argparse.Namespace) -> "tuple[EmailerSettings, Delivery] | int"
         settings, delivery = emailer.settings, emailer.delivery
         if delivery.outbox is None or not delivery.outbox.durable:
             raise ConfigurationError(
-                "kinto-emailer worker needs an outbox that processes share: set "
-                "'kinto_emailer.outbox = postgresql' (or 'mail.queue_path')"
+                f"kinto-emailer worker needs an outbox that processes share: {SHARED_OUTBOXES}"
             )
-        if settings.outbox_name == "postgresql":
-            from ..outbox.postgresql.table import check_schema
-
-            check_schema(settings.storage_url)
     except Exception as e:  # A bad ini, an unreachable database: one line, no traceback.
         return _fail(f"cannot start with {args.ini}: {e}")
     return settings, delivery

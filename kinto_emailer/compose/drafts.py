@@ -6,7 +6,6 @@ the first object's placeholders and the unsubscribe links are fixed when the dra
 so that completing it needs no storage read (the outbox's worker completes windows).
 """
 
-import email.utils
 import html
 import json
 import secrets
@@ -107,7 +106,7 @@ def _fill(
 def _others(entries: list[str], author: str, field: str, where: str, trace: Trace) -> list[str]:
     others = []
     for entry in entries:
-        if recipients.mailbox(email.utils.parseaddr(entry)[1]) != author:
+        if recipients.entry_mailbox(entry) != author:
             others.append(entry)
         else:
             trace.left_out(where, field, entry, SPARED_AUTHOR)

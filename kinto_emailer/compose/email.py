@@ -169,10 +169,9 @@ class _LeftOut:
             return entries
         kept = []
         for entry in entries:
-            address = email.utils.parseaddr(entry)[1]
-            if self.author is not None and recipients.mailbox(address) == self.author:
+            if self.author is not None and recipients.entry_mailbox(entry) == self.author:
                 self.trace.left_out(self.where, field, entry, SPARED_AUTHOR)
-            elif address.lower() in self.opted_out:
+            elif recipients.address_key(entry) in self.opted_out:
                 reason = f"Unsubscribed from the hooks of {self.owner}"
                 self.trace.left_out(self.where, field, entry, reason)
             else:

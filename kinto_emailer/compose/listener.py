@@ -1,4 +1,4 @@
-"""From events to messages, and their hand-off once the transaction has committed."""
+"""From events to messages, handed to the outbox with the request's transaction."""
 
 import logging
 import threading
@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 import transaction
 from kinto.core.storage import StorageBase
 
-from ..hooks import selection, templates
+from .. import uris
+from ..delivery.handoff import Handoff
+from ..hooks import patterns, selection, templates
 from ..log_values import quoted
 from ..outbox import Email, active_transaction
 from ..trace import NO_TRACE, Trace
@@ -81,11 +83,11 @@ def object_context(
     if context["resource_name"] == "record":
         cid = context["collection_id"] = payload.get("collection_id")
         context["record_id"] = obj.get("id")
-        context["uri"] = f"/buckets/{bid}/collections/{cid}/records/{obj.get('id')}"
+        context["uri"] = uris.record_uri(bid, f"{cid}", f"{obj.get('id')}")
     else:
         context.pop("record_id", None)
         context["collection_id"] = obj.get("id")
-        context["uri"] = f"/buckets/{bid}/collections/{obj.get('id')}"
+        context["uri"] = uris.collection_uri(bid, f"{obj.get('id')}")
     return context
 
 
@@ -139,7 +141,7 @@ def collect_emails(
     # One budget for the patterns of the whole request: a batch's objects share it.
     budget = request.bound_data.get(BUDGET_KEY)
     if budget is None:
-        budget = request.bound_data[BUDGET_KEY] = selection.RegexBudget(settings.regex_timeout)
+        budget = request.bound_data[BUDGET_KEY] = patterns.RegexBudget(settings.regex_timeout)
     emails: list[Email] = []
     for impacted in event.impacted_objects:
         hooks, location = finder.hooks(*hooks_owner(event, impacted))
@@ -181,73 +183,37 @@ def collect_emails(
 
 
 class RequestEmails:
-    """The emails of one request: put in the outbox inside the request's transaction where
-    the outbox has one (PostgreSQL), else handed over once the transaction has committed."""
+    """The emails of one request: its events' emails, and its digests built once every event
+    is in; handed to the outbox by ``delivery.handoff``."""
 
     def __init__(self, emailer: "Emailer", storage: StorageBase):
-        self.delivery = emailer.delivery
         self.settings = emailer.settings
-        self.emails: list[Email] = []
-        self.windows: list[Window] = []
         self.seen_events: list[ChangeEvent] = []
         self.digests = Digests(emailer.settings, emailer.delivery.windowed)
         self.storage = storage
-        self.request_bytes = RequestBytes(emailer.settings.max_request_bytes, self.delivery.drop)
-        # The transaction whose commit calls us back.
-        self.hooked: transaction.interfaces.ITransaction | None = None
+        self.request_bytes = RequestBytes(
+            emailer.settings.max_request_bytes, emailer.delivery.drop
+        )
+        self.handoff = Handoff(emailer.delivery, self._take_digests)
 
     def add(self, emails: list[Email]) -> None:
-        current = active_transaction()
-        if current is None:
-            # Events notified after commit (review events): the data is already stored.
-            self.delivery.put(emails)
-            return
-        self.emails.extend(emails)
-        self.call_at_commit(current)
+        self.handoff.add(emails)
 
-    def call_at_commit(self, current: "transaction.interfaces.ITransaction | None" = None) -> None:
-        current = current or active_transaction()
-        if current is None or self.hooked is current:
-            return
-        self.hooked = current
-        current.addBeforeCommitHook(self._before_commit)
-        if not self.delivery.transactional:
-            current.addAfterCommitHook(self._after_commit)
+    def call_at_commit(self) -> None:
+        self.handoff.call_at_commit()
 
-    def _before_commit(self) -> None:
-        if self.digests:
-            # Every event is in, and storage is still readable.
-            try:
-                finder = selection.HookFinder(self.storage)
-                digests, windows = self.digests.take(finder, self.request_bytes)
-                self.request_bytes.report_skipped()
-            except Exception:
-                # Raising here would fail the commit: a hook can never break a write.
-                logger.exception("Could not build the digests of the request")
-                digests, windows = [], []
-            self.emails.extend(digests)
-            self.windows.extend(windows)
-        if self.delivery.transactional:
-            # In the transaction: committed with the change, or not at all.
-            emails, self.emails, self.hooked = self.emails, [], None
-            windows, self.windows = self.windows, []
-            try:
-                self.delivery.put(emails)
-                self.delivery.gather(windows)
-            except Exception:
-                # The commit fails with it, and nothing else would roll the change back:
-                # its locks would be held until this thread serves another request.
-                transaction.abort()
-                raise
-
-    def _after_commit(self, success: bool) -> None:
-        emails, self.emails, self.hooked = self.emails, [], None
-        windows, self.windows = self.windows, []
-        if success:
-            self.delivery.put(emails)
-            self.delivery.gather(windows)
-        elif emails or windows:
-            logger.info("Transaction aborted: %d email(s) not sent", len(emails) + len(windows))
+    def _take_digests(self) -> "tuple[list[Email], list[Window]]":
+        if not self.digests:
+            return [], []
+        try:
+            finder = selection.HookFinder(self.storage)
+            digests, windows = self.digests.take(finder, self.request_bytes)
+            self.request_bytes.report_skipped()
+        except Exception:
+            # Raising here would fail the commit: a hook can never break a write.
+            logger.exception("Could not build the digests of the request")
+            return [], []
+        return digests, windows
 
 
 def collect_after_commit(

@@ -20,6 +20,7 @@ from kinto.core.storage import Filter, StorageBase, memory
 from kinto.core.storage.exceptions import ObjectNotFoundError, ReadonlyError
 from kinto.core.utils import COMPARISON
 
+from .. import uris
 from ..hooks.selection import HookFinder, hooks_of
 
 
@@ -76,7 +77,7 @@ def bucket_of(owner: str) -> str:
 
 
 def parent_id(bucket_id: str) -> str:
-    return f"/buckets/{bucket_id}/emailer"
+    return f"{uris.bucket_uri(bucket_id)}/emailer"
 
 
 def optout_id(address: str, owner: str) -> str:
@@ -117,7 +118,7 @@ def forget_deleted_collections(event: ResourceChanged) -> None:
     storage = event.request.registry.storage
     bucket_id = event.payload["bucket_id"]
     for change in event.impacted_objects:
-        owner = f"/buckets/{bucket_id}/collections/{change['old']['id']}"
+        owner = uris.collection_uri(bucket_id, change["old"]["id"])
         storage.delete_all(
             resource_name=RESOURCE_NAME,
             parent_id=parent_id(bucket_id),

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..log_values import fields, quoted
+from ..outbox.statuses import Outcome
 
 
 if TYPE_CHECKING:
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("kinto_emailer.outcomes")
 addresses_logger = logging.getLogger("kinto_emailer.outcomes.addresses")
 
-QUEUED, SENT, RETRIED, FAILED, DROPPED = "queued", "sent", "retried", "failed", "dropped"
-LEVELS = {
+QUEUED, SENT, RETRIED = Outcome.QUEUED, Outcome.SENT, Outcome.RETRIED
+FAILED, DROPPED = Outcome.FAILED, Outcome.DROPPED
+LEVELS: dict[str, int] = {
     QUEUED: logging.INFO,
     SENT: logging.INFO,
     RETRIED: logging.WARNING,
@@ -71,12 +73,16 @@ def _log(
     logger.log(level, "Email %s: %s", outcome, fields(**values), extra=extra)
 
 
+#: ``count(outcome, labels)``: one more email of ``outcome``, labelled with its origin.
+Counter = Callable[[str, dict[str, str | None]], None]
+
+
 class Report:
     """Called from request threads and the delivery thread; ``count`` must be thread-safe."""
 
-    def __init__(self) -> None:
-        #: ``count(outcome, labels)``: set by ``health`` when Kinto has a metrics service.
-        self.count: Callable[[str, dict[str, str | None]], None] | None = None
+    def __init__(self, count: "Counter | None" = None) -> None:
+        #: ``count(outcome, labels)``: the metrics service's (``web.health.Metrics``), if any.
+        self.count = count
 
     def redact(self, reason: str, email: "Email", hide: Iterable[str] = ()) -> str:
         """``reason`` without the addresses of ``email`` nor those in ``hide``."""

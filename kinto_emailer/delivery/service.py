@@ -8,19 +8,17 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kinto.core.storage import StorageBase
 from pyramid_mailer.message import Message
 
-from ..outbox import DraftCompleter, Email, Outbox, Window, active_transaction
-from ..outbox.maildir import MaildirOutbox
-from ..outbox.memory import MemoryOutbox
+from ..outbox import DraftCompleter, Email, Outbox, Window
+from ..outbox.backends import open_outbox
 from ..smtp import mime
 from ..smtp.connection import SMTPTransport
-from .outcomes import DROPPED, FAILED, QUEUED, SENT, Report
+from .outcomes import DROPPED, FAILED, QUEUED, SENT, Counter, Report
 from .worker import Worker
 
 
@@ -59,10 +57,11 @@ class Delivery:
         emailer_settings: "EmailerSettings",
         drafts: DraftCompleter,
         storage: StorageBase | None = None,
+        count: Counter | None = None,
     ):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
-        self.report = Report()
+        self.report = Report(count)
         self.debug_mailer: DebugFiles | None = None
         #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
         self.outbox: Outbox | None = None
@@ -73,14 +72,18 @@ class Delivery:
             self.outbox = open_outbox(emailer_settings, self.render, drafts, storage)
             # Never with the debug mailer (``runs_worker``).
             if emailer_settings.runs_worker:
-                self.worker = Worker(
-                    emailer_settings, self.outbox, self.transport, self.render, self.report
-                )
+                self.worker = self.new_worker()
         if not emailer_settings.tls_verify:
             logger.warning(
                 "kinto_emailer.tls_verify is false: the mail server's TLS certificate "
                 "is not checked, anyone on the way can read and change emails."
             )
+
+    def new_worker(self) -> Worker:
+        """A worker for this outbox, transport and report: this process's (``worker``), or
+        that of ``kinto-emailer worker``."""
+        assert self.outbox is not None  # The debug mailer writes at once: no worker.
+        return Worker(self.settings, self.outbox, self.transport, self.render, self.report)
 
     @property
     def transactional(self) -> bool:
@@ -120,33 +123,32 @@ class Delivery:
         return True if self.worker is None else self.worker.stop(timeout)
 
     def put(self, emails: list[Email]) -> None:
+        """Put ``emails`` in the outbox now and report them (``handoff`` within a request)."""
+        refused = self.store(emails)
+        if refused is not None:
+            self.report_stored(emails, refused)
+
+    def store(self, emails: list[Email]) -> list[tuple[Email, str]] | None:
+        """Put ``emails`` in the outbox (or the debug mailer's directory), unreported; returns
+        those refused by a limit, or ``None`` when they are reported already (written by the
+        debug mailer, or failed). Raises where the outbox is transactional."""
         if not emails:
-            return
+            return None
         outbox = self.outbox
         if outbox is None:
             self._write_debug_files(emails)
-            return
+            return None
         try:
-            refused = outbox.put(emails)
+            return outbox.put(emails)
         except Exception as e:
             if outbox.transactional:
                 raise  # The emails are part of the change: neither is committed.
             for email in emails:
                 self.report(FAILED, email, f"could not store the email: {e}")
-            return
-        current = active_transaction() if outbox.transactional else None
-        if current is None:
-            self._report_put(emails, refused)
-        else:
-            # Rows of the request's transaction: they exist, dropped ones too, once it commits.
+            return None
 
-            def report_at_commit(committed: bool) -> None:
-                if committed:
-                    self._report_put(emails, refused)
-
-            current.addAfterCommitHook(report_at_commit)
-
-    def _report_put(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
+    def report_stored(self, emails: list[Email], refused: list[tuple[Email, str]]) -> None:
+        """Report what ``store`` did with ``emails``: queued, or dropped by a limit."""
         refused_ids = {id(email) for email, _ in refused}
         for email, reason in refused:
             self.report(DROPPED, email, reason)
@@ -205,20 +207,3 @@ class Emailer:
 
     settings: "EmailerSettings"
     delivery: Delivery
-
-
-def open_outbox(
-    settings: "EmailerSettings",
-    render: Callable[[Message], mime.Outgoing],
-    drafts: DraftCompleter,
-    storage: StorageBase | None = None,
-) -> Outbox:
-    """The outbox that ``settings`` name (``kinto_emailer.outbox``, ``mail.queue_path``)."""
-    if settings.outbox_name == "postgresql":
-        # Imported here: psycopg2 is needed with the PostgreSQL outbox only.
-        from ..outbox.postgresql import PostgreSQLOutbox
-
-        return PostgreSQLOutbox(settings, settings.storage_url, drafts, storage)
-    if settings.outbox_name == "maildir":
-        return MaildirOutbox(settings, render)
-    return MemoryOutbox(settings, drafts)

@@ -13,7 +13,7 @@ import sys
 import threading
 from types import FrameType
 
-from .worker import running_workers
+from .worker import register_fork_hook, running_workers
 
 
 logger = logging.getLogger("kinto_emailer.shutdown")
@@ -53,4 +53,14 @@ def handle_sigterm() -> bool:
     return True
 
 
-atexit.register(stop_workers)
+_registered = False
+
+
+def register_process_hooks() -> None:
+    """At exit, the workers deliver what they hold; in a forked child, they start afresh.
+    Once per process, when the plugin starts (not at import)."""
+    global _registered
+    if not _registered:
+        atexit.register(stop_workers)
+        register_fork_hook()
+        _registered = True

@@ -270,4 +270,12 @@ def running_workers() -> list["Worker"]:
     return list(_workers)
 
 
-os.register_at_fork(after_in_child=_reset_in_child)
+_fork_hook_registered = False
+
+
+def register_fork_hook() -> None:
+    """In a forked child, the parent's workers start afresh (once per process)."""
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_reset_in_child)
+        _fork_hook_registered = True

@@ -8,7 +8,7 @@ import colander
 import regex
 
 from .. import addresses as recipients
-from . import events, selection, templates
+from . import events, patterns, templates
 
 
 RESOURCE_NAMES = ("record", "collection")
@@ -49,9 +49,9 @@ def no_line_break(node: colander.SchemaNode, value: str) -> None:
 def _filter_validator(node: colander.SchemaNode, value: str) -> None:
     if any(c in value for c in "\r\n\0"):
         raise colander.Invalid(node, f'Line break not allowed in "{node.name}"')
-    if selection.is_pattern(value):
+    if patterns.is_pattern(value):
         try:
-            selection.compile_pattern(value)
+            patterns.compile_pattern(value)
         except regex.error as e:
             raise colander.Invalid(node, f'Invalid regular expression in "{node.name}": {e}')
 
@@ -69,7 +69,7 @@ class Filter(colander.SchemaNode):
 
     def validator(self, node: colander.SchemaNode, value: str) -> None:
         _filter_validator(node, value)
-        if self.choices is None or selection.is_pattern(value) or value in self.choices:
+        if self.choices is None or patterns.is_pattern(value) or value in self.choices:
             return
         close = difflib.get_close_matches(value, self.choices, n=1)
         allowed = (*self.choices, "or a ^ pattern")
@@ -80,7 +80,7 @@ class Filter(colander.SchemaNode):
 class EventFilter(Filter):
     def validator(self, node: colander.SchemaNode, value: str) -> None:
         _filter_validator(node, value)
-        if selection.is_pattern(value) or events.is_known(value):
+        if patterns.is_pattern(value) or events.is_known(value):
             return
         allowed = (*events.KNOWN_EVENTS, "an event class of a loaded module", "a ^ pattern")
         suggestion = events.suggestion(value)

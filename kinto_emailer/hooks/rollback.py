@@ -16,6 +16,8 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.events import ContextFound
 from pyramid.request import Request
 
+from .. import uris
+
 
 RESOURCES = ("bucket", "collection")
 BEFORE_KEY = "kinto_emailer.saved_before"
@@ -42,7 +44,9 @@ def remember_previous(event: ContextFound) -> None:
 
 
 def parent_id(payload: dict[str, Any]) -> str:
-    return f"/buckets/{payload['bucket_id']}" if payload["resource_name"] == "collection" else ""
+    if payload["resource_name"] == "collection":
+        return uris.bucket_uri(payload["bucket_id"])
+    return ""
 
 
 def _uri(resource_name: str, parent_id: str, object_id: str) -> str:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 import colander
 
 from .. import addresses
+from ..outbox.backends import backend as outbox_backend
 from . import selection, templates
 from .fields import (
     ACTIONS,
@@ -21,6 +22,13 @@ from .fields import (
     Seconds,
     Text,
     no_line_break,
+)
+from .patterns import (
+    MAX_PATTERN_SIZE,
+    MAX_PATTERNS_LENGTH,
+    MAX_PATTERNS_SIZE,
+    PatternError,
+    pattern_size,
 )
 
 
@@ -76,10 +84,11 @@ class Hook(colander.MappingSchema):
         for field in ("item_template", "digest_window"):
             if field in hook and not digest:
                 raise colander.Invalid(node[field], f'"{field}" needs "digest": true')
-        if "digest_window" in hook and settings.outbox_name == "maildir":
+        outbox = outbox_backend(settings)
+        if "digest_window" in hook and not outbox.windowed:
             raise colander.Invalid(
                 node["digest_window"],
-                '"digest_window" is not available with the Maildir outbox (mail.queue_path): '
+                f'"digest_window" is not available with {outbox.description}: '
                 "remove it for one email per request, or use kinto_emailer.outbox",
             )
         for field in ("cc", "bcc"):
@@ -185,24 +194,24 @@ def _patterns_size(node: colander.SchemaNode, value: dict[str, Any]) -> None:
     ]
     where = "for all the hooks of a bucket or collection"
     length = sum(map(len, patterns))
-    if length > selection.MAX_PATTERNS_LENGTH:
+    if length > MAX_PATTERNS_LENGTH:
         raise colander.Invalid(
             node,
             f"Regular expressions too long together: {length} characters "
-            f"(at most {selection.MAX_PATTERNS_LENGTH} {where})",
+            f"(at most {MAX_PATTERNS_LENGTH} {where})",
         )
     size = 0
     for pattern in patterns:
         try:
             # One pattern too large is reported with the name of its filter.
-            size += min(selection.pattern_size(pattern), selection.MAX_PATTERN_SIZE)
-        except selection.PatternError:
+            size += min(pattern_size(pattern), MAX_PATTERN_SIZE)
+        except PatternError:
             continue  # Reported with the name of its filter too.
-        if size > selection.MAX_PATTERNS_SIZE:
+        if size > MAX_PATTERNS_SIZE:
             raise colander.Invalid(
                 node,
                 "Regular expressions too large together once repeats are unrolled: "
-                f"over {selection.MAX_PATTERNS_SIZE} {where}",
+                f"over {MAX_PATTERNS_SIZE} {where}",
             )
 
 

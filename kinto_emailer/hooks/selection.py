@@ -1,25 +1,17 @@
 """Which hooks apply to a change: the collection's hooks, else its bucket's, then filters."""
 
-import functools
 import json
 import logging
-import re
-import time
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, NamedTuple
 
-import regex
 from kinto.core.storage import StorageBase
 from kinto.core.storage.exceptions import ObjectNotFoundError
 
+from .. import uris
 from ..log_values import quoted
 from ..trace import NO_TRACE, Trace
-
-
-try:
-    from re import _parser as re_parser  # type: ignore[attr-defined]
-except ImportError:  # Python 3.10
-    import sre_parse as re_parser
+from .patterns import BudgetSpent, PatternError, RegexBudget, is_pattern
 
 
 logger = logging.getLogger("kinto_emailer.selection")
@@ -30,73 +22,6 @@ KINTO_EVENT = "kinto.core.events.AfterResourceChanged"
 # The name of the in-transaction event, which people write too: it means the same change.
 KINTO_EVENT_SYNONYM = "kinto.core.events.ResourceChanged"
 KINTO_EVENTS = (KINTO_EVENT, KINTO_EVENT_SYNONYM)
-
-
-def is_pattern(value: object) -> bool:
-    return isinstance(value, str) and value.startswith("^")
-
-
-#: ``regex`` unrolls the minimum count of repeats when compiling: ``a{100000000}`` would take
-#: gigabytes. A filter matches ids, so a thousand unrolled items is plenty.
-MAX_PATTERN_SIZE = 1000
-#: For all the ``^`` filters of one bucket's or collection's hooks: compiled when saved.
-MAX_PATTERNS_LENGTH = 20_000
-MAX_PATTERNS_SIZE = 5_000
-_REPEATS = {re_parser.MAX_REPEAT, re_parser.MIN_REPEAT, getattr(re_parser, "POSSESSIVE_REPEAT", 0)}
-
-
-class PatternError(regex.error):
-    """A ``^`` filter that can't be used; the message says why."""
-
-
-def _children(value: object) -> Iterator[Any]:
-    if isinstance(value, re_parser.SubPattern):
-        yield value
-    elif isinstance(value, tuple | list):
-        for item in value:
-            yield from _children(item)
-
-
-def _unrolled_size(pattern: Any) -> int:
-    size = 0
-    for op, av in pattern:
-        if op in _REPEATS:
-            low, _high, item = av
-            size += max(low, 1) * _unrolled_size(item)
-        else:
-            size += 1 + sum(_unrolled_size(child) for child in _children(av))
-        if size > MAX_PATTERN_SIZE:
-            break
-    return size
-
-
-def pattern_size(value: str) -> int:
-    """The size of a ``^`` filter once its repeats are unrolled (counted up to past the limit).
-
-    Raises ``PatternError`` when Python's parser refuses it.
-    """
-    try:
-        # Python's own parser: ``re`` syntax, ``re``'s messages, and the size of the pattern.
-        return _unrolled_size(re_parser.parse(value))
-    except (re.error, OverflowError) as e:
-        raise PatternError(str(e)) from None
-    except RecursionError:
-        raise PatternError("too deeply nested") from None
-
-
-@functools.lru_cache(maxsize=256)
-def compile_pattern(value: str) -> regex.Pattern:
-    """Compile a ``^`` filter; raises ``PatternError`` with the reason when it is invalid."""
-    try:
-        size = pattern_size(value)
-        if size > MAX_PATTERN_SIZE:
-            raise PatternError(f"too large once repeats are unrolled (over {MAX_PATTERN_SIZE})")
-        # The ``regex`` module speaks ``re`` syntax and can stop a match that runs too long.
-        return regex.compile(value, flags=regex.VERSION0, cache_pattern=False)
-    except (re.error, regex.error, OverflowError) as e:
-        raise PatternError(str(e)) from None
-    except RecursionError:
-        raise PatternError("too deeply nested") from None
 
 
 def _read(
@@ -122,7 +47,7 @@ class HookFinder:
     def metadata(
         self, resource_name: str, bucket_id: str, object_id: str | None = None
     ) -> dict[str, Any] | None:
-        parent_id = f"/buckets/{bucket_id}" if resource_name == "collection" else ""
+        parent_id = uris.bucket_uri(bucket_id) if resource_name == "collection" else ""
         key = (resource_name, bucket_id, object_id)
         if key not in self._cache:
             object_id = object_id if resource_name == "collection" else bucket_id
@@ -138,7 +63,7 @@ class HookFinder:
     def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
         key = ("group", bucket_id, group_id)
         if key not in self._cache:
-            self._cache[key] = _read(self.storage, "group", f"/buckets/{bucket_id}", group_id)
+            self._cache[key] = _read(self.storage, "group", uris.bucket_uri(bucket_id), group_id)
         return self._cache[key]
 
     def hooks(
@@ -153,56 +78,21 @@ class HookFinder:
         (the deleted version on delete); otherwise it is read from storage.
         """
         if collection is None and collection_id is not None:
-            uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+            uri = uris.collection_uri(bucket_id, collection_id)
             collection = self.fetched_collections.get(uri)
             if collection is None:
                 collection = self.metadata("collection", bucket_id, collection_id)
         if collection and METADATA_KEY in collection:
-            location = f"/buckets/{bucket_id}/collections/{collection_id}"
+            location = uris.collection_uri(bucket_id, str(collection_id))
             return hooks_of(collection), location
         bucket = self.metadata("bucket", bucket_id)
-        return hooks_of(bucket or {}), f"/buckets/{bucket_id}"
+        return hooks_of(bucket or {}), uris.bucket_uri(bucket_id)
 
 
 def hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
     settings = metadata.get(METADATA_KEY)
     hooks = settings.get("hooks") if isinstance(settings, dict) else None
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
-
-
-class BudgetSpent(TimeoutError):
-    """The request's time for regular expressions is spent: no pattern runs any more."""
-
-
-class RegexBudget:
-    """The time that all the ``^`` filters of one request may take together, compiling too.
-
-    Shared by every hook and object of the request (a batch is one request): once a pattern
-    runs out of it, the hooks whose filters need a pattern are skipped, as no match.
-    """
-
-    def __init__(self, seconds: float):
-        self.seconds = self.remaining = seconds
-        self.evaluations = 0  # Patterns run.
-        self.timeouts = 0
-        self.skipped = 0  # Hooks not tried once the budget was spent.
-        self.reported = 0  # Skipped hooks already logged.
-
-    def match(self, expected: str, value: str) -> bool:
-        if self.remaining <= 0:
-            raise BudgetSpent()
-        self.evaluations += 1
-        start = time.monotonic()
-        try:
-            pattern = compile_pattern(expected)
-            # Matched from the start of the value, as ``re.match`` does.
-            return pattern.match(value, timeout=self.remaining) is not None
-        except TimeoutError:
-            self.timeouts += 1
-            self.remaining = 0
-            raise
-        finally:
-            self.remaining -= time.monotonic() - start
 
 
 def _value_matches(expected: object, value: str, budget: RegexBudget) -> bool:

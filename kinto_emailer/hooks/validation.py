@@ -13,7 +13,7 @@ from kinto.core.utils import prefixed_principals
 from pyramid.httpexceptions import HTTPForbidden
 from pyramid.request import Request
 
-from .. import addresses
+from .. import addresses, uris
 from ..permissions import can_read
 from . import rollback, schema, selection
 from .fields import ADDRESS_FIELDS, address_entries
@@ -40,7 +40,7 @@ def named_groups(
             if collection_id is not None:
                 uri = uri.replace("{collection_id}", collection_id)
             # A bucket's hook may name one group per collection: reading them all is needed.
-            yield field, entry, (uri if "{" not in uri else f"/buckets/{bucket_id}")
+            yield field, entry, (uri if "{" not in uri else uris.bucket_uri(bucket_id))
 
 
 def _check_author(

@@ -6,43 +6,57 @@ import itertools
 import threading
 import time
 from collections import Counter, OrderedDict, deque
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyramid_mailer.message import Message
 
 from . import (
-    CANCELLED,
     DROPPED,
     FAILED,
     QUEUED,
     RETRYING,
     SENDING,
     SENT,
-    WINDOW_ORIGIN,
     DraftCompleter,
     Email,
-    Outbox,
     Window,
     refused_error,
 )
-from . import status as status_views
-from .limits import HOUR, HourlyLimit, Usage, make_room
+from .limits import HourlyLimit, Usage, make_room
+from .memory_status import MemoryStatus
 
 
 if TYPE_CHECKING:
+    from kinto.core.storage import StorageBase
+
     from ..config import EmailerSettings
-    from .status import Query
+    from ..smtp.mime import Outgoing
 
 
-class MemoryOutbox(Outbox):
+class MemoryOutbox(MemoryStatus):
     """Lost when the process ends; what it holds is bounded in count and in bytes."""
 
     name = "memory"
     windowed = True
+    description = "the memory outbox (kinto_emailer.outbox)"
+    sent_through = description
 
     def __init__(self, settings: "EmailerSettings", drafts: DraftCompleter):
         self.settings = settings
         self.drafts = drafts  # Completes a window's emails when it closes.
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "EmailerSettings",
+        render: Callable[[Message], "Outgoing"],
+        drafts: DraftCompleter,
+        storage: "StorageBase | None" = None,
+    ) -> "MemoryOutbox":
+        return cls(settings, drafts)
 
     def _reset(self) -> None:
         self._condition = threading.Condition()
@@ -184,56 +198,6 @@ class MemoryOutbox(Outbox):
             self._ended_bytes -= oldest.size
         self._condition.notify_all()
 
-    def gather(self, windows: list[Window]) -> list[tuple[Window, str]]:
-        refused: list[tuple[Window, str]] = []
-        with self._condition:
-            now = time.monotonic()
-            for part in windows:
-                closes, window = self._windows.pop(part.location, (now, None))
-                if window is not None and closes > now:
-                    # One draft per window: a later part brings its count and lines only.
-                    self._bytes[window.bucket_id] += window.join(part, self._room())
-                    self._windows[part.location] = (closes, window)
-                    continue
-                if window is not None:  # Closed, not yet sent: this part opens the next.
-                    self._closed.append(window)
-                if part.open() > self._room():
-                    reason = (
-                        f"queue full (kinto_emailer.queue_bytes = {self.settings.queue_bytes})"
-                    )
-                    refused.append((part, f"{reason}: time window not opened"))
-                    continue
-                self._bytes[part.bucket_id] += part.size
-                self._windows[part.location] = (now + part.seconds, part)
-            self._woken = True
-            self._condition.notify_all()
-        return refused
-
-    def _room(self) -> float:
-        """The bytes still free in the queue, which open windows share with waiting emails."""
-        if not self.settings.queue_bytes:
-            return float("inf")
-        return self.settings.queue_bytes - sum(self._bytes.values())
-
-    def close_windows(self) -> list[tuple[Email, str]]:
-        with self._condition:
-            now = time.monotonic()
-            closed = [key for key, (closes, _) in self._windows.items() if closes <= now]
-            windows = [self._windows.pop(key)[1] for key in closed] + self._closed
-            self._closed = []
-            for window in windows:  # Their emails are counted instead, as they are put.
-                self._bytes[window.bucket_id] -= window.size
-                self._drop_empty(window.bucket_id)
-        return [
-            refused for window in windows for refused in self.put(_emails_of(self.drafts, window))
-        ]
-
-    def next_window(self) -> float | None:
-        with self._condition:
-            closes = [closes for closes, _ in self._windows.values()]
-            closes += [0.0] if self._closed else []
-        return max(0.0, min(closes) - time.monotonic()) if closes else None
-
     def hurry(self) -> None:
         with self._condition:
             # Windows close now too: their emails are sent before the process ends.
@@ -290,68 +254,6 @@ class MemoryOutbox(Outbox):
                 self._ended_bytes -= email.size
         return len(old)
 
-    # The status views.
-
-    def emails(self, query: "Query") -> list[dict[str, Any]]:
-        with self._condition:
-            every = [*self._pending.values(), *self._ended.values()]
-            records = [status_views.describe(email) for email in every]
-        return status_views.select(records, query)
-
-    def _find(self, bucket_id: str, email_id: str) -> Email | None:
-        email = self._pending.get(email_id) or self._ended.get(email_id)
-        return email if email is not None and email.bucket_id == bucket_id else None
-
-    def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
-        with self._condition:
-            email = self._find(bucket_id, email_id)
-            return None if email is None else status_views.describe(email)
-
-    def change(self, bucket_id: str, email_id: str, status: str) -> dict[str, Any] | None:
-        with self._condition:
-            email = self._find(bucket_id, email_id)
-            if email is None:
-                return None
-            status_views.check_transition(email.status, status)
-            if status == CANCELLED:
-                self._unqueue(email)
-                self._forget(email, CANCELLED)
-            else:
-                self._requeue(email)
-            return status_views.describe(email)
-
-    def _requeue(self, email: Email) -> None:
-        """``email`` waits again if the limits admit it, as a new one; see ``change``."""
-        now = time.monotonic()
-        counted = email.counted_at is not None and now - email.counted_at < HOUR
-        reason = None if counted else self.hourly.refuse(email.bucket_id)
-        if reason is None:
-            reason = self._enqueue(email, [])
-        if reason is not None:
-            raise status_views.QueueRefused(reason)
-        if not counted:
-            self.hourly.count(email.bucket_id)
-            email.counted_at = now
-        # Making room may already have pushed it out of the ended ones.
-        if self._ended.pop(email.id, None) is not None:
-            self._ended_bytes -= email.size
-        if email.outgoing is not None:
-            # Rendered: it names those still to try; those who took it get no second copy.
-            still = list(email.outgoing.recipients)
-            still += [r["address"] for r in email.refused if r["address"] not in still]
-            email.outgoing.recipients = still
-        email.attempts, email.refused = 0, []
-
-    def _unqueue(self, email: Email) -> None:
-        queue = self._ready.get(email.bucket_id)
-        if queue is not None and email in queue:
-            queue.remove(email)
-            if not queue:
-                del self._ready[email.bucket_id]
-            return
-        self._later = [entry for entry in self._later if entry[2] is not email]
-        heapq.heapify(self._later)
-
     def flush(self) -> None:
         with self._condition:
             self._clear()  # The worker waits on this condition: it stays.
@@ -362,10 +264,3 @@ class MemoryOutbox(Outbox):
         # The parent's emails are the parent's to send; its lock may have been held.
         self._reset()
         self.hourly.reset()
-
-
-def _emails_of(drafts: DraftCompleter, window: Window) -> list[Email]:
-    """The emails of a closed window."""
-    messages = drafts.complete(window.draft, window.lines, window.count, window.author)
-    origin = {name: getattr(window, name) for name in WINDOW_ORIGIN}
-    return [Email(message, window.location, **origin) for message in messages]

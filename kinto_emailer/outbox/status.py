@@ -33,7 +33,7 @@ RECIPIENTS = "recipients"
 #: The recipients refused for good (``Email.refused``); collection writers see no address.
 REFUSED = "refused"
 #: The status a PATCH may set, and the statuses it may set it from.
-TRANSITIONS = {
+TRANSITIONS: dict[str, tuple[str, ...]] = {
     QUEUED: (FAILED, CANCELLED, DROPPED),
     CANCELLED: (QUEUED, RETRYING),
 }
@@ -50,11 +50,14 @@ class QueueRefused(Exception):
 
 def transition_error(current: str, wanted: object) -> TransitionError:
     allowed = "; ".join(
-        f'"{target}" from {" or ".join(repr(s) for s in sources)}'
+        f'"{target}" from {" or ".join(repr(str(s)) for s in sources)}'
         for target, sources in TRANSITIONS.items()
     )
+    # ``str``: a ``Status``'s own repr names its class.
+    shown = str(wanted) if isinstance(wanted, str) else wanted
     return TransitionError(
-        f"Can't change the status from {current!r} to {wanted!r}: allowed changes are {allowed}"
+        f"Can't change the status from {str(current)!r} to {shown!r}: "
+        f"allowed changes are {allowed}"
     )
 
 

@@ -19,16 +19,19 @@ from ..smtp import mime
 from . import (
     CANCELLED,
     DROPPED,
+    FAILED,
     QUEUED,
     RETRYING,
     SENDING,
+    SENT,
     Email,
     Outbox,
+    StatusUnavailable,
     Window,
     message_to_json,
     refusal,
 )
-from .status import QueueRefused
+from .status import FIELDS, Query, QueueRefused, TransitionError
 
 
 if TYPE_CHECKING:  # Mixed into a TestCase by each backend's test class.
@@ -115,11 +118,6 @@ class OutboxTests(_TestCase):
     shared = False
     #: Whether claims are leases that end (else they end with their process).
     leased = True
-    #: Whether the queue bounds (``queue_size``, ``queue_bytes``) and turns between buckets
-    #: apply: not to a Maildir, whose files wait for any queue processor.
-    bounded = True
-    #: Whether it keeps the status of its emails, for the status views.
-    statuses = True
 
     outbox: Outbox
 
@@ -173,7 +171,7 @@ class OutboxTests(_TestCase):
         assert self.subjects(self.outbox.claim(10)) == ["one"]
 
     def test_buckets_are_served_in_turn(self) -> None:
-        if not self.bounded:
+        if not self.outbox.bounded_queue:
             self.skipTest(f"{self.outbox.name} outbox: files wait in the order they were written")
         backlog = [email("busy", subject=f"busy {i}") for i in range(20)]
         self.outbox.put(backlog)
@@ -182,7 +180,7 @@ class OutboxTests(_TestCase):
         assert sorted(str(e.bucket_id) for e in first) == ["busy", "quiet"]
 
     def test_a_full_queue_drops_from_the_bucket_that_fills_it(self) -> None:
-        if not self.bounded:
+        if not self.outbox.bounded_queue:
             self.skipTest(f"{self.outbox.name} outbox: no queue bounds, its queue is the disk")
         self.outbox = self.make_outbox(queue_size=5)
         assert self.outbox.put([email("busy", subject=f"busy {i}") for i in range(5)]) == []
@@ -198,7 +196,7 @@ class OutboxTests(_TestCase):
         assert len(claimed) == 5
 
     def test_queue_bytes_bound_what_waits(self) -> None:
-        if not self.bounded:
+        if not self.outbox.bounded_queue:
             self.skipTest(f"{self.outbox.name} outbox: no queue bounds, its queue is the disk")
         small = [email(body="x" * 1500, subject=str(i)) for i in range(4)]
         # Room for three of them.
@@ -247,7 +245,7 @@ class OutboxTests(_TestCase):
         other.close()
 
     def test_the_queue_bounds_hold_across_processes(self) -> None:
-        if not self.shared or not self.bounded:
+        if not self.shared or not self.outbox.bounded_queue:
             self.skipTest(f"{self.outbox.name} outbox: one process's, or without queue bounds")
         self.outbox = self.make_outbox(queue_size=10)
         other = self.make_outbox(queue_size=10)
@@ -301,8 +299,8 @@ class OutboxTests(_TestCase):
     # Queued again from the status views (issue 24).
 
     def needs_status(self) -> None:
-        if not self.statuses:
-            self.skipTest("keeps no status: its emails can't be queued again")
+        if not self.outbox.keeps_status:
+            self.skipTest(f"{self.outbox.name} outbox: keeps no status")
 
     def test_queued_again_a_dropped_email_passes_the_hourly_limit_as_a_new_one(self) -> None:
         self.needs_status()
@@ -325,7 +323,7 @@ class OutboxTests(_TestCase):
 
     def test_queued_again_a_dropped_email_needs_room_in_the_queue(self) -> None:
         self.needs_status()
-        if not self.bounded:
+        if not self.outbox.bounded_queue:
             self.skipTest("no queue bounds")
         self.outbox = self.make_outbox(queue_size=2)
         ((dropped, _),) = self.outbox.put([email("a", subject=str(i)) for i in range(3)])
@@ -516,3 +514,91 @@ class OutboxTests(_TestCase):
         assert [message_of(e).subject for e in emails] == ["2 changes"]
         assert message_of(emails[0]).body == "mine\ntheirs"
         other.close()
+
+    # The status views (``web/emails.py``): what each outbox that keeps a status answers.
+
+    def records(self, bucket_id: str = "b", **query: Any) -> list[dict[str, Any]]:
+        return self.outbox.emails(Query(bucket_id, **query))
+
+    def test_without_a_status_the_status_views_are_unavailable(self) -> None:
+        if self.outbox.keeps_status:
+            self.skipTest(f"{self.outbox.name} outbox: keeps a status")
+        self.outbox.put([email(subject="one")])
+        for ask in (
+            lambda: self.records(),
+            lambda: self.outbox.email("b", "1"),
+            lambda: self.outbox.change("b", "1", CANCELLED),
+        ):
+            with self.assertRaises(StatusUnavailable):
+                ask()
+
+    def test_the_status_views_list_a_bucket_s_emails_only(self) -> None:
+        self.needs_status()
+        self.outbox.put([email("b", subject="one"), email("b", subject="two"), email("x")])
+        records = self.records()
+        assert sorted(r["subject"] for r in records) == ["one", "two"]
+        assert {r["status"] for r in records} == {QUEUED}
+        assert all(set(FIELDS) <= set(r) for r in records)
+        assert [r["subject"] for r in self.records("x")] == ["hello"]
+        assert self.records("nobody") == []
+
+    def test_the_status_views_filter_on_the_status_and_the_collections(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(subject="sent", collection_id="c1"), email(subject="waiting")])
+        (sent,) = [e for e in self.outbox.claim(10) if e.subject == "sent"]
+        self.outbox.sent(sent)
+        subjects = lambda **query: sorted(r["subject"] for r in self.records(**query))  # noqa: E731
+        assert subjects(filters=[("status", (SENT,))]) == ["sent"]
+        assert subjects(filters=[("status", (QUEUED, SENDING, SENT))]) == ["sent", "waiting"]
+        assert subjects(filters=[("status", (FAILED,))]) == []
+        assert subjects(collection_ids=["c1"]) == ["sent"]
+        assert subjects(collection_ids=[]) == []
+
+    def test_the_status_views_page_in_their_order(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(subject=str(n)) for n in range(5)])
+        ids = [r["id"] for r in self.records()]
+        assert ids == sorted(ids, key=int, reverse=True)  # Newest first (``DEFAULT_SORT``).
+        assert [r["id"] for r in self.records(limit=2, offset=2)] == ids[2:4]
+        oldest = self.records(sort=(("id", False),), limit=1)
+        assert [r["id"] for r in oldest] == [ids[-1]]
+
+    def test_one_email_s_record_in_its_own_bucket_only(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(subject="one")])
+        (record,) = self.records()
+        found = self.outbox.email("b", record["id"])
+        assert found is not None and found["subject"] == "one"
+        assert self.outbox.email("other", record["id"]) is None
+        assert self.outbox.email("b", "999999") is None
+
+    def test_a_waiting_email_is_cancelled_then_queued_again(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(subject="one")])
+        (record,) = self.records()
+        cancelled = self.outbox.change("b", record["id"], CANCELLED)
+        assert cancelled is not None and cancelled["status"] == CANCELLED
+        assert self.outbox.pending() == 0
+        assert self.outbox.claim(10) == []
+        queued = self.outbox.change("b", record["id"], QUEUED)
+        assert queued is not None and queued["status"] == QUEUED
+        assert self.subjects(self.outbox.claim(10)) == ["one"]
+
+    def test_a_failed_email_is_queued_again_and_a_sent_one_is_not(self) -> None:
+        self.needs_status()
+        self.outbox.put([email(subject="failed"), email(subject="sent")])
+        for claimed in self.outbox.claim(10):
+            claimed.attempts = 1
+            if claimed.subject == "sent":
+                self.outbox.sent(claimed)
+            else:
+                self.outbox.failed(claimed, "550 no such user")
+        by_subject = {r["subject"]: r for r in self.records()}
+        again = self.outbox.change("b", by_subject["failed"]["id"], QUEUED)
+        assert again is not None and again["status"] == QUEUED
+        for wanted in (QUEUED, CANCELLED, "sending", 1):
+            with self.assertRaises(TransitionError):
+                self.outbox.change("b", by_subject["sent"]["id"], wanted)  # type: ignore[arg-type]
+        record = self.outbox.email("b", by_subject["sent"]["id"])
+        assert record is not None and record["status"] == SENT
+        assert self.outbox.change("b", "999999", CANCELLED) is None

@@ -39,7 +39,9 @@ def addr_spec(entry: str) -> str:
     return email.utils.parseaddr(entry)[1]
 
 
-def _format_address(entry: str) -> str:
+def _encoded_address(entry: str) -> str:
+    """``entry`` as a header carries it: its display name encoded where it is not ASCII (not
+    ``addresses.format_address``, which checks and normalises an address of a hook)."""
     if PLAIN_ADDRESS.match(entry):
         return entry
     name, address = email.utils.parseaddr(entry)
@@ -54,7 +56,7 @@ def fold_addresses(name: str, entries: list[str]) -> bytes:
     """``To: a, b, ...`` with a line break between two addresses before the limit."""
     lines, line = [], f"{name}:"
     for index, entry in enumerate(entries):
-        token = _format_address(entry) + ("," if index < len(entries) - 1 else "")
+        token = _encoded_address(entry) + ("," if index < len(entries) - 1 else "")
         if len(line) + 1 + len(token) > MAX_LINE_LENGTH and line != f"{name}:":
             lines.append(line)
             line = ""

@@ -24,7 +24,9 @@ from pyramid.httpexceptions import (
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from .. import uris
 from ..outbox import Outbox, StatusUnavailable
+from ..outbox.backends import KEEPING_STATUS
 from ..outbox.status import (
     FIELDS,
     TRANSITIONS,
@@ -53,10 +55,10 @@ _COLLECTION_URI = re.compile(r"^/buckets/[^/]+/collections/([^/]+)$")
 #: Kinto's bucket ids (``NameGenerator``): anything else names no bucket, and a NUL byte
 #: would reach the database.
 _BUCKET_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
-#: An email's id: a positive bigint of the PostgreSQL outbox, a counter elsewhere.
+#: An email's id: a positive bigint in a database outbox, a counter elsewhere.
 _EMAIL_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
 _WHOLE = re.compile(r"[0-9]{1,30}", re.ASCII)
-#: The largest offset a ``_token`` may carry: PostgreSQL's OFFSET is a bigint.
+#: The largest offset a ``_token`` may carry: a database's OFFSET is a bigint.
 _MAX_OFFSET = 2**63 - 1
 #: Kinto's 400 with errno 107; it always raises.
 raise_invalid: Callable[..., NoReturn] = errors.raise_invalid
@@ -69,7 +71,7 @@ class Scope:
         bucket_id = checked_bucket_id(request)
         principals = request.prefixed_principals
         permission = request.registry.permission
-        bucket_uri = f"/buckets/{bucket_id}"
+        bucket_uri = uris.bucket_uri(bucket_id)
         self.bucket_id = bucket_id
         # Kinto's rules: the permission backend, and settings such as bucket_write_principals.
         self.whole_bucket = has_permission(request, principals, bucket_uri, "write")
@@ -119,7 +121,7 @@ def _unavailable(what: str) -> NoReturn:
         errno=ERRORS.UNDEFINED,
         message=(
             f"Emails sent through {what} keep no delivery status: it is in the server's "
-            "logs only. The memory and postgresql outboxes keep one (kinto_emailer.outbox)."
+            f"logs only. {KEEPING_STATUS}"
         ),
     )
 
@@ -199,12 +201,13 @@ def _next_page(request: Request, query: Query, count: int) -> str:
 def list_emails(request: Request) -> dict[str, Any]:
     scope = Scope(request)
     query = _query(request, scope)  # Checked before the outbox: it may keep no status.
+    outbox = _outbox(request)
     page_size = query.limit
     query.limit += 1  # One more than the page: whether there is a next page.
     try:
-        records = _outbox(request).emails(query)
+        records = outbox.emails(query)
     except StatusUnavailable:
-        _unavailable("the Maildir queue (mail.queue_path)")
+        _unavailable(outbox.sent_through)
     query.limit = page_size
     if len(records) > page_size:
         records = records[:page_size]
@@ -227,7 +230,7 @@ def _no_such_email() -> NoReturn:
 def _email_id(request: Request) -> str:
     email_id: str = request.matchdict["email_id"]
     if not _EMAIL_ID.fullmatch(email_id):
-        _no_such_email()  # Checked before the outbox: it may keep no status (Maildir).
+        _no_such_email()  # Checked before the outbox: it may keep no status.
     return email_id
 
 
@@ -235,10 +238,11 @@ def _email_id(request: Request) -> str:
 def get_email(request: Request) -> dict[str, Any]:
     scope = Scope(request)
     email_id = _email_id(request)
+    outbox = _outbox(request)
     try:
-        record = _outbox(request).email(scope.bucket_id, email_id)
+        record = outbox.email(scope.bucket_id, email_id)
     except StatusUnavailable:
-        _unavailable("the Maildir queue (mail.queue_path)")
+        _unavailable(outbox.sent_through)
     return {"data": _visible_email(request, scope, record)}
 
 
@@ -252,7 +256,7 @@ def change_email(request: Request) -> dict[str, Any]:
         wanted = _wanted_status(request)
         record = outbox.change(scope.bucket_id, email_id, wanted)
     except StatusUnavailable:
-        _unavailable("the Maildir queue (mail.queue_path)")
+        _unavailable(outbox.sent_through)
     except TransitionError as e:
         raise_invalid(request, name="data.status", description=str(e))
     except QueueRefused as e:

@@ -3,7 +3,6 @@
 import functools
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from pyramid.registry import Registry
 from pyramid.request import Request
 
 from ..log_values import quoted
+from ..outbox import probes
 
 
 if TYPE_CHECKING:
@@ -41,7 +41,14 @@ def _new_lock_in_child() -> None:
     _metrics_lock = threading.Lock()  # The parent's may have been held at the fork.
 
 
-os.register_at_fork(after_in_child=_new_lock_in_child)
+_fork_hook_registered = False
+
+
+def _register_fork_hook() -> None:
+    global _fork_hook_registered
+    if not _fork_hook_registered:
+        os.register_at_fork(after_in_child=_new_lock_in_child)
+        _fork_hook_registered = True
 
 
 class Heartbeat:
@@ -62,28 +69,14 @@ class Heartbeat:
         try:
             if self.delivery.debug_mailer is not None:
                 assert settings.debug_directory is not None  # Where the debug mailer writes.
-                return self._writable(settings.debug_directory)
-            maildir_tmp = settings.queue_path and os.path.join(settings.queue_path, "tmp")
-            if maildir_tmp and not self._writable(maildir_tmp):
+                return probes.writable(settings.debug_directory)
+            outbox = self.delivery.outbox
+            if outbox is not None and not outbox.heartbeat():
                 return False
             # Queue-only mode: an external queue processor talks to the mail server.
             return self.delivery.worker is None or self._server_answers_lately()
         except Exception:  # A heartbeat answers, it never raises.
             logger.exception("Emailer heartbeat failed")
-            return False
-
-    def _writable(self, directory: str) -> bool:
-        try:
-            os.makedirs(directory, exist_ok=True)
-            with tempfile.TemporaryFile(dir=directory):
-                return True
-        except OSError as e:
-            logger.warning(
-                "Emailer heartbeat: %s is not writable: %s",
-                quoted(directory),
-                quoted(e),
-                extra={"directory": directory, "error": str(e)},
-            )
             return False
 
     def _server_answers_lately(self) -> bool:
@@ -127,6 +120,7 @@ class Metrics:
     nothing. Safe from any thread."""
 
     def __init__(self, registry: Registry):
+        _register_fork_hook()  # When the plugin starts, not at import.
         self.registry = registry
         self._resolved: tuple[Any] | None = None
 
@@ -174,12 +168,8 @@ class Metrics:
         return timed_listener
 
 
-def setup(config: Configurator, delivery: "Delivery") -> Metrics:
-    """Register the heartbeat and connect the delivery's outcomes to the metrics service."""
-    timeout = delivery.settings.heartbeat_timeout
+def setup(config: Configurator, delivery: "Delivery") -> None:
+    """Register the heartbeat: whether emails can leave."""
     heartbeats = getattr(config.registry, "heartbeats", None)
     if heartbeats is not None:  # Outside Kinto (a bare Pyramid app) there is nowhere to report.
-        heartbeats[HEARTBEAT] = Heartbeat(delivery, timeout)
-    metrics = Metrics(config.registry)
-    delivery.report.count = metrics.count
-    return metrics
+        heartbeats[HEARTBEAT] = Heartbeat(delivery, delivery.settings.heartbeat_timeout)

@@ -20,6 +20,7 @@ from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .. import addresses as recipients
+from .. import uris
 from ..compose.digests import Digests
 from ..compose.listener import collect_emails, hooks_owner
 from ..compose.request_bytes import RequestBytes
@@ -68,7 +69,7 @@ class PreviewFinder(selection.HookFinder):
         return {**(stored or {"id": object_id or bucket_id}), **self.tried}
 
     def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
-        uri = f"/buckets/{bucket_id}/groups/{group_id}"
+        uri = uris.group_uri(bucket_id, group_id)
         principals = self.request.prefixed_principals
         if not self.remember(("readable", uri), lambda: can_read(self.request, principals, uri)):
             self.unreadable.add(uri)
@@ -243,10 +244,10 @@ def _answer(
 @preview.post(permission=NO_PERMISSION_REQUIRED)
 def preview_hooks(request: Request) -> dict[str, Any]:
     bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
-    _check_writer(request, f"/buckets/{bucket_id}/collections/{collection_id}")
+    _check_writer(request, uris.collection_uri(bucket_id, collection_id))
     data = read_body(request)
     if data["metadata_on"] == "bucket":
-        _check_writer(request, f"/buckets/{bucket_id}")
+        _check_writer(request, uris.bucket_uri(bucket_id))
     finder = PreviewFinder(request, data["metadata"], data["metadata_on"])
     _check_exists(request, finder, data["resource_name"])
     described = describe(request, data)

@@ -15,6 +15,7 @@ from kinto.core.errors import raise_invalid
 from kinto.core.storage.exceptions import ObjectNotFoundError
 from pyramid.request import Request
 
+from .. import uris
 from ..hooks import events as event_names
 from ..hooks import selection
 from ..hooks.fields import ACTIONS, RESOURCE_NAMES
@@ -164,9 +165,9 @@ def describe(request: Request, data: dict[str, Any]) -> Described:
     bucket_id = request.matchdict["bucket_id"]
     collection_id = request.matchdict["collection_id"]
     resource_name = data["resource_name"]
-    collection_uri = f"/buckets/{bucket_id}/collections/{collection_id}"
+    collection_uri = uris.collection_uri(bucket_id, collection_id)
     if resource_name == "collection":
-        object_id, parent_id = collection_id, f"/buckets/{bucket_id}"
+        object_id, parent_id = collection_id, uris.bucket_uri(bucket_id)
     else:
         given = data["new"].get("id") or data["old"].get("id")
         object_id, parent_id = given or str(uuid.uuid4()), collection_uri

@@ -26,6 +26,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
+from .. import uris
 from ..compose import optouts
 from ..permissions import has_permission
 from .emails import checked_bucket_id
@@ -107,7 +108,7 @@ def _check_writer(request: Request) -> str:
     principals = request.prefixed_principals
     if request.prefixed_userid is None:
         raise http_error(HTTPUnauthorized(), errno=ERRORS.MISSING_AUTH_TOKEN)
-    if not has_permission(request, principals, f"/buckets/{bucket_id}", "write"):
+    if not has_permission(request, principals, uris.bucket_uri(bucket_id), "write"):
         message = f"Only the writers of bucket {bucket_id} can see and undo its opt-outs"
         raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
     return bucket_id

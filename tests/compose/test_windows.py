@@ -2,13 +2,12 @@
 the memory outbox and on the PostgreSQL outbox."""
 
 import psycopg2
-import pytest
 
 from tests.support import (
     HookWebTest,
     MaildirQueueMixin,
     PostgreSQLOutboxMixin,
-    outbox_database_for,
+    per_outbox,
     record_hook,
 )
 
@@ -124,8 +123,6 @@ class TestMemoryOutboxWindowBound(WindowBoundScenarios, HookWebTest):
         outbox.wake()
 
 
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("window_bound_database")
 class TestPostgreSQLOutboxWindowBound(PostgreSQLOutboxMixin, WindowBoundScenarios, HookWebTest):
     def sql(self, query):
         connection = psycopg2.connect(self.database_url)
@@ -152,20 +149,7 @@ class TestPostgreSQLOutboxWindowBound(PostgreSQLOutboxMixin, WindowBoundScenario
         self.app.app.registry.emailer.delivery.outbox.wake()
 
 
-window_bound_database = outbox_database_for(TestPostgreSQLOutboxWindowBound)
-
-
-class TestMemoryOutboxWindows(WindowScenarios, HookWebTest):
-    pass
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("windows_database")
-class TestPostgreSQLOutboxWindows(PostgreSQLOutboxMixin, WindowScenarios, HookWebTest):
-    pass
-
-
-windows_database = outbox_database_for(TestPostgreSQLOutboxWindows)
+per_outbox(WindowScenarios, HookWebTest, globals())
 
 
 class MaildirWindowsTest(MaildirQueueMixin, HookWebTest):

@@ -5,7 +5,7 @@ import time
 import pytest
 from kinto.core.storage.memory import Storage
 
-from kinto_emailer.hooks import selection
+from kinto_emailer.hooks import patterns, selection
 from tests.support import HookWebTest, hook
 
 
@@ -41,7 +41,7 @@ def collection_change(**overrides):
 
 
 def matches(hook, context):
-    return selection.hook_matches(hook, context, selection.RegexBudget(TIMEOUT))
+    return selection.hook_matches(hook, context, patterns.RegexBudget(TIMEOUT))
 
 
 def test_a_hook_without_filters_matches_every_change():
@@ -134,8 +134,8 @@ def test_a_non_text_filter_never_matches():
 
 
 def test_compile_pattern_raises_on_an_invalid_expression():
-    with pytest.raises(selection.regex.error):
-        selection.compile_pattern("^(")
+    with pytest.raises(patterns.regex.error):
+        patterns.compile_pattern("^(")
 
 
 def test_matching_hooks_yields_every_matching_hook_with_its_index():
@@ -153,7 +153,7 @@ def test_matching_hooks_skips_a_broken_pattern_and_logs_it(caplog):
 
 
 def budget(seconds=TIMEOUT):
-    return selection.RegexBudget(seconds)
+    return patterns.RegexBudget(seconds)
 
 
 RUNAWAY = "^(a|aa)+$"
@@ -296,7 +296,7 @@ class InvalidPatternsTest(HookWebTest):
         long_ones = [hook(**{k: "^" + "(a|b)" * 190 + f"{n}" for k in names}) for n in range(50)]
         # Short, but large once their repeats are unrolled.
         unrolled = [hook(**{k: f"^(a|bc){{190}}{n}" for k in names}) for n in range(50)]
-        compiled = selection.compile_pattern.cache_info().misses
+        compiled = patterns.compile_pattern.cache_info().misses
         message = self.refused(*long_ones)
         assert message.endswith(
             "Regular expressions too long together: 142920 characters "
@@ -307,7 +307,7 @@ class InvalidPatternsTest(HookWebTest):
             "Regular expressions too large together once repeats are unrolled: "
             "over 5000 for all the hooks of a bucket or collection"
         )
-        assert selection.compile_pattern.cache_info().misses == compiled
+        assert patterns.compile_pattern.cache_info().misses == compiled
         # A few are fine.
         self.save_hooks(*long_ones[:3])
 

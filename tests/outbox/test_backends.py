@@ -20,8 +20,6 @@ from tests.support import TemporaryDatabase, migrate, postgresql_settings
 class TestMaildirOutbox(OutboxTests, unittest.TestCase):
     shared = True
     leased = False  # A claim ends with its process (see tests/outbox/test_maildir_queue.py).
-    bounded = False
-    statuses = False
 
     def setUp(self):
         self.directory = tempfile.mkdtemp()

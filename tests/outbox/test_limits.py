@@ -9,7 +9,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg2
-import pytest
 
 from kinto_emailer.delivery.worker import BURST
 from tests.support import (
@@ -17,7 +16,7 @@ from tests.support import (
     Inbox,
     PostgreSQLOutboxMixin,
     SMTPServer,
-    outbox_database_for,
+    per_outbox,
     record_hook,
 )
 
@@ -138,8 +137,6 @@ class TestMemoryOutbox(Tenants, EmailerWebTest):
             other.app.registry.emailer.delivery.stop(timeout=1)
 
 
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("tenants_database")
 class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, Tenants, EmailerWebTest):
     def test_the_hourly_limit_counts_every_process_on_the_database(self):
         # Another process writing to the same database: a web process of its own.
@@ -184,9 +181,6 @@ class TestPostgreSQLOutbox(PostgreSQLOutboxMixin, Tenants, EmailerWebTest):
             assert self.subjects(HOURLY) == ["busy"] * HOURLY
         finally:
             apps[1].app.registry.emailer.delivery.stop(timeout=1)
-
-
-tenants_database = outbox_database_for(TestPostgreSQLOutbox)
 
 
 class Fairness:
@@ -240,14 +234,4 @@ class Fairness:
         assert set(subjects[:before]) == {"backlog"}
 
 
-class TestFairnessMemoryOutbox(Fairness, EmailerWebTest):
-    pass
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("fairness_database")
-class TestFairnessPostgreSQLOutbox(Fairness, PostgreSQLOutboxMixin, EmailerWebTest):
-    pass
-
-
-fairness_database = outbox_database_for(TestFairnessPostgreSQLOutbox)
+per_outbox(Fairness, EmailerWebTest, globals())

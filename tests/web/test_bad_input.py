@@ -4,13 +4,9 @@ outbox (memory, Maildir, PostgreSQL), through the real app."""
 import base64
 import json
 
-import pytest
-
 from tests.support import (
     EmailerWebTest,
-    MaildirQueueMixin,
-    PostgreSQLOutboxMixin,
-    outbox_database_for,
+    per_outbox,
     record_hook,
 )
 
@@ -102,18 +98,4 @@ class BadInputScenarios:
         assert response.json["errno"] == 107
 
 
-class TestMemoryOutbox(BadInputScenarios, EmailerWebTest):
-    pass
-
-
-class TestMaildirOutbox(BadInputScenarios, MaildirQueueMixin, EmailerWebTest):
-    pass
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("bad_input_database")
-class TestPostgreSQLOutbox(BadInputScenarios, PostgreSQLOutboxMixin, EmailerWebTest):
-    pass
-
-
-bad_input_database = outbox_database_for(TestPostgreSQLOutbox)
+per_outbox(BadInputScenarios, EmailerWebTest, globals(), ("memory", "maildir", "postgresql"))

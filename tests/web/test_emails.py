@@ -3,15 +3,13 @@
 import functools
 import time
 
-import pytest
 from kinto.core.testing import get_user_headers
 
 from tests.support import (
     EmailerWebTest,
     MaildirQueueMixin,
-    PostgreSQLOutboxMixin,
     hooked,
-    outbox_database_for,
+    per_outbox,
     record_hook,
 )
 
@@ -217,17 +215,7 @@ class EmailViewsScenarios:
         )  # fmt: skip
 
 
-class TestMemoryOutboxViews(EmailViewsScenarios, EmailerWebTest):
-    pass
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("views_database")
-class TestPostgreSQLOutboxViews(PostgreSQLOutboxMixin, EmailViewsScenarios, EmailerWebTest):
-    pass
-
-
-views_database = outbox_database_for(TestPostgreSQLOutboxViews)
+per_outbox(EmailViewsScenarios, EmailerWebTest, globals())
 
 
 class RequeueScenarios:
@@ -311,17 +299,7 @@ class RequeueScenarios:
         assert len(self.inbox.expect(4)) == 4
 
 
-class TestMemoryOutboxRequeue(RequeueScenarios, EmailerWebTest):
-    pass
-
-
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("requeue_database")
-class TestPostgreSQLOutboxRequeue(PostgreSQLOutboxMixin, RequeueScenarios, EmailerWebTest):
-    pass
-
-
-requeue_database = outbox_database_for(TestPostgreSQLOutboxRequeue)
+per_outbox(RequeueScenarios, EmailerWebTest, globals())
 
 
 class TestMaildirViews(MaildirQueueMixin, EmailerWebTest):

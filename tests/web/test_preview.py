@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import bcrypt
 import psycopg2
-import pytest
 from kinto.core.testing import get_user_headers
 from kinto.plugins.accounts.scripts import create_user
 
@@ -26,7 +25,6 @@ from tests.support import (
     HookWebTest,
     PostgreSQLOutboxMixin,
     hook,
-    outbox_database_for,
     record_hook,
 )
 
@@ -401,8 +399,6 @@ class HookWritersPreviewTest(PreviewWebTest):
         assert "kinto_emailer.hook_write_principals" in refused["message"]
 
 
-@pytest.mark.postgresql
-@pytest.mark.usefixtures("preview_database")
 class PostgreSQLPreviewTest(PostgreSQLOutboxMixin, PreviewWebTest):
     """The outbox in the request's transaction: a preview adds no row to it, nor a window."""
 
@@ -420,9 +416,6 @@ class PostgreSQLPreviewTest(PostgreSQLOutboxMixin, PreviewWebTest):
         self.no_email()
         self.create_record()  # A write, for comparison: its email, and its window.
         assert self.rows() == 2
-
-
-preview_database = outbox_database_for(PostgreSQLPreviewTest)
 
 
 def auth(user):

@@ -5,6 +5,7 @@ processor such as repoze.sendmail's ``qp``; shared by the processes of one host.
 import heapq
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -13,13 +14,15 @@ from typing import TYPE_CHECKING
 from pyramid_mailer.message import Message
 
 from ...log_values import quoted
-from .. import FAILED, QUEUED, RETRYING, SENDING, SENT, Email, Outbox
+from .. import FAILED, QUEUED, RETRYING, SENDING, SENT, DraftCompleter, Email, Outbox, probes
 from ..limits import HourlyLimit
 from . import files
 from .queue import MaildirQueue
 
 
 if TYPE_CHECKING:
+    from kinto.core.storage import StorageBase
+
     from ...config import EmailerSettings
     from ...smtp.mime import Outgoing
 
@@ -29,6 +32,10 @@ logger = logging.getLogger(__name__)
 class MaildirOutbox(Outbox):
     name = "maildir"
     durable = True
+    keeps_status = False
+    bounded_queue = False  # Files wait for any queue processor: the disk is the bound.
+    description = "the Maildir outbox (mail.queue_path)"
+    sent_through = "the Maildir queue (mail.queue_path)"
 
     def __init__(self, settings: "EmailerSettings", render: Callable[[Message], "Outgoing"]):
         assert settings.queue_path is not None  # The Maildir outbox is mail.queue_path's.
@@ -37,6 +44,20 @@ class MaildirOutbox(Outbox):
         self.render = render  # Files hold the bytes for SMTP: rendered when written.
         self.hourly = HourlyLimit(settings.max_emails_per_hour)
         self._reset()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: "EmailerSettings",
+        render: Callable[[Message], "Outgoing"],
+        drafts: DraftCompleter,
+        storage: "StorageBase | None" = None,
+    ) -> "MaildirOutbox":
+        return cls(settings, render)
+
+    def heartbeat(self) -> bool:
+        # Where ``put`` writes a file first, before moving it into ``new/``.
+        return probes.writable(os.path.join(self.path, "tmp"))
 
     def _reset(self) -> None:
         self._lock = threading.Lock()
