@@ -1,4 +1,4 @@
-"""config.py and includeme: every setting read once, bad ones stop start-up by name."""
+"""The config package and includeme: every setting read once, bad ones stop start-up by name."""
 
 import subprocess
 import sys

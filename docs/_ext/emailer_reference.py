@@ -1,7 +1,7 @@
 """Reference tables generated from the code that defines them, so that they cannot drift.
 
 ``.. emailer-settings::`` lists every ``mail.*`` and ``kinto_emailer.*`` setting of the table
-in ``kinto_emailer/config.py`` (key, default, value); ``.. emailer-hook-fields::`` every
+in ``kinto_emailer/config/table.py`` (key, default, value); ``.. emailer-hook-fields::`` every
 field of the hook schema (kind, required). The directive's content gives the description
 of each key, a name on a line of its own, its text indented below it. A key of the code
 that has no description, or a description of a key the code doesn't have, is a warning:
@@ -19,7 +19,7 @@ from sphinx.util.docutils import SphinxDirective
 
 logger = logging.getLogger(__name__)
 
-#: What each conversion of kinto_emailer/config.py accepts, in words.
+#: What each conversion of kinto_emailer/config/conversions.py accepts, in words.
 VALUES = {
     "text": "text",
     "optional": "text",

@@ -3,15 +3,12 @@ collections' hooks, for those who write them; resend and cancel with ``PATCH``.
 
 Write permission on the bucket shows all its emails, with their addresses; write permission
 on a collection shows that collection's, without addresses; anyone else gets a 403 (401
-when anonymous).
+when anonymous). The list's query string is read in ``emails_query``.
 """
 
-import base64
-import json
 import re
 from collections.abc import Callable
 from typing import Any, NoReturn
-from urllib.parse import urlencode
 
 from kinto.core import Service, errors
 from kinto.core.errors import ERRORS, http_error
@@ -28,14 +25,13 @@ from .. import uris
 from ..outbox import Outbox, StatusUnavailable
 from ..outbox.backends import KEEPING_STATUS
 from ..outbox.status import (
-    FIELDS,
     TRANSITIONS,
-    Query,
     QueueRefused,
     TransitionError,
     without_addresses,
 )
 from ..permissions import has_permission
+from .emails_query import next_page, read_query
 
 
 emails = Service(
@@ -49,17 +45,12 @@ email = Service(
     description="One email of the bucket's hooks",
 )
 
-#: Fields a list may be filtered on (``?status=failed``, ``?in_status=failed,dropped``).
-FILTERABLE = tuple(f for f in FIELDS if f not in ("created", "last_modified", "sent"))
 _COLLECTION_URI = re.compile(r"^/buckets/[^/]+/collections/([^/]+)$")
 #: Kinto's bucket ids (``NameGenerator``): anything else names no bucket, and a NUL byte
 #: would reach the database.
 _BUCKET_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_-]*")
 #: An email's id: a positive bigint in a database outbox, a counter elsewhere.
 _EMAIL_ID = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
-_WHOLE = re.compile(r"[0-9]{1,30}", re.ASCII)
-#: The largest offset a ``_token`` may carry: a database's OFFSET is a bigint.
-_MAX_OFFSET = 2**63 - 1
 #: Kinto's 400 with errno 107; it always raises.
 raise_invalid: Callable[..., NoReturn] = errors.raise_invalid
 
@@ -126,81 +117,12 @@ def _unavailable(what: str) -> NoReturn:
     )
 
 
-def _query(request: Request, scope: Scope) -> Query:
-    settings = request.registry.settings
-    # Kinto's: at most ``paginate_by`` a page when set, else what storage fetches at once.
-    limit = int(settings.get("paginate_by") or 0) or int(settings["storage_max_fetch_size"])
-    query = Query(scope.bucket_id, scope.collection_ids, limit=limit)
-    for param, value in request.GET.items():
-        if "\x00" in param + value:
-            _invalid(request, param, f"{param} must not contain a NUL byte")
-        if param == "_limit":
-            query.limit = min(_whole_number(request, param, value, minimum=1), limit)
-        elif param == "_sort":
-            query.sort = _sorting(request, value)
-        elif param == "_token":
-            query.offset = _offset(request, value)
-        else:
-            query.filters.append(_filter(request, param, value))
-    return query
-
-
-def _invalid(request: Request, name: str, description: str) -> NoReturn:
-    raise_invalid(request, location="querystring", name=name, description=description)
-
-
-def _whole_number(request: Request, param: str, value: str, minimum: int = 0) -> int:
-    if not _WHOLE.fullmatch(value) or int(value) < minimum:
-        _invalid(request, param, f"{param} must be a whole number of at least {minimum}")
-    return int(value)
-
-
-def _sorting(request: Request, value: str) -> tuple[tuple[str, bool], ...]:
-    sort = []
-    for part in value.split(","):
-        name = part.strip().lstrip("-")
-        if name not in FIELDS:
-            _invalid(request, "_sort", f"Unknown sort field {name!r}: one of {', '.join(FIELDS)}")
-        sort.append((name, part.strip().startswith("-")))
-    return (*sort, ("id", True))
-
-
-def _filter(request: Request, param: str, value: str) -> tuple[str, tuple[str, ...]]:
-    values: tuple[str, ...]
-    name, values = param, (value,)
-    if param.startswith("in_"):
-        name, values = param[3:], tuple(v for v in value.split(",") if v)
-    if name not in FILTERABLE:
-        _invalid(
-            request,
-            param,
-            f"Unknown filter field {param!r}: filter on {', '.join(FILTERABLE)}",
-        )
-    return name, values
-
-
-def _offset(request: Request, token: str) -> int:
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-        # Not ``isinstance``: ``true`` is an int to Python.
-        if type(offset) is not int or not 0 <= offset <= _MAX_OFFSET:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        _invalid(request, "_token", "_token is not a token of this list")
-    return offset
-
-
-def _next_page(request: Request, query: Query, count: int) -> str:
-    token = base64.urlsafe_b64encode(json.dumps({"offset": query.offset + count}).encode())
-    params = {k: v for k, v in request.GET.items() if k != "_token"}
-    params["_token"] = token.decode()
-    return f"{request.path_url}?{urlencode(params)}"
-
-
 @emails.get(permission=NO_PERMISSION_REQUIRED)
 def list_emails(request: Request) -> dict[str, Any]:
     scope = Scope(request)
-    query = _query(request, scope)  # Checked before the outbox: it may keep no status.
+    query = read_query(
+        request, scope.bucket_id, scope.collection_ids
+    )  # Checked before the outbox: it may keep no status.
     outbox = _outbox(request)
     page_size = query.limit
     query.limit += 1  # One more than the page: whether there is a next page.
@@ -211,7 +133,7 @@ def list_emails(request: Request) -> dict[str, Any]:
     query.limit = page_size
     if len(records) > page_size:
         records = records[:page_size]
-        request.response.headers["Next-Page"] = _next_page(request, query, page_size)
+        request.response.headers["Next-Page"] = next_page(request, query, page_size)
     return {"data": [scope.show(record) for record in records]}
 
 

@@ -3,19 +3,18 @@
 The body describes a change (``preview_change``); the answer lists the hooks that apply to
 the collection, and for each whether it matched, why not, and the messages it would queue.
 They come from the listener's own path, handed a finder that reads the tried metadata and
-only the groups the caller may read, and a trace that keeps what the path decided: nothing
-is sent, queued, stored or counted. Who may write hooks there may preview them.
+only the groups the caller may read, and a trace that keeps what the path decided
+(``preview_path``): nothing is sent, queued, stored or counted. Who may write hooks there
+may preview them (``preview_checks``).
 """
 
 import dataclasses
 import email.utils
 import secrets
-from typing import Any, NoReturn
+from typing import Any
 
 from kinto.core import Service
-from kinto.core.errors import ERRORS, http_error
 from pyramid.config import Configurator
-from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPUnauthorized
 from pyramid.request import Request
 from pyramid.security import NO_PERMISSION_REQUIRED
 
@@ -25,11 +24,11 @@ from ..compose.digests import Digests
 from ..compose.listener import collect_emails, hooks_owner
 from ..compose.request_bytes import RequestBytes
 from ..hooks import selection
-from ..hooks.validation import check_hook_writer, check_metadata, named_groups
+from ..hooks.validation import named_groups
 from ..outbox import Email
-from ..permissions import can_read, has_permission
-from ..trace import Trace
-from .preview_change import CHANNELS, Described, PreviewChange, describe, read_body
+from .preview_change import CHANNELS, PreviewChange, describe, read_body
+from .preview_checks import check_exists, check_reader, check_tried, check_writer
+from .preview_path import PreviewFinder, PreviewTrace
 
 
 PATH = "/buckets/{bucket_id}/collections/{collection_id}/emailer-preview"
@@ -42,110 +41,6 @@ preview = Service(
 _UNSHOWN_HEADERS = ("Date", "Message-ID", "Reply-To")
 FOREIGN_GROUP = "A group of another bucket: nobody (saved before validation refused it)"
 UNREADABLE_GROUP = "Not expanded: you can't read this group (a write emails its members)"
-
-
-class PreviewFinder(selection.HookFinder):
-    """Reads as the listener does, but the tried metadata instead of the saved, and only
-    the groups that the caller may read (the others are noted in ``unreadable``)."""
-
-    def __init__(self, request: Request, tried: dict[str, Any], tried_on: str):
-        super().__init__(request.registry.storage)
-        self.request = request
-        self.tried, self.tried_on = tried, tried_on
-        self.unreadable: set[str] = set()
-
-    def saved(
-        self, resource_name: str, bucket_id: str, object_id: str | None = None
-    ) -> dict[str, Any] | None:
-        """The bucket or collection as stored."""
-        return super().metadata(resource_name, bucket_id, object_id)
-
-    def metadata(
-        self, resource_name: str, bucket_id: str, object_id: str | None = None
-    ) -> dict[str, Any] | None:
-        stored = self.saved(resource_name, bucket_id, object_id)
-        if resource_name != self.tried_on or not self.tried:
-            return stored
-        return {**(stored or {"id": object_id or bucket_id}), **self.tried}
-
-    def group(self, bucket_id: str, group_id: str) -> dict[str, Any] | None:
-        uri = uris.group_uri(bucket_id, group_id)
-        principals = self.request.prefixed_principals
-        if not self.remember(("readable", uri), lambda: can_read(self.request, principals, uri)):
-            self.unreadable.add(uri)
-            return None
-        return super().group(bucket_id, group_id)
-
-
-class PreviewTrace(Trace):
-    """What the listener's path decided, by hook."""
-
-    def __init__(self) -> None:
-        self.refusals: dict[str, object | None] = {}
-        self.left: dict[str, list[dict[str, str]]] = {}
-        self.drops: dict[str, list[str]] = {}
-
-    def hook(self, where: str, refusal: object | None) -> None:
-        self.refusals[where] = refusal
-
-    def left_out(self, where: str, field: str, address: str, reason: str) -> None:
-        entry = {"address": address, "field": field, "reason": reason}
-        if entry not in self.left.setdefault(where, []):
-            self.left[where].append(entry)
-
-    def dropped(self, where: str, reason: str) -> None:
-        if reason not in self.drops.setdefault(where, []):
-            self.drops[where].append(reason)
-
-
-def _refuse(request: Request, message: str) -> NoReturn:
-    if request.prefixed_userid is None:
-        raise http_error(HTTPUnauthorized(), errno=ERRORS.MISSING_AUTH_TOKEN)
-    raise http_error(HTTPForbidden(), errno=ERRORS.FORBIDDEN, message=message)
-
-
-def _check_writer(request: Request, uri: str) -> None:
-    """A 401 or 403 unless the caller may write hooks at ``uri`` (or above it)."""
-    principals = request.prefixed_principals
-    if request.prefixed_userid is None or not has_permission(request, principals, uri, "write"):
-        _refuse(request, f"Previewing the hooks of {uri} needs write permission on it")
-    check_hook_writer(request)
-
-
-def _check_exists(request: Request, finder: PreviewFinder, resource_name: str) -> None:
-    bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
-    missing = None
-    if finder.saved("bucket", bucket_id) is None:
-        missing = f"bucket {bucket_id}"
-    elif resource_name == "record" and not finder.saved("collection", bucket_id, collection_id):
-        # A collection's creation may be previewed before it exists; its records can't.
-        missing = f"collection {collection_id} in bucket {bucket_id}"
-    if missing:
-        raise http_error(HTTPNotFound(), errno=ERRORS.INVALID_RESOURCE_ID, message=f"No {missing}")
-
-
-def _check_tried(request: Request, finder: PreviewFinder, described: Described) -> None:
-    """The 400 and 403 that saving the tried metadata where it is tried would answer."""
-    bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
-    if described.metadata_on == "bucket":
-        place, collection_id = finder.saved("bucket", bucket_id), None
-    else:
-        place = finder.saved("collection", bucket_id, collection_id)
-    for key, value in described.metadata.items():
-        saved = (place or {}).get(key)
-        if value != saved:  # As a save: metadata left as it was is not checked again.
-            check_metadata(request, value, saved, bucket_id, collection_id, f"data.metadata.{key}")
-
-
-def _check_reader(request: Request, location: str) -> None:
-    """The bucket's hooks apply: their addresses are the bucket's readers' to see."""
-    principals = request.prefixed_principals
-    if "/collections/" not in location and not can_read(request, principals, location):
-        _refuse(
-            request,
-            f"The hooks that apply are those of {location}: "
-            "previewing them needs read permission on it",
-        )
 
 
 def _emails(
@@ -244,18 +139,18 @@ def _answer(
 @preview.post(permission=NO_PERMISSION_REQUIRED)
 def preview_hooks(request: Request) -> dict[str, Any]:
     bucket_id, collection_id = request.matchdict["bucket_id"], request.matchdict["collection_id"]
-    _check_writer(request, uris.collection_uri(bucket_id, collection_id))
+    check_writer(request, uris.collection_uri(bucket_id, collection_id))
     data = read_body(request)
     if data["metadata_on"] == "bucket":
-        _check_writer(request, uris.bucket_uri(bucket_id))
+        check_writer(request, uris.bucket_uri(bucket_id))
     finder = PreviewFinder(request, data["metadata"], data["metadata_on"])
-    _check_exists(request, finder, data["resource_name"])
+    check_exists(request, finder, data["resource_name"])
     described = describe(request, data)
-    _check_tried(request, finder, described)
+    check_tried(request, finder, described)
     change = described.change
     hooks, location = finder.hooks(*hooks_owner(change, change.impacted_objects[0]))
     if hooks:
-        _check_reader(request, location)
+        check_reader(request, location)
     trace = PreviewTrace()
     emails = _emails(request, change, finder, trace)
     answers = []

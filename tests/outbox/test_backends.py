@@ -1,4 +1,4 @@
-"""The outbox backends pass one suite (kinto_emailer/outbox/testing.py)."""
+"""The outbox backends pass one suite (kinto_emailer/outbox/testing/)."""
 
 import shutil
 import tempfile
