@@ -164,9 +164,7 @@ class Deliveries(Notifications):
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status = RETRYING
-        remaining = None
-        if email.outgoing is not None:
-            remaining = json.dumps(list(email.outgoing.recipients))
+        remaining = _remaining(email)
         self._update(
             email,
             "status = 'retrying', attempts = %(attempts)s, error = %(error)s, "
@@ -180,9 +178,7 @@ class Deliveries(Notifications):
     def failed(self, email: Email, error: str) -> None:
         email.status = FAILED
         # Who is still to try, as for a retry: queued again, it goes to them only.
-        remaining = None
-        if email.outgoing is not None:
-            remaining = json.dumps(list(email.outgoing.recipients))
+        remaining = _remaining(email)
         self._update(
             email,
             "status = 'failed', attempts = %(attempts)s, error = %(error)s, "
@@ -230,3 +226,10 @@ class Deliveries(Notifications):
         window = None if window is None else max(0.0, float(window))
         self._saw_windows(started, window)
         return min((max(0.0, float(w)) for w in (due, window) if w is not None), default=None)
+
+
+def _remaining(email: Email) -> str | None:
+    """The recipients still to try, as the ``remaining`` column keeps them."""
+    if email.outgoing is None:
+        return None
+    return json.dumps(list(email.outgoing.recipients))
