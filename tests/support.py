@@ -140,6 +140,42 @@ class Inbox:
             return self.condition.wait_for(lambda: self.started >= count, timeout=timeout)
 
 
+class LoopbackListener:
+    """A raw TCP server on loopback for mail servers that misbehave: each connection is
+    handed to ``handle`` in a thread of its own until ``stop``."""
+
+    def __init__(self, port=None, backlog=None):
+        address = ("127.0.0.1", port or 0)
+        if backlog is None:
+            self.listener = socket.create_server(address)
+        else:
+            self.listener = socket.create_server(address, backlog=backlog)
+        self.listener.settimeout(0.05)  # close() doesn't wake a blocked accept() on Linux.
+        self.port = self.listener.getsockname()[1]
+        self.stopped = threading.Event()
+
+    def start(self):
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.stopped.set()
+        self.listener.close()
+
+    def handle(self, connection):
+        raise NotImplementedError
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self.handle, args=(connection,), daemon=True).start()
+
+
 class SMTPServer:
     """aiosmtpd on loopback; ``port`` to start one where another was, ``inbox`` its handler."""
 

@@ -13,7 +13,7 @@ from kinto_http import Client
 
 from tests.functional.conftest import AUTH
 from tests.functional.server import KintoServer
-from tests.support import Inbox, SMTPServer, hooked, record_hook
+from tests.support import Inbox, LoopbackListener, SMTPServer, hooked, record_hook
 
 
 pytestmark = pytest.mark.functional
@@ -73,7 +73,7 @@ def test_sigterm_delivers_the_emails_held_for_a_slow_server(tmp_path, slow_smtp)
 GRACE, SLACK = 3, 1
 
 
-class MisbehavingServer:
+class MisbehavingServer(LoopbackListener):
     """A mail server on loopback that never lets an exchange end: ``trickle`` sends a
     ``220-`` line every second and never the last one; ``silent`` accepts the connection
     and says nothing; ``stall`` answers everything until the end of the email's data, then
@@ -82,11 +82,8 @@ class MisbehavingServer:
     ``stall``)."""
 
     def __init__(self, mode, port=None):
+        super().__init__(port, backlog=0)
         self.mode = mode
-        self.listener = socket.create_server(("127.0.0.1", port or 0), backlog=0)
-        self.listener.settimeout(0.05)  # close() doesn't wake a blocked accept() on Linux.
-        self.port = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
         self.condition = threading.Condition()
         self.holding = 0
         self.filler = None
@@ -94,13 +91,11 @@ class MisbehavingServer:
     def start(self):
         if self.mode == "unanswered":  # Never accepted: fills the one place in the queue.
             self.filler = socket.create_connection(("127.0.0.1", self.port))
-        else:
-            threading.Thread(target=self._accept, daemon=True).start()
-        return self
+            return self
+        return super().start()
 
     def stop(self):
-        self.stopped.set()
-        self.listener.close()
+        super().stop()
         if self.filler is not None:
             self.filler.close()
 
@@ -122,21 +117,10 @@ class MisbehavingServer:
             self.holding += 1
             self.condition.notify_all()
 
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            serve = getattr(self, f"_{self.mode}")
-            threading.Thread(target=self._serve, args=(serve, connection), daemon=True).start()
-
-    def _serve(self, serve, connection):
+    def handle(self, connection):
         with connection:
             try:
-                serve(connection)
+                getattr(self, f"_{self.mode}")(connection)
             except OSError:
                 return  # The client left.
 

@@ -6,7 +6,7 @@ import socket
 import threading
 
 from tests.delivery.test_service import LogWatcher
-from tests.support import FAST_RETRIES, EmailerWebTest, Inbox, SMTPServer
+from tests.support import FAST_RETRIES, EmailerWebTest, Inbox, LoopbackListener, SMTPServer
 
 
 HOOK = {
@@ -24,37 +24,21 @@ SHORT_TIMEOUTS = {
 }
 
 
-class TricklingServer:
+class TricklingServer(LoopbackListener):
     """A mail server that never finishes its greeting: one ``220-`` line every
     ``TRICKLE_INTERVAL`` seconds. Once ``relay_port`` is set, new connections are relayed to
     that (real) server instead."""
 
     def __init__(self):
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.05)  # close() doesn't wake a blocked accept() on Linux.
-        self.port = self.listener.getsockname()[1]
+        super().__init__()
         self.relay_port = None
         self.trickled = 0
-        self.stopped = threading.Event()
 
-    def start(self):
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.stopped.set()
-        self.listener.close()
-
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            target = self._trickle if self.relay_port is None else self._relay
-            threading.Thread(target=target, args=(connection,), daemon=True).start()
+    def handle(self, connection):
+        if self.relay_port is None:
+            self._trickle(connection)
+        else:
+            self._relay(connection)
 
     def _trickle(self, connection):
         self.trickled += 1
