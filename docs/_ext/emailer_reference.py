@@ -38,7 +38,7 @@ def plugin_settings():
     """``(key, default, value in words)`` of every setting of the plugin, in table order."""
     config = importlib.import_module("kinto_emailer.config")
     rows = []
-    for row in dataclasses.fields(config.EmailerSettings):
+    for row in config.ROWS.values():
         key, default, convert = (row.metadata[k] for k in ("key", "default", "convert"))
         if not key.startswith(("mail.", "kinto_emailer.")):
             continue  # Kinto's own settings, which the plugin reads: Kinto documents them.

@@ -7,6 +7,7 @@ from typing import Any
 
 from pyramid.exceptions import ConfigurationError
 
+from .channels import read_channels
 from .table import ROWS, EmailerSettings
 
 
@@ -50,7 +51,7 @@ def read_settings(settings: Mapping[str, Any]) -> EmailerSettings:
         raw = _raw(settings, key)
         raw = row.metadata["default"] if raw is None else raw
         values[row.name] = row.metadata["convert"](key, raw)
-    emailer_settings = EmailerSettings(**values)
+    emailer_settings = EmailerSettings(**values, channels=read_channels(settings))
     _check_together(emailer_settings)
     return emailer_settings
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .channels import Channels
 from .conversions import (
     BYTES,
     COUNT,
@@ -120,6 +121,8 @@ class EmailerSettings:
     storage_url: str = setting("storage_url", "", text)
     userid_hmac_secret: str = setting("userid_hmac_secret", "", text)
     account_create_principals: tuple[str, ...] = setting("account_create_principals", "", words)
+    # Slack and webhooks: keys named by the operator, read apart (``channels``).
+    channels: Channels = field(default_factory=Channels)
 
     @property
     def debug_directory(self) -> str | None:
@@ -164,4 +167,6 @@ class EmailerSettings:
         return {name: getattr(self, name) for name in EXPOSED_SETTINGS}
 
 
-ROWS = {row.metadata["key"]: row for row in fields(EmailerSettings)}
+#: The table's rows; ``channels`` is read apart (``channels.read_channels``): its keys are
+#: named by the operator.
+ROWS = {row.metadata["key"]: row for row in fields(EmailerSettings) if "key" in row.metadata}

@@ -50,6 +50,14 @@ class Email:
     refused: list[dict[str, Any]] = field(default_factory=list)
     #: When the hourly limit last counted it (``time.monotonic()``), in a memory outbox.
     counted_at: float | None = None
+    #: The channel that carries it: ``email``, ``slack`` or ``webhook``.
+    channel: str = "email"
+    #: Where an HTTP channel posts it, as the status views show it: the Slack channel
+    #: (``#ops``) or the operator's endpoint name; never a URL. ``None`` for an email.
+    destination: str | None = None
+    #: What an HTTP channel posts, as JSON: ``{"channel", "text"}`` for Slack; the Standard
+    #: Webhooks body ``{"type", "timestamp", "data"}`` for a webhook.
+    payload: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.id:
