@@ -112,6 +112,9 @@ class Outbox(abc.ABC):
     description: str = ""
     #: The same, as the way emails leave: "Emails sent through ... keep no delivery status".
     sent_through: str = ""
+    #: The channels whose messages it can hold (``Email.channel``); hooks of another channel
+    #: are refused at save.
+    channels: frozenset[str] = frozenset({"email", "slack", "webhook"})
 
     @classmethod
     @abc.abstractmethod

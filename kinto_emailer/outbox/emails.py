@@ -55,8 +55,9 @@ class Email:
     #: Where an HTTP channel posts it, as the status views show it: the Slack channel
     #: (``#ops``) or the operator's endpoint name; never a URL. ``None`` for an email.
     destination: str | None = None
-    #: What an HTTP channel posts, as JSON: ``{"channel", "text"}`` for Slack; the Standard
-    #: Webhooks body ``{"type", "timestamp", "data"}`` for a webhook.
+    #: What an HTTP channel posts: for Slack, the JSON body ``{"channel", "text"}``; for a
+    #: webhook, ``{"id": "msg_...", "body": {"type", "timestamp", "data"}}``: the
+    #: ``webhook-id`` (made when composed: the same for every attempt) and the JSON body.
     payload: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:

@@ -36,6 +36,7 @@ class MaildirOutbox(Outbox):
     bounded_queue = False  # Files wait for any queue processor: the disk is the bound.
     description = "the Maildir outbox (mail.queue_path)"
     sent_through = "the Maildir queue (mail.queue_path)"
+    channels = frozenset({"email"})  # Its files are emails, for any queue processor.
 
     def __init__(self, settings: "EmailerSettings", render: Callable[[Message], "Outgoing"]):
         assert settings.queue_path is not None  # The Maildir outbox is mail.queue_path's.
