@@ -3,6 +3,8 @@
 Lines carry the message id, the number of recipients, the hook's location and the reason;
 never a subject, a body or an address (an address in a server's reply becomes
 ``[recipient]``). The recipients' addresses are logged at DEBUG only, on their own logger.
+A Slack message's or a webhook's line starts with its channel ("Webhook retried") and names
+its destination (the channel or the endpoint's name: never a URL); counts carry the channel.
 """
 
 import logging
@@ -51,10 +53,12 @@ def _log(
     # Only when the line is written: at the default levels most outcomes aren't.
     recipients = list(email.recipients if recipients is None else recipients)
     filename = getattr(email, "filename", None)
+    posted = email.channel != "email"
     values: dict[str, Any] = {
-        "id": email.message_id or "-",
+        "id": _message_id(email) or "-",
         "hook": email.location or "-",
-        "recipients": len(recipients),
+        # Where a Slack message or a webhook goes: a name, never a URL.
+        **({"destination": email.destination} if posted else {"recipients": len(recipients)}),
         **details,
     }
     if filename:
@@ -65,12 +69,30 @@ def _log(
         "outcome": outcome,
         "message_id": values["id"],
         "hook": values["hook"],
-        "recipient_count": values["recipients"],
+        "recipient_count": len(recipients),
         "reason": values.get("reason"),
         "bucket_id": email.labels.get("bucket_id"),
         "collection_id": email.labels.get("collection_id"),
+        "channel": email.channel,
+        "destination": email.destination,
     }
-    logger.log(level, "Email %s: %s", outcome, fields(**values), extra=extra)
+    # The channel in words, first: "Email sent", "Slack message retried", "Webhook failed".
+    if email.channel == "slack":
+        logger.log(level, "Slack message %s: %s", outcome, fields(**values), extra=extra)
+    elif email.channel == "webhook":
+        logger.log(level, "Webhook %s: %s", outcome, fields(**values), extra=extra)
+    else:
+        logger.log(level, "Email %s: %s", outcome, fields(**values), extra=extra)
+
+
+def _message_id(email: "Email") -> str:
+    """What identifies it to its receiver: the Message-ID, the ``webhook-id``; a Slack
+    message has none: its id in the outbox."""
+    if email.channel == "webhook" and email.payload:
+        return str(email.payload.get("id") or "")
+    if email.channel == "slack":
+        return email.id
+    return email.message_id
 
 
 #: ``count(outcome, labels)``: one more email of ``outcome``, labelled with its origin.
@@ -106,7 +128,11 @@ class Report:
         level = LEVELS[outcome] if level is None else level
         if logger.isEnabledFor(level):
             _log(outcome, email, level, reason, recipients, hide, details)
-        if outcome in (FAILED, DROPPED) and addresses_logger.isEnabledFor(logging.DEBUG):
+        if (
+            outcome in (FAILED, DROPPED)
+            and email.channel == "email"
+            and addresses_logger.isEnabledFor(logging.DEBUG)
+        ):
             recipients = list(email.recipients if recipients is None else recipients)
             message_id = email.message_id or "-"
             addresses_logger.debug(
@@ -118,6 +144,6 @@ class Report:
             )
         if self.count is not None:
             try:
-                self.count(outcome, email.labels)
+                self.count(outcome, {**email.labels, "channel": email.channel})
             except Exception:  # Metrics never stop an email nor break a write.
                 logger.warning("Could not count an email %s", outcome, exc_info=True)

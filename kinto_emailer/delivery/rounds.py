@@ -186,10 +186,14 @@ class Sender:
             self.outbox.retry(email, delay, self.report.redact(str(failure), email, hide))
 
     def backoff(self, attempts: int) -> float:
-        settings = self.settings
-        delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempts - 1))
-        # Jitter: processes that failed together don't all come back at the same instant.
-        return random.uniform(delay / 2, delay)
+        return backoff(self.settings, attempts)
+
+
+def backoff(settings: "EmailerSettings", attempts: int) -> float:
+    """Seconds before the next of ``attempts`` attempts: exponential, within the settings."""
+    delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempts - 1))
+    # Jitter: processes that failed together don't all come back at the same instant.
+    return random.uniform(delay / 2, delay)
 
 
 def _reasons(refused: Mapping[str, tuple[int, str | bytes]], recipients: list[str]) -> str:

@@ -4,6 +4,7 @@ straight into ``.eml`` files with the debug mailer.
 The delivery mode is decided here, once, from the settings.
 """
 
+import json
 import logging
 import os
 import secrets
@@ -40,11 +41,18 @@ class DebugFiles:
         self.directory = directory
 
     def write(self, outgoing: mime.Outgoing) -> str:
+        return self._write(outgoing.data, "eml")
+
+    def write_json(self, payload: dict[str, Any]) -> str:
+        """A Slack message or a webhook: what would be posted, in a ``.json`` file."""
+        return self._write(json.dumps(payload, ensure_ascii=False, indent=2).encode(), "json")
+
+    def _write(self, data: bytes, extension: str) -> str:
         # pyramid_mailer's names (time, then a random part): files sort as they were written.
-        name = f"{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}.eml"
+        name = f"{time.strftime('%Y%m%d%H%M%S')}_{secrets.token_hex(4)}.{extension}"
         path = os.path.join(self.directory, name)
         with open(path, "xb") as f:
-            f.write(outgoing.data)
+            f.write(data)
         return path
 
 
@@ -194,6 +202,11 @@ class Delivery:
     def _write_debug_files(self, emails: list[Email]) -> None:
         for email in emails:
             try:
+                if email.payload is not None:  # Nothing leaves: Slack and webhooks neither.
+                    assert self.debug_mailer is not None
+                    self.debug_mailer.write_json(email.payload)
+                    self.report(SENT, email, to="debug-mailer")
+                    continue
                 self.send_now(email.message)
                 self.report(SENT, email, to="debug-mailer")
             except Exception as e:

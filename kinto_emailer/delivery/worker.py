@@ -1,5 +1,6 @@
-"""The delivery worker: a thread that claims emails from the outbox and hands them to the
-sender, off the request path.
+"""The delivery worker: a thread that claims emails from the outbox and hands each to its
+channel's sender, off the request path: emails to SMTP (``rounds``), Slack messages and
+webhooks to HTTP (``posts``).
 
 In a web process it starts on first use (never before a pre-forking server forks); in
 ``kinto-emailer worker`` it is the process's work. At exit it delivers what it holds within
@@ -20,6 +21,7 @@ from pyramid_mailer.message import Message
 from ..log_values import quoted
 from ..outbox import SENDING, Email, Outbox
 from .outcomes import DROPPED, FAILED, Report
+from .posts import POSTED, Poster
 from .rounds import Sender
 
 
@@ -77,6 +79,7 @@ class Worker:
         #: The emails claimed by the round under way: given back if the thread can't be.
         self._burst: list[Email] = []
         self.sender = Sender(self.settings, self.transport, self.outbox, self.report)
+        self.poster = Poster(self.settings, self.outbox, self.report)
 
     def ensure_started(self) -> None:
         if self._pid == os.getpid():
@@ -124,7 +127,7 @@ class Worker:
         self._stopping = True
         self._stop_deadline = time.monotonic() + timeout
         # Read by the sender before each email: a burst under way stops at the deadline.
-        self.sender.deadline = self._stop_deadline
+        self.sender.deadline = self.poster.deadline = self._stop_deadline
         if not self.outbox.durable:
             held = self.outbox.pending()
             if held:
@@ -141,6 +144,7 @@ class Worker:
         if thread.is_alive():
             # A server that trickles, says nothing or stalls holds no one past the deadline.
             self.sender.abandon()
+            self.poster.abandon()
             thread.join(ABANDON_GRACE)
         if not thread.is_alive():
             return True
@@ -197,9 +201,12 @@ class Worker:
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
         claimed = self._burst = self.outbox.claim(BURST)
-        emails = [email for email in claimed if self._prepare(email)]
+        posts = [item for item in claimed if item.channel in POSTED]
+        emails = [e for e in claimed if e.channel not in POSTED and self._prepare(e)]
         if emails:
             self.sender.send_burst(emails)
+        if posts:
+            self.poster.send_burst(posts)
         # A full burst may have left more; after a smaller one, the outbox wakes the worker
         # for what came meanwhile (at shutdown, nothing will: look again).
         return len(claimed) == BURST or (self._stopping and bool(claimed))
@@ -237,6 +244,7 @@ class Worker:
     def _finish_once(self) -> None:
         if self._thread is threading.current_thread():
             self.sender.close()  # Else the thread left behind still uses the connection.
+            self.poster.close()
         lost = self.outbox.abandon()
         for email in lost:
             self.report(DROPPED, email, "not delivered at shutdown")

@@ -21,7 +21,8 @@ _sequence = itertools.count(1)
 
 @dataclass(eq=False)
 class Email:
-    """One email: what it says (``message``) and where it came from (hook, object)."""
+    """One message: what it says (``message`` for an email, ``payload`` for a Slack message or
+    a webhook) and where it came from (hook, object)."""
 
     message: Message | None
     location: str = ""  # The hook: ``/buckets/b/collections/c#0``.
@@ -65,6 +66,8 @@ class Email:
             self.id = str(next(_sequence))
         if not self.size and self.message is not None:
             self.size = message_size(self.message)
+        if not self.size and self.payload is not None:
+            self.size = payload_size(self.payload)
 
     @property
     def labels(self) -> dict[str, str | None]:
@@ -205,6 +208,11 @@ def message_size(message: Message) -> int:
     texts += [*message.recipients, *(message.cc or ()), *(message.bcc or ())]
     texts += [str(v) for v in (message.extra_headers or {}).values()]
     return sum(text_size(text) for text in texts)
+
+
+def payload_size(payload: dict[str, Any]) -> int:
+    """The bytes a Slack message or a webhook takes while it waits: those of its JSON."""
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8", "replace"))
 
 
 def text_size(text: str) -> int:

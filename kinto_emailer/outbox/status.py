@@ -1,5 +1,9 @@
 """What the status views say of an email, and the changes they may make.
 
+A Slack message or a webhook delivery is listed as an email is: its ``channel`` says which,
+its ``destination`` where it goes (the Slack channel, the endpoint's name; never a URL), and
+it has no subject nor recipients.
+
 ``GET /buckets/{bid}/emails`` lists records of the fields below; a query filters them
 (equality, or ``in_`` a list), sorts and pages them. Each outbox answers the same query.
 """
@@ -13,6 +17,8 @@ from . import CANCELLED, DROPPED, FAILED, QUEUED, RETRYING, Email
 #: The fields of a record, in the order they are shown.
 FIELDS = (
     "id",
+    "channel",
+    "destination",
     "status",
     "attempts",
     "error",
@@ -88,6 +94,8 @@ def describe(email: Email) -> dict[str, Any]:
     message = email.message
     return {
         "id": email.id,
+        "channel": email.channel,
+        "destination": email.destination,
         "status": email.status,
         "attempts": email.attempts,
         "error": email.error,

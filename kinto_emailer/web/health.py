@@ -27,7 +27,7 @@ logger = logging.getLogger("kinto_emailer.health")
 HEARTBEAT = "emailer"
 COUNTER = "emailer.{outcome}"
 BUILD_TIMER = "emailer.build.seconds"
-LABELS = ("bucket_id", "collection_id")
+LABELS = ("bucket_id", "collection_id", "channel")
 #: Seconds an SMTP check's answer is reused: heartbeat callers can't make a stream of sessions.
 SMTP_CHECK_SECONDS = 5.0
 

@@ -8,6 +8,7 @@ worker; ``kinto_emailer.queue_poll_interval`` is the fallback. Times are the dat
 that the clocks of several hosts don't matter.
 """
 
+import json
 import os
 import socket
 import threading
@@ -118,8 +119,9 @@ class PostgreSQLOutbox(Deliveries):
         dropped = {id(email) for email, _ in refused}
         rows = []
         for email in emails:
+            # Made in this process, or from a window's draft: an email, or what is posted.
             message = email.message
-            assert message is not None  # Made in this process, or from a window's draft.
+            assert message is not None or email.payload is not None
             status, error = (DROPPED, email.error) if id(email) in dropped else (QUEUED, None)
             email.status = status
             rows.append(
@@ -130,12 +132,15 @@ class PostgreSQLOutbox(Deliveries):
                     email.uri,
                     email.action,
                     email.event,
-                    message.subject,
+                    None if message is None else message.subject,
                     len(email.recipients),
-                    message_to_json(message),
+                    None if message is None else message_to_json(message),
                     email.size,
                     status,
                     error,
+                    email.channel,
+                    email.destination,
+                    None if email.payload is None else json.dumps(email.payload),
                 )
             )
         # The NOTIFY rides on the INSERT (one round trip); PostgreSQL sends it once, at commit.

@@ -77,9 +77,9 @@ class Deliveries(Notifications):
         emails: list[Email] = []
         for row in sorted(rows, key=lambda r: r[0]):
             (id_, bucket_id, cid, hook, uri, action, event, message, remaining, size,
-             attempts, created, refused) = row  # fmt: skip
+             attempts, created, refused, channel, destination, payload) = row  # fmt: skip
             email = Email(
-                message_from_json(message),
+                None if message is None else message_from_json(message),
                 location=hook,
                 bucket_id=bucket_id,
                 collection_id=cid,
@@ -92,6 +92,9 @@ class Deliveries(Notifications):
                 created=float(created),
                 size=size,
                 refused=refused or [],
+                channel=channel,
+                destination=destination,
+                payload=payload,
             )
             if remaining is not None:
                 self._remaining[email.id] = remaining

@@ -9,7 +9,7 @@ from .table import TABLE
 ENDED_SQL = "(" + ", ".join(f"'{status}'" for status in ENDED) + ")"
 COLUMNS = (
     "bucket_id, collection_id, hook, uri, action, event, subject, recipients_count, "
-    "message, size, status, error"
+    "message, size, status, error, channel, destination, payload"
 )
 CLAIMABLE = """
     (o.status IN ('queued', 'retrying') AND o.next_attempt <= now())
@@ -38,5 +38,6 @@ UPDATE {TABLE} o
        lease_until = now() + make_interval(secs => %(lease)s)
   FROM picked WHERE o.id = picked.id
 RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, o.message,
-          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created, o.refused
+          o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created, o.refused,
+          o.channel, o.destination, o.payload
 """

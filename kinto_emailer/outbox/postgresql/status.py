@@ -13,7 +13,8 @@ from .table import CHANNEL, TABLE
 
 
 RECORD = (
-    "id, status, attempts, error, hook, bucket_id, collection_id, uri, action, event, subject, "
+    "id, channel, destination, status, attempts, error, hook, bucket_id, collection_id, uri, "
+    "action, event, subject, "
     "recipients_count, extract(epoch FROM created), extract(epoch FROM last_modified), "
     "extract(epoch FROM sent), refused, message->'recipients', message->'cc', message->'bcc'"
 )
@@ -35,11 +36,11 @@ def visible(bucket_id: str, collection_ids: list[str] | None) -> tuple[list[str]
 
 
 def as_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    record = dict(zip(FIELDS, row[:15]))
+    record = dict(zip(FIELDS, row[: len(FIELDS)]))
     record["id"] = str(record["id"])
     for name in ("created", "last_modified", "sent"):
         record[name] = millis(None if record[name] is None else float(record[name]))
-    refused, to, cc, bcc = row[15:]
+    refused, to, cc, bcc = row[len(FIELDS) :]
     record[REFUSED] = refused or []
     record[RECIPIENTS] = [*(to or ()), *(cc or ()), *(bcc or ())]
     return record

@@ -1,0 +1,1 @@
+"""Slack messages and webhook deliveries leave here: HTTP POSTs, and their signatures."""
