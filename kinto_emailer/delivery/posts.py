@@ -100,7 +100,7 @@ class Poster:
                 )
             if not endpoint.allows(item.bucket_id):
                 raise Unroutable(
-                    f"the endpoint {destination!r} is not for bucket {item.bucket_id!r} "
+                    f"the webhook endpoint {destination!r} is not for bucket {item.bucket_id!r} "
                     f"({key}.buckets)"
                 )
             if not endpoint.keys:
