@@ -36,6 +36,12 @@ class OutboxTestCase(_TestCase):
         if not self.outbox.keeps_status:
             self.skipTest(f"{self.outbox.name} outbox: keeps no status")
 
+    def needs_channels(self) -> None:
+        if not {"slack", "webhook"} <= self.outbox.channels:
+            self.skipTest(
+                f"{self.outbox.name} outbox: emails only, other hooks are refused at save"
+            )
+
     def needs_windows(self) -> None:
         if not self.outbox.windowed:
             self.skipTest(

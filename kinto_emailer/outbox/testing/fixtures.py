@@ -46,6 +46,27 @@ def email(
     return Email(message, location=f"/buckets/{bucket_id}#0", bucket_id=bucket_id, **fields)
 
 
+def posted(
+    channel: str = "webhook", bucket_id: str = "b", text: str = "hello", **fields: Any
+) -> Email:
+    """A Slack message to ``#ops``, or a webhook to the endpoint ``ops``, as composed."""
+    if channel == "slack":
+        destination, payload = "#ops", {"channel": "#ops", "text": text}
+    else:
+        body = {"type": "kinto.record.create", "timestamp": 1, "data": {"text": text}}
+        destination, payload = "ops", {"id": f"msg_{time.time_ns()}", "body": body}
+    fields.setdefault("collection_id", "c")
+    return Email(
+        None,
+        location=f"/buckets/{bucket_id}#0",
+        bucket_id=bucket_id,
+        channel=channel,
+        destination=destination,
+        payload=payload,
+        **fields,
+    )
+
+
 def message_of(email: Email) -> Message:
     """The message of an email made in this process, such as a window's."""
     assert email.message is not None
