@@ -58,10 +58,12 @@ class EmailViewsScenarios:
         record = self.sent_email()
         (email,) = self.list().json["data"]
         assert set(email) == {
-            "id", "status", "attempts", "error", "hook", "bucket_id", "collection_id", "uri",
+            "id", "channel", "destination", "status", "attempts", "error", "hook", "bucket_id",
+            "collection_id", "uri",
             "action", "event", "subject", "recipients_count", "created", "last_modified",
             "sent", "refused", "recipients",
         }  # fmt: skip
+        assert (email["channel"], email["destination"]) == ("email", None)
         assert email["status"] == "sent"
         assert email["attempts"] == 1
         assert email["error"] is None
