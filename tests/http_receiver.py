@@ -26,7 +26,9 @@ class Reply:
 
 
 class Receiver:
-    def __init__(self):
+    """On 127.0.0.1; with ``tls`` (an ``ssl.SSLContext``), HTTPS."""
+
+    def __init__(self, tls=None):
         self.received = []
         self.replies = []  # The next replies, in order; then ``Reply()``.
         self.condition = threading.Condition()
@@ -59,12 +61,15 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def url(self, path="/hook"):
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
     def script(self, *replies):
         with self.condition:

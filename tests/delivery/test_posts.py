@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 from kinto_emailer.compose import drafts
 from kinto_emailer.config import read_settings
 from kinto_emailer.config.channels import Channels, Endpoint
+from kinto_emailer.delivery.outcomes import SENT, Report
 from kinto_emailer.delivery.service import Delivery
 from kinto_emailer.outbox import Email
 from tests.http_receiver import Receiver, Reply
@@ -301,3 +302,18 @@ def test_emails_and_posts_of_one_burst_go_each_their_way(deliver, receiver):
     # No SMTP server listens here: the email failed, the Slack message did not.
     assert record(delivery, mail)["status"] == "failed"
     assert record(delivery, post)["status"] == "sent"
+
+
+def test_outcome_lines_and_counts_name_the_channel_and_destination(deliver, receiver, caplog):
+    item = webhook()
+    with caplog.at_level(logging.INFO, logger="kinto_emailer"):
+        deliver(item)
+    (sent,) = [r for r in caplog.records if r.getMessage().startswith("Webhook sent")]
+    assert sent.getMessage() == (
+        f"Webhook sent: id={item.payload['id']} hook=/buckets/b/collections/c#0 "
+        "destination=ops reply=200"
+    )
+    assert (sent.channel, sent.destination, sent.bucket_id) == ("webhook", "ops", "b")
+    counted = []
+    Report(lambda outcome, labels: counted.append((outcome, labels)))(SENT, slack())
+    assert counted == [("sent", {"bucket_id": "b", "collection_id": "c", "channel": "slack"})]

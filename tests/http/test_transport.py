@@ -1,0 +1,135 @@
+"""One POST to a loopback receiver (``http.transport``): what each reply means, TLS
+verified, the reply's body read up to a bound, ``Retry-After`` in both its forms."""
+
+import ssl
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+import trustme
+
+from kinto_emailer.http.transport import (
+    BODY_BOUND,
+    ERROR_TEXT,
+    EndpointGone,
+    HTTPTransport,
+    PostFailure,
+    parse_retry_after,
+)
+from tests.http_receiver import Receiver, Reply
+
+
+CA = trustme.CA()
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def transport():
+    transport = HTTPTransport(timeout=5)
+    yield transport
+    transport.close()
+
+
+def failure(transport, receiver, reply):
+    receiver.script(reply)
+    with pytest.raises(PostFailure) as raised:
+        transport.post(receiver.url(), b"{}")
+    return raised.value
+
+
+def test_any_2xx_is_a_success(transport, receiver):
+    receiver.script(Reply(202), Reply(204, body=b""))
+    assert [transport.post(receiver.url(), b"{}") for _ in range(3)] == [202, 204, 200]
+
+
+def test_410_is_permanent_and_other_failures_are_not(transport, receiver):
+    gone = failure(transport, receiver, Reply(410, body=b"no such hook"))
+    assert isinstance(gone, EndpointGone) and gone.permanent
+    assert str(gone) == "HTTP 410 Gone: no such hook (the endpoint is gone: not tried again)"
+    for status in (400, 404, 500, 302):
+        assert not failure(transport, receiver, Reply(status)).permanent
+
+
+def test_a_redirect_is_a_failure_that_does_not_name_where_it_points(transport, receiver):
+    moved = failure(transport, receiver, Reply(308, {"Location": "http://127.0.0.1:1/secret"}))
+    assert str(moved) == (
+        "HTTP 308 Permanent Redirect: redirects are not followed, set the new URL"
+    )
+    assert len(receiver.received) == 1
+
+
+def test_retry_after_is_read_from_429_and_503_only(transport, receiver):
+    assert failure(transport, receiver, Reply(429, {"Retry-After": "7"})).retry_after == 7
+    later = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=90), usegmt=True)
+    waited = failure(transport, receiver, Reply(503, {"Retry-After": later})).retry_after
+    assert waited is not None and 80 < waited <= 90
+    assert failure(transport, receiver, Reply(500, {"Retry-After": "7"})).retry_after is None
+
+
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 60.0),
+        ("Wed, 21 Oct 2015 07:26:00 GMT", 0.0),  # Past: now.
+        ("soon", None),
+        ("-5", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_in_seconds_or_as_an_http_date(value, seconds):
+    now = datetime(2015, 10, 21, 7, 27, tzinfo=timezone.utc)
+    assert parse_retry_after(value, now) == seconds
+
+
+def test_a_long_reply_is_read_up_to_a_bound(transport, receiver):
+    error = failure(transport, receiver, Reply(500, body=b"x" * (100 * BODY_BOUND)))
+    assert str(error) == "HTTP 500 Internal Server Error: " + "x" * ERROR_TEXT
+
+
+def test_a_slow_reply_is_a_time_out(receiver):
+    transport = HTTPTransport(timeout=0.2)
+    late = failure(transport, receiver, Reply(delay=1))
+    assert str(late) == "no reply within 0.2s" and not late.permanent
+    transport.close()
+
+
+def test_one_connection_per_url_is_reused(transport, receiver):
+    for _ in range(3):
+        transport.post(receiver.url(), b"{}")
+    assert len({r.peer for r in receiver.received}) == 1
+
+
+def tls_receiver(names=("127.0.0.1",)):
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    CA.issue_cert(*names).configure_cert(context)
+    return Receiver(tls=context)
+
+
+def test_a_certificate_of_an_unknown_ca_is_refused(transport):
+    receiver = tls_receiver()
+    try:
+        with pytest.raises(PostFailure, match="TLS failed: .*CERTIFICATE_VERIFY_FAILED"):
+            transport.post(receiver.url(), b"{}")
+        assert receiver.received == []
+    finally:
+        receiver.stop()
+
+
+def test_a_ca_trusted_through_requests_ca_bundle_is_accepted(transport, tmp_path, monkeypatch):
+    bundle = tmp_path / "ca.pem"
+    CA.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    receiver = tls_receiver()
+    try:
+        assert transport.post(receiver.url(), b"{}") == 200
+    finally:
+        receiver.stop()
