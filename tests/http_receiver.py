@@ -23,6 +23,9 @@ class Reply:
     body: bytes = b"ok"
     #: Seconds before the reply: longer than the client's time-out, a time-out.
     delay: float = 0.0
+    #: Seconds between the bytes of a header that never ends: each read in time, the whole
+    #: never; what bounds a POST as a whole is tested with it.
+    trickle: float = 0.0
 
 
 class Receiver:
@@ -48,6 +51,13 @@ class Receiver:
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
+                    if reply.trickle:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                        for _ in range(200):
+                            self.wfile.write(b"x")
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                        return
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -60,7 +70,11 @@ class Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # A client that gave up waiting: the test says what it expects.
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         if tls is not None:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.scheme = "https" if tls is not None else "http"

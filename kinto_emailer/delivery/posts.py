@@ -51,9 +51,8 @@ class Poster:
             self._post(item)
 
     def abandon(self) -> None:
-        """The stop's deadline passed: no connection is kept (a POST under way ends by its
-        time-out, which the deadline shortened)."""
-        self.http.close()
+        """From another thread, once the stop's deadline passed: the POST under way ends."""
+        self.http.abandon()
 
     def close(self) -> None:
         self.http.close()

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 
 import requests
-from requests.adapters import HTTPAdapter
+
+from .deadline import Watch, WatchedAdapter
 
 
 #: Bytes of a reply's body read, for the error text; a longer body is left unread.
@@ -64,6 +65,7 @@ class HTTPTransport:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
+        self._watch: Watch | None = None  # The POST under way.
 
     def _session(self, url: str) -> requests.Session:
         with self._lock:
@@ -72,7 +74,7 @@ class HTTPTransport:
                 session = self._sessions[url] = requests.Session()
                 # One connection per URL, kept for the next POST; no retry of its own: the
                 # outbox retries, with backoff, and says so in the status views.
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+                adapter = WatchedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
@@ -89,35 +91,54 @@ class HTTPTransport:
         ``PostFailure``. ``timeout`` (the time left before a stop) shortens ``self.timeout``."""
         timeout = self.timeout if timeout is None else min(self.timeout, timeout)
         deadline = time.monotonic() + timeout
-        try:
-            response = self._session(url).post(
-                url,
-                data=body,
-                headers={"Content-Type": "application/json", **(headers or {})},
-                timeout=(timeout, timeout),
-                allow_redirects=False,
-                stream=True,  # The body is read up to a bound (``BODY_BOUND``).
-                verify=True,
-            )
-        except requests.Timeout:
-            raise PostFailure(f"no reply within {timeout:g}s") from None
-        except requests.exceptions.SSLError as e:
-            raise PostFailure(f"TLS failed: {_reason(e)}") from None
-        except requests.ConnectionError as e:
-            raise PostFailure(f"could not connect: {_reason(e)}") from None
-        except (requests.RequestException, OSError) as e:
-            raise PostFailure(f"the request failed: {type(e).__name__}") from None
-        try:
-            text = _read_text(response, deadline)
-        finally:
-            response.close()  # Read to its end: the connection waits for the next POST.
+        session = self._session(url)
+        with Watch(timeout) as watch:
+            self._watch = watch
+            try:
+                response = session.post(
+                    url,
+                    data=body,
+                    headers={"Content-Type": "application/json", **(headers or {})},
+                    timeout=(timeout, timeout),
+                    allow_redirects=False,
+                    stream=True,  # The body is read up to a bound (``BODY_BOUND``).
+                    verify=True,
+                )
+                try:
+                    text = _read_text(response, deadline)
+                finally:
+                    response.close()  # Read to its end: the connection waits for the next.
+            except (requests.RequestException, OSError) as e:
+                raise _failure(e, watch, timeout) from None
+            finally:
+                self._watch = None
+            if watch.expired:  # Shut mid-reply, which may then look complete: not a reply.
+                raise _failure(TimeoutError(), watch, timeout)
         return _outcome(response, text)
+
+    def abandon(self) -> None:
+        """From another thread: the process stops, the POST under way ends now."""
+        watch = self._watch
+        if watch is not None:
+            watch.abandon()
 
     def close(self) -> None:
         with self._lock:
             sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             session.close()
+
+
+def _failure(error: BaseException, watch: Watch, timeout: float) -> PostFailure:
+    if watch.abandoned:
+        return PostFailure("abandoned: the process stops")
+    if watch.expired or isinstance(error, requests.Timeout):
+        return PostFailure(f"no reply within {timeout:g}s")
+    if isinstance(error, requests.exceptions.SSLError):
+        return PostFailure(f"TLS failed: {_reason(error)}")
+    if isinstance(error, requests.ConnectionError):
+        return PostFailure(f"could not connect: {_reason(error)}")
+    return PostFailure(f"the request failed: {type(error).__name__}")
 
 
 def _outcome(response: requests.Response, text: str) -> int:

@@ -133,3 +133,19 @@ def test_a_ca_trusted_through_requests_ca_bundle_is_accepted(transport, tmp_path
         assert transport.post(receiver.url(), b"{}") == 200
     finally:
         receiver.stop()
+
+
+def test_a_reply_trickled_byte_by_byte_ends_at_the_post_s_time_out(receiver):
+    transport = HTTPTransport(timeout=0.5)  # Each byte comes in 0.05s: each read in time.
+    late = failure(transport, receiver, Reply(trickle=0.05))
+    assert str(late) == "no reply within 0.5s"
+    transport.close()
+
+
+def test_abandon_ends_the_post_under_way_at_once(transport, receiver):
+    import threading
+
+    receiver.script(Reply(trickle=0.05))
+    threading.Timer(0.3, transport.abandon).start()
+    with pytest.raises(PostFailure, match="abandoned: the process stops"):
+        transport.post(receiver.url(), b"{}")

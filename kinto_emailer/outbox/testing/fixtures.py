@@ -50,6 +50,7 @@ def posted(
     channel: str = "webhook", bucket_id: str = "b", text: str = "hello", **fields: Any
 ) -> Email:
     """A Slack message to ``#ops``, or a webhook to the endpoint ``ops``, as composed."""
+    payload: dict[str, Any]
     if channel == "slack":
         destination, payload = "#ops", {"channel": "#ops", "text": text}
     else:

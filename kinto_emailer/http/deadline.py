@@ -1,0 +1,111 @@
+"""A POST's whole time: connecting, sending and the reply, however slowly the receiver
+trickles it. At the deadline, or when the process stops, the connection's socket is shut,
+which ends a blocked read at once (``requests`` bounds each read only, not their sum)."""
+
+import socket
+import threading
+from types import TracebackType
+from typing import Any
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+
+#: The watch of the POST under way in this thread: what its connection reports to.
+_local = threading.local()
+
+
+class Watch:
+    """One POST's deadline; ``abandon`` may be called from another thread."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self.abandoned = False
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._timer = threading.Timer(seconds, self.expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> "Watch":
+        _local.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        _local.watch = None
+        self._timer.cancel()
+        with self._lock:  # A timer that fires now leaves the connection, back in its pool.
+            self._connection = None
+
+    def attach(self, connection: Any) -> None:
+        with self._lock:
+            self._connection = connection
+            if self.expired:  # Too late already: it ends before it starts.
+                _shut(connection)
+
+    def expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            _shut(self._connection)
+
+    def abandon(self) -> None:
+        """The process stops: end the POST now, whatever the receiver does."""
+        self.abandoned = True
+        self.expire()
+
+
+def _shut(connection: Any) -> None:
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return  # Not connected yet: the connect time-out ends it, and ``connect`` checks.
+    # The plain socket's own method, not SSLSocket's: it wakes the reading thread.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:  # Closed already: nothing to wake.
+        pass
+
+
+class _Watched:
+    """A urllib3 connection that reports to the thread's watch."""
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        watch = getattr(_local, "watch", None)
+        if watch is not None:
+            watch.attach(self)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        watch = getattr(_local, "watch", None)
+        if watch is not None:  # A connection kept from an earlier POST: no ``connect``.
+            watch.attach(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _HTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Watched, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class WatchedAdapter(HTTPAdapter):
+    """``requests``' adapter on connections that a ``Watch`` can shut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
