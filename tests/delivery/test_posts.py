@@ -317,3 +317,39 @@ def test_outcome_lines_and_counts_name_the_channel_and_destination(deliver, rece
     counted = []
     Report(lambda outcome, labels: counted.append((outcome, labels)))(SENT, slack())
     assert counted == [("sent", {"bucket_id": "b", "collection_id": "c", "channel": "slack"})]
+
+
+@pytest.mark.postgresql
+def test_a_stop_abandons_the_post_under_way_and_another_worker_delivers_it(
+    database, receiver, caplog
+):
+    receiver.script(Reply(trickle=0.05))  # Its reply never ends.
+    channels = Channels(webhooks={"ops": Endpoint("ops", receiver.url("/webhook"), KEYS)})
+    emailer = read_settings(
+        {
+            **postgresql_settings(database.url),
+            "kinto_emailer.outbox": "postgresql",
+            "kinto_emailer.queue_poll_interval": "0.05",
+            "kinto_emailer.shutdown_timeout": "2",
+        }
+    )
+    emailer = dataclasses.replace(emailer, channels=channels)
+    first = Delivery(emailer, drafts)
+    first.outbox.flush()
+    item = webhook()
+    first.put([item])
+    assert len(receiver.wait_for(1)) == 1
+    with caplog.at_level(logging.INFO, logger="kinto_emailer"):
+        assert first.stop()  # At its deadline, the POST is cut short and the row given back.
+    # The worker thread itself gave it back: it was not left behind, blocked.
+    assert "Delivery still busy at the deadline" not in caplog.text
+    assert "Delivery stopped: 1 email(s) left in the outbox" in caplog.text
+    again = Delivery(emailer, drafts)
+    try:
+        assert again.drain(timeout=20)
+        first_try, second_try = receiver.wait_for(2)
+        assert second_try.headers["webhook-id"] == item.payload["id"]
+        sent = record(again, item)
+        assert (sent["status"], sent["attempts"]) == ("sent", 1)  # The cut one didn't count.
+    finally:
+        again.stop(timeout=1)
