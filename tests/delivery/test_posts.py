@@ -353,3 +353,18 @@ def test_a_stop_abandons_the_post_under_way_and_another_worker_delivers_it(
         assert (sent["status"], sent["attempts"]) == ("sent", 1)  # The cut one didn't count.
     finally:
         again.stop(timeout=1)
+
+
+def test_the_debug_mailer_writes_slack_messages_and_webhooks_to_files_too(tmp_path, receiver):
+    emailer = read_settings(
+        {"mail.debug_mailer": "true", "mail.top_level_directory": str(tmp_path)}
+    )
+    channels = Channels(slack_default_url=receiver.url())
+    delivery = Delivery(dataclasses.replace(emailer, channels=channels), drafts)
+    item = webhook()
+    delivery.put([slack(text="written"), item])
+    written = [json.loads(path.read_text()) for path in tmp_path.glob("*.json")]
+    assert sorted(written, key=str) == sorted(
+        [{"channel": "#ops", "text": "written"}, item.payload], key=str
+    )
+    assert receiver.received == []  # Nothing leaves with the debug mailer.
