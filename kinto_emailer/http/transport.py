@@ -58,10 +58,10 @@ class EndpointGone(PostFailure):
 
 
 class HTTPTransport:
-    """The POSTs of one worker thread; ``close`` may be called from another."""
+    """The POSTs of one worker thread; ``abandon`` and ``close`` may be called from another."""
 
     def __init__(self, timeout: float):
-        #: Seconds for one POST: connecting, and each read of the reply.
+        #: Seconds for one POST as a whole: connecting, sending, and the reply (``Watch``).
         self.timeout = timeout
         self._lock = threading.Lock()
         self._sessions: dict[str, requests.Session] = {}
