@@ -197,11 +197,11 @@ def _read_webhooks(settings: Mapping[str, Any]) -> dict[str, Endpoint]:
                 f"Settings '{prefix}*': an endpoint's name is 1 to 64 letters, digits, "
                 f"'-' and '_', starting with a letter or digit; got {name!r}."
             )
-        values = {field: _value(settings, prefix + field) for field in WEBHOOK_FIELDS}
-        for field in WEBHOOK_REQUIRED:
-            if values[field] is None:
+        values = {name: _value(settings, prefix + name) for name in WEBHOOK_FIELDS}
+        for required in WEBHOOK_REQUIRED:
+            if values[required] is None:
                 raise ConfigurationError(
-                    f"Setting '{prefix}{field}' is missing: endpoint {name!r} needs a url "
+                    f"Setting '{prefix}{required}' is missing: endpoint {name!r} needs a url "
                     "and a secret ('whsec_' + base64)."
                 )
         url = _http_url(prefix + "url", str(values["url"]))
