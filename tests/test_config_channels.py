@@ -127,6 +127,12 @@ def test_an_endpoint_has_a_url_its_decoded_keys_and_every_bucket_by_default():
     assert SECRET not in repr(endpoint) and "audit.example.com" not in repr(endpoint)
 
 
+def test_a_secret_may_leave_out_its_base64_padding_as_the_reference_library_allows():
+    unpadded = "whsec_" + base64.b64encode(b"x" * 25).decode().rstrip("=")
+    read = channels(**webhook(url="https://a.example.com", secret=unpadded))
+    assert read.webhooks["audit"].keys == (b"x" * 25,)
+
+
 def test_several_secrets_rotate_and_buckets_reserve_an_endpoint():
     settings = webhook(url="http://127.0.0.1:9/", secret=f"{SECRET} {OTHER_SECRET}", buckets="a b")
     settings.update(webhook("other", url="https://other.example.com", secret=SECRET))
@@ -141,7 +147,7 @@ def test_several_secrets_rotate_and_buckets_reserve_an_endpoint():
     "secret, problem",
     [
         ("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0", "must start with 'whsec_' (Standard Webhooks)."),
-        ("whsec_not base64!", "is not 'whsec_' followed by base64."),
+        ("whsec_not-base64!", "is not 'whsec_' followed by base64."),
         ("whsec_c2hvcnQ=", "decodes to 5 bytes: Standard Webhooks keys have 24 to 64"),
     ],
 )

@@ -62,7 +62,7 @@ def plugin_settings():
 def hook_fields(kind_name="EMAIL"):
     """``(field, kind, required)`` of every field of a hook of a kind (``EMAIL``, ``SLACK``,
     ``WEBHOOK`` of ``kinto_emailer.hooks.kinds``), in schema order."""
-    kinds = importlib.import_module("kinto_emailer.hooks.kinds")
+    hook_kinds = importlib.import_module("kinto_emailer.hooks.kinds")
     kinds = {
         "Text": "string",
         "StringList": "list of strings, or one string",
@@ -70,7 +70,7 @@ def hook_fields(kind_name="EMAIL"):
         "Seconds": "whole number of seconds",
     }
     rows = []
-    for child in getattr(kinds, kind_name).schema().children:
+    for child in getattr(hook_kinds, kind_name).schema().children:
         kind = kinds.get(type(child.typ).__name__)
         if kind is None:
             logger.warning("emailer-hook-fields: no words for the type of %r", child.name)

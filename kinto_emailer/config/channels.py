@@ -170,7 +170,9 @@ def _decode_secret(key: str, index: int, secret: str) -> bytes:
     if not secret.startswith(_SECRET_PREFIX):
         raise ConfigurationError(f"{where} must start with 'whsec_' (Standard Webhooks).")
     try:
-        decoded = base64.b64decode(secret[len(_SECRET_PREFIX) :], validate=True)
+        encoded = secret[len(_SECRET_PREFIX) :]
+        # Unpadded base64 too, as the reference library reads it.
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise ConfigurationError(f"{where} is not 'whsec_' followed by base64.") from None
     if not MIN_KEY_BYTES <= len(decoded) <= MAX_KEY_BYTES:
