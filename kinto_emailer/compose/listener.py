@@ -112,8 +112,8 @@ def collect_emails(
                     built = _messages(kind, hook, context, finder, settings, where, trace)
                 except Exception as e:
                     # A hook can never break a write: skip it and say why.
-                    logger.exception("Hook %s: could not build the message", quoted(where))
-                    trace.dropped(where, f"Could not build the message: {e}")
+                    logger.exception("Hook %s: could not build the %s", quoted(where), kind.noun)
+                    trace.dropped(where, f"Could not build the {kind.noun}: {e}")
                     continue
                 emails += request_bytes.admit(built)
     if budget.skipped > budget.reported:

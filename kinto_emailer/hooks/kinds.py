@@ -17,12 +17,14 @@ class HookKind:
     #: What a hook's name adds before its index: ``#0`` for email hooks, as in 4.x.
     label: str
     schema: type[colander.MappingSchema]
+    #: What one of its messages is called in logs and previews.
+    noun: str
 
     def where(self, location: str, index: int) -> str:
         return f"{location}#{self.label}{index}"
 
 
-EMAIL = HookKind(selection.METADATA_KEY, "email", "", schema.Hook)
-SLACK = HookKind("kinto-slack", "slack", "slack/", http_schema.SlackHook)
-WEBHOOK = HookKind("kinto-webhooks", "webhook", "webhook/", http_schema.WebhookHook)
+EMAIL = HookKind(selection.METADATA_KEY, "email", "", schema.Hook, "email")
+SLACK = HookKind("kinto-slack", "slack", "slack/", http_schema.SlackHook, "Slack message")
+WEBHOOK = HookKind("kinto-webhooks", "webhook", "webhook/", http_schema.WebhookHook, "webhook")
 KINDS = (EMAIL, SLACK, WEBHOOK)
