@@ -53,7 +53,8 @@ def _refuse_unknown(settings: Mapping[str, Any]) -> None:
 
 
 def _refuse_kinto_slack(settings: Mapping[str, Any]) -> None:
-    includes = aslist(str(settings.get("includes") or settings.get("kinto.includes") or ""))
+    includes = settings.get("includes") or settings.get("kinto.includes") or ""
+    includes = aslist(includes) if isinstance(includes, str) else list(includes)
     if "kinto_slack" in includes:
         raise ConfigurationError(
             "Setting 'kinto.includes' lists both kinto_slack and kinto_emailer, which posts "
