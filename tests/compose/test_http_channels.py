@@ -220,3 +220,20 @@ class ReviewTest(HTTPItemsMixin, ReviewWebTest):
         assert requested["event"] == "kinto_signer.events.ReviewRequested"
         assert (requested["bucket_id"], requested["id"]) == ("source", "c")
         assert requested["new"]["status"] == "to-review"
+
+
+class StoredBeforeValidationTest(HTTPItemsMixin, HookWebTest):
+    def test_a_hook_that_cannot_be_built_is_skipped_and_the_write_succeeds(self):
+        self.create_collection(data=self.hooked(record_hook()))
+        stored = {
+            **self.hooked(record_hook()),
+            **metadata([{"channel": 5, "template": "x"}, slack()], [{"endpoint": None}]),
+        }
+        self.store_unchecked(stored, collection_id="c")
+        record = self.create_record().json["data"]
+        [item] = self.received()
+        assert (item.location, item.payload["text"]) == (
+            "/buckets/b/collections/c#slack/1",
+            f"create {record['id']}",
+        )
+        self.emails(1)
