@@ -162,7 +162,7 @@ def test_every_numeric_setting_refuses_a_bad_number_with_its_range(key, value):
 
 
 def test_the_numeric_settings_are_those_of_the_table_with_a_range():
-    assert len(NUMBERS) == 22 and "mail.port" in NUMBERS and "mail.debug" in NUMBERS
+    assert len(NUMBERS) == 23 and "mail.port" in NUMBERS and "mail.debug" in NUMBERS
 
 
 @pytest.mark.parametrize(

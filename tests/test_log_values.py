@@ -33,7 +33,7 @@ LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical", "lo
 SAFE_ARGUMENTS = {
     "recovered", "held", "timeout", "left", "outcome", "limit", "field", "budget.seconds",
     "settings.shutdown_timeout", "settings.outbox_name", "budget.skipped", "budget.reported",
-    "max_age",
+    "max_age", "kind.noun",
 }  # fmt: skip
 SAFE_CALLS = {"quoted", "fields", "len"}
 #: ``ColorFormatter``'s colours.

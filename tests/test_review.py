@@ -53,7 +53,10 @@ def includeme(config):
         config.add_subscriber(kinto_emailer.build_notification, event_class)
 
 
-class ReviewTest(EmailerWebTest):
+class ReviewWebTest(EmailerWebTest):
+    """kinto-signer's review on /buckets/source/collections/c, holding ``source_metadata``
+    and three records; bob may review."""
+
     @classmethod
     def setUpClass(cls):
         cls.keys = tempfile.mkdtemp(prefix="kinto-emailer-keys-")
@@ -86,11 +89,14 @@ class ReviewTest(EmailerWebTest):
             {"data": {}, "permissions": {"write": [bob_id]}},
             headers=self.headers,
         )
-        self.create_collection("source", "c", self.hooked(*REVIEW_HOOKS))
+        self.create_collection("source", "c", self.source_metadata())
         for n in range(3):
             self.create_record("source", "c", data={"n": n})
         self.drain()
         self.inbox.clear()
+
+    def source_metadata(self):
+        return self.hooked(*REVIEW_HOOKS)
 
     def request_review(self, comment="Please check"):
         self.app.patch_json(
@@ -99,6 +105,8 @@ class ReviewTest(EmailerWebTest):
             headers=self.headers,
         )
 
+
+class ReviewTest(ReviewWebTest):
     def test_a_review_request_sends_the_comment_and_the_number_of_changes(self):
         self.request_review("Three new entries")
         [message] = self.inbox.wait_for(1)

@@ -2,8 +2,9 @@
 
 ``.. emailer-settings::`` lists every ``mail.*`` and ``kinto_emailer.*`` setting of the table
 in ``kinto_emailer/config/table.py`` (key, default, value); ``.. emailer-hook-fields::`` every
-field of the hook schema (kind, required). The directive's content gives the description
-of each key, a name on a line of its own, its text indented below it. A key of the code
+field of a hook schema (kind, required): email hooks', or with an argument ``SLACK``'s or
+``WEBHOOK``'s. The directive's content gives the description of each key, a name on a line
+of its own, its text indented below it. A key of the code
 that has no description, or a description of a key the code doesn't have, is a warning:
 ``make docs`` (``-W``) fails on it.
 """
@@ -58,9 +59,10 @@ def plugin_settings():
     return rows
 
 
-def hook_fields():
-    """``(field, kind, required)`` of every field of a hook, in schema order."""
-    schema = importlib.import_module("kinto_emailer.hooks.schema")
+def hook_fields(kind_name="EMAIL"):
+    """``(field, kind, required)`` of every field of a hook of a kind (``EMAIL``, ``SLACK``,
+    ``WEBHOOK`` of ``kinto_emailer.hooks.kinds``), in schema order."""
+    hook_kinds = importlib.import_module("kinto_emailer.hooks.kinds")
     kinds = {
         "Text": "string",
         "StringList": "list of strings, or one string",
@@ -68,7 +70,7 @@ def hook_fields():
         "Seconds": "whole number of seconds",
     }
     rows = []
-    for child in schema.Hook().children:
+    for child in getattr(hook_kinds, kind_name).schema().children:
         kind = kinds.get(type(child.typ).__name__)
         if kind is None:
             logger.warning("emailer-hook-fields: no words for the type of %r", child.name)
@@ -145,11 +147,14 @@ class SettingsTable(ReferenceTable):
 
 
 class HookFieldsTable(ReferenceTable):
+    """``.. emailer-hook-fields::`` for email hooks; ``.. emailer-hook-fields:: SLACK``..."""
+
     header = ("field", "value", "required", "what it does")
     widths = "18 16 8 58"
+    optional_arguments = 1
 
     def rows(self):
-        return hook_fields()
+        return hook_fields(*self.arguments)
 
 
 def setup(app):

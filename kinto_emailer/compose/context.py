@@ -7,6 +7,9 @@ from .. import uris
 from ..hooks import selection, templates
 
 
+#: What a message says of the change that asked for it, in the outbox and its status views.
+ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
+
 if TYPE_CHECKING:
     from ..config import EmailerSettings
     from ..hooks.events import ChangeEvent
@@ -71,3 +74,7 @@ def object_context(
         context["collection_id"] = obj.get("id")
         context["uri"] = uris.collection_uri(bid, f"{obj.get('id')}")
     return context
+
+
+def origin(context: dict[str, Any]) -> dict[str, Any]:
+    return {name: context.get(name) for name in ORIGIN}

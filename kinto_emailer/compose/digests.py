@@ -6,6 +6,7 @@ email); the draft of the email is composed once every event of the request is in
 """
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import addresses
@@ -13,7 +14,10 @@ from ..hooks import templates
 from ..log_values import quoted
 from ..outbox import Email, Window
 from ..trace import NO_TRACE, Trace
+from .context import origin
 from .drafts import DEFAULT_ITEM_TEMPLATE, complete, make_draft
+from .slack import CHANNEL as SLACK
+from .slack import escape, slack_digest
 
 
 if TYPE_CHECKING:
@@ -24,13 +28,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("kinto_emailer.digest")
 
-#: What an email says of the change that asked for it, in the outbox and its status views.
-ORIGIN = ("bucket_id", "collection_id", "uri", "action", "event")
 _NOBODY = object()
-
-
-def origin(context: dict[str, Any]) -> dict[str, Any]:
-    return {name: context.get(name) for name in ORIGIN}
 
 
 def window_seconds(hook: dict[str, Any]) -> int | None:
@@ -44,8 +42,10 @@ def window_seconds(hook: dict[str, Any]) -> int | None:
 class Digest:
     """The first object's placeholders, the count of objects and their lines."""
 
-    def __init__(self, hook: dict[str, Any], context: dict[str, Any], where: str):
-        self.hook, self.first, self.where = hook, context, where
+    def __init__(
+        self, hook: dict[str, Any], context: dict[str, Any], where: str, channel: str = "email"
+    ):
+        self.hook, self.first, self.where, self.channel = hook, context, where, channel
         # What all its objects share: a field that differs between two of them is None.
         self.origin = origin(context)
         #: The mailbox of whoever made every change; ``None``: several people, or unknown.
@@ -53,6 +53,14 @@ class Digest:
         self.lines: list[str] = []
         self.size = 0
         self.count = 0
+
+    def slack_message(self) -> Email:
+        lines, count = self.lines, self.count
+        return slack_digest(self.hook, self.first, lines, count, self.where, self.origin)
+
+    @property
+    def _escape(self) -> Callable[[str], str] | None:
+        return escape if self.channel == SLACK else None
 
     @property
     def known_author(self) -> str | None:
@@ -72,7 +80,7 @@ class Digest:
         item_template = self.hook.get("item_template")
         if not isinstance(item_template, str):
             item_template = DEFAULT_ITEM_TEMPLATE
-        line = templates.render_line(item_template, context)
+        line = templates.render_line(item_template, context, self._escape)
         self.lines.append(line)
         self.size += len(line.encode("utf-8")) + 1
 
@@ -88,10 +96,12 @@ class Digests:
     def __bool__(self) -> bool:
         return bool(self.by_hook)
 
-    def add(self, hook: dict[str, Any], context: dict[str, Any], where: str) -> None:
+    def add(
+        self, hook: dict[str, Any], context: dict[str, Any], where: str, channel: str = "email"
+    ) -> None:
         digest = self.by_hook.get(where)
         if digest is None:
-            digest = self.by_hook[where] = Digest(hook, context, where)
+            digest = self.by_hook[where] = Digest(hook, context, where, channel)
         settings = self.settings
         digest.add(context, settings.max_digest_items, settings.verified_author_prefixes)
 
@@ -112,6 +122,10 @@ class Digests:
                 request_bytes.skip(where, digest.origin)
                 continue
             try:
+                if digest.channel == SLACK:  # Per request: Slack hooks have no windows.
+                    built = [digest.slack_message()]
+                    emails += built if request_bytes is None else request_bytes.admit(built)
+                    continue
                 draft = make_draft(digest.hook, digest.first, finder, self.settings, where, trace)
                 if draft is None:
                     continue

@@ -10,16 +10,20 @@ from kinto.core.storage import StorageBase
 
 from ..delivery.handoff import Handoff
 from ..hooks import patterns, selection
+from ..hooks.kinds import KINDS, SLACK, WEBHOOK, HookKind
 from ..log_values import quoted
 from ..outbox import Email, active_transaction
 from ..trace import NO_TRACE, Trace
-from .context import object_context, request_context
-from .digests import Digests, origin
+from .context import object_context, origin, request_context
+from .digests import Digests
 from .email import compose
 from .request_bytes import RequestBytes
+from .slack import slack_message
+from .webhook import webhook_message
 
 
 if TYPE_CHECKING:
+    from ..config import EmailerSettings
     from ..delivery.service import Emailer
     from ..hooks.events import ChangeEvent
     from ..outbox import Window
@@ -57,7 +61,8 @@ def collect_emails(
     trace: Trace = NO_TRACE,
     finder: selection.HookFinder | None = None,
 ) -> list[Email]:
-    """Every email that ``event`` asks for, one per impacted object and matching hook, within
+    """Every message that ``event`` asks for (emails, Slack messages, webhooks: ``Email``
+    items of their channel), one per impacted object and matching hook, within
     the request's bytes (``request_bytes``; past them, emails are dropped or not built).
 
     Digest hooks add their objects to ``digests``, to be composed once the request's events
@@ -83,29 +88,34 @@ def collect_emails(
         budget = request.bound_data[BUDGET_KEY] = patterns.RegexBudget(settings.regex_timeout)
     emails: list[Email] = []
     for impacted in event.impacted_objects:
-        hooks, location = finder.hooks(*hooks_owner(event, impacted))
-        if not hooks:
-            continue
-        # Built only when some hook may fire: most writes have none, and URLs cost.
-        base = base or request_context(event, settings)
-        context = object_context(event, impacted, base)
-        for index, hook in selection.matching_hooks(hooks, context, budget, location, trace):
-            where = f"{location}#{index}"
-            try:
-                if hook.get("digest") is True:
-                    digests.add(hook, context, where)
-                    continue
-                if request_bytes.spent:
-                    request_bytes.skip(where, origin(context))
-                    continue
-                messages = compose(hook, context, finder, settings, where, trace=trace)
-            except Exception as e:
-                # A hook can never break a write: skip it and say why.
-                logger.exception("Hook %s: could not build the email", quoted(where))
-                trace.dropped(where, f"Could not build the email: {e}")
+        owner = hooks_owner(event, impacted)
+        context: dict[str, Any] | None = None
+        for kind in KINDS:
+            hooks, location = finder.hooks(*owner, key=kind.key)
+            if not hooks:
                 continue
-            built = [Email(message, where, **origin(context)) for message in messages]
-            emails += request_bytes.admit(built)
+            # Built only when some hook may fire: most writes have none, and URLs cost.
+            base = base or request_context(event, settings)
+            context = context or object_context(event, impacted, base)
+            matching = selection.matching_hooks(
+                hooks, context, budget, location, trace, kind.label
+            )
+            for index, hook in matching:
+                where = kind.where(location, index)
+                try:
+                    if hook.get("digest") is True and kind is not WEBHOOK:
+                        digests.add(hook, context, where, kind.channel)
+                        continue
+                    if request_bytes.spent:
+                        request_bytes.skip(where, origin(context))
+                        continue
+                    built = _messages(kind, hook, context, finder, settings, where, trace)
+                except Exception as e:
+                    # A hook can never break a write: skip it and say why.
+                    logger.exception("Hook %s: could not build the %s", quoted(where), kind.noun)
+                    trace.dropped(where, f"Could not build the {kind.noun}: {e}")
+                    continue
+                emails += request_bytes.admit(built)
     if budget.skipped > budget.reported:
         logger.warning(
             "%d hook(s) skipped: the request's regular expressions ran out of time",
@@ -119,6 +129,24 @@ def collect_emails(
             windows += digest_windows
     request_bytes.report_skipped()
     return emails
+
+
+def _messages(
+    kind: HookKind,
+    hook: dict[str, Any],
+    context: dict[str, Any],
+    finder: selection.HookFinder,
+    settings: "EmailerSettings",
+    where: str,
+    trace: Trace,
+) -> list[Email]:
+    """What one hook of ``kind`` makes of one change: emails, a Slack message, a webhook."""
+    if kind is SLACK:
+        return [slack_message(hook, context, where)]
+    if kind is WEBHOOK:
+        return [webhook_message(hook, context, where)]
+    messages = compose(hook, context, finder, settings, where, trace=trace)
+    return [Email(message, where, **origin(context)) for message in messages]
 
 
 class RequestEmails:

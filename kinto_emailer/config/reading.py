@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyramid.exceptions import ConfigurationError
+from pyramid.settings import aslist
 
-from .channels import read_channels
+from .channels import WEBHOOKS_PREFIX, read_channels, webhook_key_hint
 from .table import ROWS, EmailerSettings
 
 
@@ -26,10 +27,16 @@ def _raw(settings: Mapping[str, Any], key: str) -> str | None:
     return None
 
 
+def _known(key: str) -> bool:
+    if key.startswith(WEBHOOKS_PREFIX):  # An endpoint's, named by the operator.
+        return webhook_key_hint(key) is None
+    return key in ROWS
+
+
 def unknown_setting(settings: Mapping[str, Any]) -> str | None:
     """The first ``kinto_emailer.*`` key that is not a setting of the plugin, if any."""
     keys = {key.removeprefix(KINTO_PREFIX) for key in settings}
-    unknown = sorted(k for k in keys if k.startswith(PLUGIN_PREFIX) and k not in ROWS)
+    unknown = sorted(k for k in keys if k.startswith(PLUGIN_PREFIX) and not _known(k))
     return unknown[0] if unknown else None
 
 
@@ -37,21 +44,36 @@ def _refuse_unknown(settings: Mapping[str, Any]) -> None:
     key = unknown_setting(settings)
     if key is None:
         return
-    known = [k for k in ROWS if k.startswith(PLUGIN_PREFIX)]
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
-    hint = f"did you mean {close[0]!r}?" if close else "kinto-emailer has no such setting."
+    hint = webhook_key_hint(key) if key.startswith(WEBHOOKS_PREFIX) else None
+    if hint is None:
+        known = [k for k in ROWS if k.startswith(PLUGIN_PREFIX)]
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+        hint = f"did you mean {close[0]!r}?" if close else "kinto-emailer has no such setting."
     raise ConfigurationError(f"Unknown setting {key!r}; {hint}")
+
+
+def _refuse_kinto_slack(settings: Mapping[str, Any]) -> None:
+    includes = settings.get("includes") or settings.get("kinto.includes") or ""
+    includes = aslist(includes) if isinstance(includes, str) else list(includes)
+    if "kinto_slack" in includes:
+        raise ConfigurationError(
+            "Setting 'kinto.includes' lists both kinto_slack and kinto_emailer, which posts "
+            "kinto-slack's hooks itself: remove kinto_slack from kinto.includes (its metadata "
+            "and slack.* settings keep working), or every message would be posted twice."
+        )
 
 
 def read_settings(settings: Mapping[str, Any]) -> EmailerSettings:
     """Read the plugin's settings; a bad one raises ``ConfigurationError`` naming its key."""
     _refuse_unknown(settings)
+    _refuse_kinto_slack(settings)
     values = {}
     for key, row in ROWS.items():
         raw = _raw(settings, key)
         raw = row.metadata["default"] if raw is None else raw
         values[row.name] = row.metadata["convert"](key, raw)
-    emailer_settings = EmailerSettings(**values, channels=read_channels(settings))
+    channels = read_channels(settings, values["http_timeout"])
+    emailer_settings = EmailerSettings(**values, channels=channels)
     _check_together(emailer_settings)
     return emailer_settings
 

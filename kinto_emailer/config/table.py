@@ -86,6 +86,8 @@ class EmailerSettings:
     retry_base_delay: float = setting("kinto_emailer.retry_base_delay", "1", SECONDS)
     retry_max_delay: float = setting("kinto_emailer.retry_max_delay", "300", UP_TO_A_DAY)
     shutdown_timeout: float = setting("kinto_emailer.shutdown_timeout", "10", SECONDS)
+    # Slack and webhooks: one HTTP request, connection and reply included (``channels``).
+    http_timeout: float = setting("kinto_emailer.http_timeout", "15", SECONDS)
     # Where writers are not trusted: who writes hooks, and the domains they may mail.
     hook_write_principals: tuple[str, ...] = setting(
         "kinto_emailer.hook_write_principals", "", words

@@ -1,6 +1,6 @@
-"""The shape of the ``kinto-emailer`` metadata, and the 400s when it is saved."""
+"""The shape of a ``kinto-emailer`` hook, and the 400s when it is saved; the filters and
+template checks that hooks of every channel share."""
 
-import difflib
 from typing import TYPE_CHECKING, Any
 
 import colander
@@ -23,13 +23,6 @@ from .fields import (
     Text,
     no_line_break,
 )
-from .patterns import (
-    MAX_PATTERN_SIZE,
-    MAX_PATTERNS_LENGTH,
-    MAX_PATTERNS_SIZE,
-    PatternError,
-    pattern_size,
-)
 
 
 if TYPE_CHECKING:
@@ -41,13 +34,22 @@ def _sender_domains(settings: "EmailerSettings") -> tuple[str, ...]:
     return (own, *(d for d in settings.sender_domains if d != own))
 
 
-class Hook(colander.MappingSchema):
+#: The templates of an email hook.
+TEXT_FIELDS = ("subject", "template", "html_template", "item_template")
+
+
+class Filters(colander.MappingSchema):
+    """What every hook may filter on, whatever its channel."""
+
     resource_name = Filter(choices=RESOURCE_NAMES)
     action = Filter(choices=ACTIONS)
     collection_id = Filter()
     record_id = Filter()
     id = Filter()
     event = EventFilter()
+
+
+class Hook(Filters):
     subject = colander.SchemaNode(
         Text(allow_empty=True), missing=colander.drop, validator=no_line_break
     )
@@ -80,17 +82,7 @@ class Hook(colander.MappingSchema):
                     f"{', '.join(allowed)} (mail.default_sender and "
                     "kinto_emailer.sender_domains); other domains fail SPF and DMARC",
                 )
-        digest = hook.get("digest", False)
-        for field in ("item_template", "digest_window"):
-            if field in hook and not digest:
-                raise colander.Invalid(node[field], f'"{field}" needs "digest": true')
-        outbox = outbox_backend(settings)
-        if "digest_window" in hook and not outbox.windowed:
-            raise colander.Invalid(
-                node["digest_window"],
-                f'"digest_window" is not available with {outbox.description}: '
-                "remove it for one email per request, or use kinto_emailer.outbox",
-            )
+        check_digest_fields(node, hook, settings)
         for field in ("cc", "bcc"):
             if hook.get("private") and hook.get(field):
                 raise colander.Invalid(
@@ -98,32 +90,62 @@ class Hook(colander.MappingSchema):
                     f'"{field}" can\'t be used with "private": true '
                     '(each recipient gets an email of their own): list them in "recipients"',
                 )
-        limit = settings.max_template_length
-        # A plugin's own event may carry fields of its own: accept names we don't know.
-        strict = hook.get("event", selection.KINTO_EVENT) in selection.KINTO_EVENTS
-        for field in ("subject", "template", "html_template", "item_template"):
-            text = hook.get(field, "")
-            if len(text) > limit:
-                raise colander.Invalid(
-                    node[field],
-                    f'"{field}" is {len(text)} characters long '
-                    f"(kinto_emailer.max_template_length is {limit})",
-                )
-            extra = templates.DIGEST_PLACEHOLDERS if digest and field != "item_template" else ()
+        check_texts(node, hook, settings, TEXT_FIELDS)
+
+
+def check_digest_fields(node: colander.SchemaNode, hook: dict[str, Any], settings: Any) -> None:
+    """``item_template`` and ``digest_window`` need ``digest``; windows, an outbox that
+    keeps them."""
+    digest = hook.get("digest", False)
+    for field in ("item_template", "digest_window"):
+        if field in hook and not digest:
+            raise colander.Invalid(node[field], f'"{field}" needs "digest": true')
+    outbox = outbox_backend(settings)
+    if "digest_window" in hook and not outbox.windowed:
+        raise colander.Invalid(
+            node["digest_window"],
+            f'"digest_window" is not available with {outbox.description}: '
+            "remove it for one email per request, or use kinto_emailer.outbox",
+        )
+
+
+def check_texts(
+    node: colander.SchemaNode,
+    hook: dict[str, Any],
+    settings: "EmailerSettings",
+    fields: tuple[str, ...],
+    email: bool = True,
+) -> None:
+    """The templates of ``hook`` in ``fields``: length, placeholders (a digest's, a
+    recipient's where ``email``), syntax."""
+    digest = hook.get("digest", False)
+    limit = settings.max_template_length
+    # A plugin's own event may carry fields of its own: accept names we don't know.
+    strict = hook.get("event", selection.KINTO_EVENT) in selection.KINTO_EVENTS
+    for field in fields:
+        text = hook.get(field, "")
+        if len(text) > limit:
+            raise colander.Invalid(
+                node[field],
+                f'"{field}" is {len(text)} characters long '
+                f"(kinto_emailer.max_template_length is {limit})",
+            )
+        extra = templates.DIGEST_PLACEHOLDERS if digest and field != "item_template" else ()
+        if email:
             _check_recipient_placeholders(node[field], field, text)
             if UNSUBSCRIBE_URL in templates.names(text):
                 _check_unsubscribe_url(node[field], field, hook)
                 extra = (*extra, UNSUBSCRIBE_URL)
-            unusable = templates.names(text) & set(templates.DIGEST_PLACEHOLDERS) - set(extra)
-            if strict and unusable and field != "item_template":
-                raise colander.Invalid(
-                    node[field],
-                    f'Placeholder "{{{min(unusable)}}}" in "{field}" needs "digest": true',
-                )
-            try:
-                templates.check(text, field, strict=strict, extra=extra)
-            except templates.TemplateError as e:
-                raise colander.Invalid(node[field], str(e))
+        unusable = templates.names(text) & set(templates.DIGEST_PLACEHOLDERS) - set(extra)
+        if strict and unusable and field != "item_template":
+            raise colander.Invalid(
+                node[field],
+                f'Placeholder "{{{min(unusable)}}}" in "{field}" needs "digest": true',
+            )
+        try:
+            templates.check(text, field, strict=strict, extra=extra)
+        except templates.TemplateError as e:
+            raise colander.Invalid(node[field], str(e))
 
 
 def _check_recipient_placeholders(node: colander.SchemaNode, field: str, text: str) -> None:
@@ -149,8 +171,8 @@ def _check_unsubscribe_url(node: colander.SchemaNode, field: str, hook: dict[str
         )
 
 
-class Hooks(colander.SequenceSchema):
-    hook = Hook()
+class HookList(colander.SequenceSchema):
+    """A metadata key's ``hooks``: its hook schema is given as its child."""
 
     def validator(self, node: colander.SchemaNode, value: list[dict[str, Any]]) -> None:
         limit = self.bindings["settings"].max_hooks
@@ -160,72 +182,9 @@ class Hooks(colander.SequenceSchema):
             )
 
 
+class Hooks(HookList):
+    hook = Hook()
+
+
 class EmailerMetadata(colander.MappingSchema):
     hooks = Hooks(missing_msg='Missing "hooks"')
-
-
-HOOK_FIELDS = tuple(child.name for child in Hook().children)
-
-
-def _unknown_fields(node: colander.SchemaNode, value: dict[str, Any]) -> None:
-    """Typos first: ``"templat"`` would otherwise be reported as a missing ``"template"``."""
-    hooks = value.get("hooks")
-    messages = []
-    for index, hook in enumerate(hooks if isinstance(hooks, list) else []):
-        for field in hook if isinstance(hook, dict) else ():
-            if field in HOOK_FIELDS:
-                continue
-            message = f'Unknown field "{field}" in hook {index}'
-            close = difflib.get_close_matches(str(field), HOOK_FIELDS, n=1)
-            messages.append(message + (f'; did you mean "{close[0]}"?' if close else ""))
-    if messages:
-        raise colander.Invalid(node, "; ".join(messages))
-
-
-def _patterns_size(node: colander.SchemaNode, value: dict[str, Any]) -> None:
-    """Bound the work of compiling a save's patterns, before any of them is compiled."""
-    hooks = value.get("hooks")
-    patterns = [
-        hook[name]
-        for hook in (hooks if isinstance(hooks, list) else [])
-        if isinstance(hook, dict)
-        for name in selection.FILTERS
-        if selection.is_pattern(hook.get(name))
-    ]
-    where = "for all the hooks of a bucket or collection"
-    length = sum(map(len, patterns))
-    if length > MAX_PATTERNS_LENGTH:
-        raise colander.Invalid(
-            node,
-            f"Regular expressions too long together: {length} characters "
-            f"(at most {MAX_PATTERNS_LENGTH} {where})",
-        )
-    size = 0
-    for pattern in patterns:
-        try:
-            # One pattern too large is reported with the name of its filter.
-            size += min(pattern_size(pattern), MAX_PATTERN_SIZE)
-        except PatternError:
-            continue  # Reported with the name of its filter too.
-        if size > MAX_PATTERNS_SIZE:
-            raise colander.Invalid(
-                node,
-                "Regular expressions too large together once repeats are unrolled: "
-                f"over {MAX_PATTERNS_SIZE} {where}",
-            )
-
-
-def messages(error: colander.Invalid) -> str:
-    return "; ".join(
-        f"{path}: {message}" if path else message for path, message in error.asdict().items()
-    )
-
-
-def check(value: object, settings: "EmailerSettings", bucket_id: str) -> None:
-    """Raise ``colander.Invalid`` unless ``value`` is metadata whose hooks can work."""
-    schema = EmailerMetadata().bind(settings=settings, bucket_id=bucket_id)
-    if not isinstance(value, dict):
-        raise colander.Invalid(schema, f'"{selection.METADATA_KEY}" must be an object')
-    _unknown_fields(schema, value)
-    _patterns_size(schema, value)
-    schema.deserialize(value)

@@ -71,26 +71,28 @@ class HookFinder:
         bucket_id: str,
         collection_id: str | None,
         collection: dict[str, Any] | None = None,
+        key: str = METADATA_KEY,
     ) -> tuple[list[dict[str, Any]], str]:
         """Return ``(hooks, location)``: the collection's when it has any, else the bucket's.
 
         ``collection`` is the collection's own data when the change is on the collection
-        (the deleted version on delete); otherwise it is read from storage.
+        (the deleted version on delete); otherwise it is read from storage. ``key`` is the
+        metadata key of the channel (``kinto-slack``...): each key falls back on its own.
         """
         if collection is None and collection_id is not None:
             uri = uris.collection_uri(bucket_id, collection_id)
             collection = self.fetched_collections.get(uri)
             if collection is None:
                 collection = self.metadata("collection", bucket_id, collection_id)
-        if collection and METADATA_KEY in collection:
+        if collection and key in collection:
             location = uris.collection_uri(bucket_id, str(collection_id))
-            return hooks_of(collection), location
+            return hooks_of(collection, key), location
         bucket = self.metadata("bucket", bucket_id)
-        return hooks_of(bucket or {}), uris.bucket_uri(bucket_id)
+        return hooks_of(bucket or {}, key), uris.bucket_uri(bucket_id)
 
 
-def hooks_of(metadata: dict[str, Any]) -> list[dict[str, Any]]:
-    settings = metadata.get(METADATA_KEY)
+def hooks_of(metadata: dict[str, Any], key: str = METADATA_KEY) -> list[dict[str, Any]]:
+    settings = metadata.get(key)
     hooks = settings.get("hooks") if isinstance(settings, dict) else None
     return [h for h in hooks if isinstance(h, dict)] if isinstance(hooks, list) else []
 
@@ -158,15 +160,17 @@ def matching_hooks(
     budget: RegexBudget,
     location: str,
     trace: Trace = NO_TRACE,
+    label: str = "",
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(index, hook)`` for each hook whose filters accept the change.
+    """Yield ``(index, hook)`` for each hook whose filters accept the change; each is named
+    ``{location}#{label}{index}`` (``label``: ``slack/`` for a ``kinto-slack`` hook...).
 
     Once ``budget`` is spent, hooks that need a pattern are skipped (counted in ``budget``):
     a request's patterns cost one ``regex_timeout`` together, whatever its hooks and objects.
     ``trace`` is told of every hook, and why its filters refused the change.
     """
     for index, hook in enumerate(hooks):
-        where = f"{location}#{index}"
+        where = f"{location}#{label}{index}"
         refused: object | None
         try:
             refused = refusal(hook, context, budget)

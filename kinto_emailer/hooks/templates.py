@@ -11,7 +11,7 @@ import html
 import json
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..config import EXPOSED_SETTINGS
@@ -184,13 +184,18 @@ def _clip(text: str, limit: int) -> str:
 
 
 def render(
-    template: str, context: Mapping[str, Any], limit: int = MAX_BODY_LENGTH, as_html: bool = False
+    template: str,
+    context: Mapping[str, Any],
+    limit: int = MAX_BODY_LENGTH,
+    as_html: bool = False,
+    escape: Callable[[str], str] | None = None,
 ) -> str:
     """Render a checked template; unknown or absent placeholders render as written.
 
     Never raises on a template that ``parse`` accepts, and never returns more than
     ``limit`` bytes of UTF-8. With ``as_html``, placeholder values are HTML-escaped (the
-    template's own text is the hook author's HTML).
+    template's own text is the hook author's HTML); ``escape`` escapes them otherwise (a
+    Slack message's ``<``, ``>`` and ``&``), but ``Lines``, rendered with it already.
     """
     out = []
     size = 0
@@ -204,6 +209,8 @@ def render(
                 text = html.escape(source) if as_html else source
             else:
                 text = _as_text(value, as_html)
+                # A digest's lines were rendered, and escaped, on their own.
+                text = escape(text) if escape and not isinstance(value, Lines) else text
         out.append(text)
         size += len(text)
         if size >= limit:
@@ -211,8 +218,10 @@ def render(
     return _clip("".join(out)[:limit], limit)
 
 
-def render_line(template: str, context: Mapping[str, Any]) -> str:
+def render_line(
+    template: str, context: Mapping[str, Any], escape: Callable[[str], str] | None = None
+) -> str:
     """One line: line breaks folded to spaces, at most 998 characters."""
-    rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4)
+    rendered = render(template, context, limit=MAX_SUBJECT_LENGTH * 4, escape=escape)
     # Runs of blanks collapse too: a header line of only blanks can't be folded for SMTP.
     return " ".join(rendered.split())[:MAX_SUBJECT_LENGTH]

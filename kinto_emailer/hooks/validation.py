@@ -15,8 +15,10 @@ from pyramid.request import Request
 
 from .. import addresses, uris
 from ..permissions import can_read
-from . import rollback, schema, selection
+from . import metadata as hook_metadata
+from . import rollback, selection
 from .fields import ADDRESS_FIELDS, address_entries
+from .kinds import EMAIL, KINDS, HookKind
 
 
 _ABSENT = object()
@@ -69,14 +71,13 @@ def _hooks(metadata: object) -> list[Any]:
     return hooks if isinstance(hooks, list) else []
 
 
-def check_hook_writer(request: Request) -> None:
+def check_hook_writer(request: Request, key: str = selection.METADATA_KEY) -> None:
     """A 403 unless the request's principals may write hooks (``hook_write_principals``)."""
     allowed = request.registry.emailer.settings.hook_write_principals
     if allowed and not set(allowed) & set(prefixed_principals(request)):
         _forbidden(
             request,
-            f'Changing "{selection.METADATA_KEY}" needs one of the principals of '
-            "kinto_emailer.hook_write_principals",
+            f'Changing "{key}" needs one of the principals of kinto_emailer.hook_write_principals',
         )
 
 
@@ -87,23 +88,27 @@ def check_metadata(
     bucket_id: str,
     collection_id: str | None,
     name: str = f"data.{selection.METADATA_KEY}",
+    kind: HookKind = EMAIL,
 ) -> None:
     """A 400 (errno 107, on ``name``) unless ``metadata`` is hooks that can work; a 403 when a
     hook not in ``old_metadata`` names a group that the request's principals can't read."""
     settings = request.registry.emailer.settings
     try:
-        schema.check(metadata, settings, bucket_id)
+        hook_metadata.check(metadata, settings, bucket_id, kind.schema, kind.key, kind.channel)
     except colander.Invalid as e:
         rollback.undo_saves(request)
-        raise_invalid(request, name=name, description=schema.messages(e))
-    assert isinstance(metadata, dict)  # ``schema.check`` refuses anything else.
+        raise_invalid(request, name=name, description=hook_metadata.messages(e))
+    assert isinstance(metadata, dict)  # ``check`` refuses anything else.
+    if kind is not EMAIL:
+        return  # Groups are emails' recipients.
     principals = prefixed_principals(request)
     old_hooks = _hooks(old_metadata)
     _check_author(request, principals, metadata["hooks"], old_hooks, bucket_id, collection_id)
 
 
 def validate_metadata(event: ResourceChanged) -> None:
-    """Refuse a save whose ``kinto-emailer`` metadata can't work or isn't its author's to write.
+    """Refuse a save whose hooks (``kinto-emailer``, ``kinto-slack``, ``kinto-webhooks``)
+    can't work or aren't its author's to write.
 
     Metadata that a write leaves as it was is not checked again: stored hooks keep working,
     and the rest of the object stays writable.
@@ -114,13 +119,15 @@ def validate_metadata(event: ResourceChanged) -> None:
     for impacted in event.impacted_objects:
         new = impacted.get("new") or {}
         old = rollback.previous(request, resource_name, parent_id, impacted)
-        metadata = new.get(selection.METADATA_KEY, _ABSENT)
-        if old.get(selection.METADATA_KEY, _ABSENT) == metadata:
-            continue
-        check_hook_writer(request)
-        if metadata is _ABSENT:
-            continue
         bucket_id = new["id"] if resource_name == "bucket" else event.payload["bucket_id"]
         collection_id = new["id"] if resource_name == "collection" else None
-        old_metadata = old.get(selection.METADATA_KEY)
-        check_metadata(request, metadata, old_metadata, bucket_id, collection_id)
+        for kind in KINDS:
+            metadata = new.get(kind.key, _ABSENT)
+            if old.get(kind.key, _ABSENT) == metadata:
+                continue
+            check_hook_writer(request, kind.key)
+            if metadata is _ABSENT:
+                continue
+            old_metadata = old.get(kind.key)
+            name = f"data.{kind.key}"
+            check_metadata(request, metadata, old_metadata, bucket_id, collection_id, name, kind)

@@ -23,10 +23,10 @@ from .. import uris
 from ..compose.digests import Digests
 from ..compose.listener import collect_emails, hooks_owner
 from ..compose.request_bytes import RequestBytes
-from ..hooks import selection
+from ..hooks.kinds import EMAIL, KINDS, SLACK, WEBHOOK, HookKind
 from ..hooks.validation import named_groups
 from ..outbox import Email
-from .preview_change import CHANNELS, PreviewChange, describe, read_body
+from .preview_change import PreviewChange, describe, read_body
 from .preview_checks import check_exists, check_reader, check_tried, check_writer
 from .preview_path import PreviewFinder, PreviewTrace
 
@@ -67,6 +67,11 @@ def _emails(
 
 
 def _message(queued: Email) -> dict[str, Any]:
+    if queued.channel == SLACK.channel:
+        return dict(queued.payload or {})  # What is posted: {"channel", "text"}.
+    if queued.channel == WEBHOOK.channel:
+        # Its webhook-id, a new one each time, says nothing of a preview.
+        return {"endpoint": queued.destination, "body": (queued.payload or {}).get("body")}
     message = queued.message
     assert message is not None  # Built emails have one; only unbuilt ones are reported.
     headers = dict(message.extra_headers)
@@ -117,6 +122,7 @@ def _answer(
     trace: PreviewTrace,
     messages: list[dict[str, Any]],
     group_notes: list[dict[str, str]],
+    kind: HookKind = EMAIL,
 ) -> dict[str, Any]:
     refusal = trace.refusals.get(where)
     matched = where in trace.refusals and refusal is None
@@ -128,7 +134,7 @@ def _answer(
         reason = 'Nobody left in "recipients"' + (' (see "left_out")' if left_out else "")
     return {
         "hook": where,
-        "channel": CHANNELS[selection.METADATA_KEY],
+        "channel": kind.channel,
         "matched": matched,
         "reason": reason,
         "messages": messages,
@@ -148,17 +154,20 @@ def preview_hooks(request: Request) -> dict[str, Any]:
     described = describe(request, data)
     check_tried(request, finder, described)
     change = described.change
-    hooks, location = finder.hooks(*hooks_owner(change, change.impacted_objects[0]))
-    if hooks:
-        check_reader(request, location)
+    owner = hooks_owner(change, change.impacted_objects[0])
+    applying = [(kind, *finder.hooks(*owner, key=kind.key)) for kind in KINDS]
+    for _, hooks, location in applying:
+        if hooks:
+            check_reader(request, location)
     trace = PreviewTrace()
     emails = _emails(request, change, finder, trace)
     answers = []
-    for index, hook in enumerate(hooks):
-        where = f"{location}#{index}"
-        messages = [_message(queued) for queued in emails if queued.location == where]
-        notes = _group_notes(finder, hook, bucket_id, collection_id)
-        answers.append(_answer(where, trace, messages, notes))
+    for kind, hooks, location in applying:
+        for index, hook in enumerate(hooks):
+            where = kind.where(location, index)
+            messages = [_message(queued) for queued in emails if queued.location == where]
+            notes = _group_notes(finder, hook, bucket_id, collection_id) if kind is EMAIL else []
+            answers.append(_answer(where, trace, messages, notes, kind))
     return {"data": answers}
 
 

@@ -19,10 +19,11 @@ from .. import uris
 from ..hooks import events as event_names
 from ..hooks import selection
 from ..hooks.fields import ACTIONS, RESOURCE_NAMES
+from ..hooks.kinds import KINDS
 
 
 #: The metadata keys of the hooks that a preview may try, and their channel.
-CHANNELS = {selection.METADATA_KEY: "email"}
+CHANNELS = {kind.key: kind.channel for kind in KINDS}
 #: Where tried metadata goes: on the collection (as if saved there), or on its bucket.
 PLACES = ("collection", "bucket")
 FIELDS = (

@@ -8,6 +8,7 @@ from kinto.core.errors import ERRORS, http_error
 from pyramid.httpexceptions import HTTPForbidden, HTTPNotFound, HTTPUnauthorized
 from pyramid.request import Request
 
+from ..hooks.kinds import KINDS
 from ..hooks.validation import check_hook_writer, check_metadata
 from ..permissions import can_read, has_permission
 from .preview_change import Described
@@ -47,10 +48,12 @@ def check_tried(request: Request, finder: PreviewFinder, described: Described) -
         place, collection_id = finder.saved("bucket", bucket_id), None
     else:
         place = finder.saved("collection", bucket_id, collection_id)
+    kinds = {kind.key: kind for kind in KINDS}
     for key, value in described.metadata.items():
         saved = (place or {}).get(key)
         if value != saved:  # As a save: metadata left as it was is not checked again.
-            check_metadata(request, value, saved, bucket_id, collection_id, f"data.metadata.{key}")
+            name = f"data.metadata.{key}"
+            check_metadata(request, value, saved, bucket_id, collection_id, name, kinds[key])
 
 
 def check_reader(request: Request, location: str) -> None:

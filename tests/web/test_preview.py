@@ -18,6 +18,7 @@ from kinto.plugins.accounts.scripts import create_user
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
 from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
+from tests.compose.http_items import HTTP_SETTINGS
 from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
 from tests.support import (
     ALICE,
@@ -299,7 +300,8 @@ class PreviewTest(PreviewWebTest):
             'Unknown event "ReviewRequested"; did you mean "kinto_signer.events.ReviewRequested"?'
         )
         assert self.refusal({"metadata": {"kinto-slak": {}}}) == (
-            'data.metadata in body: Unknown hooks "kinto-slak" in "metadata": try "kinto-emailer"'
+            'data.metadata in body: Unknown hooks "kinto-slak" in "metadata": try '
+            '"kinto-emailer", "kinto-slack", "kinto-webhooks"'
         )
         self.preview({"new": {}}, status=404, url=URL.replace("/c/", "/other/"))
 
@@ -474,3 +476,45 @@ class NotifyAuthorPreviewTest(EmailerWebTest):
             assert answer["left_out"] == [
                 {"address": ALICE, "field": "recipients", "reason": SPARED_AUTHOR}
             ]
+
+
+class HTTPChannelsPreviewTest(PreviewWebTest):
+    """Slack and webhook hooks, saved or tried, previewed with the emails' path."""
+
+    @classmethod
+    def extra_settings(cls):
+        return HTTP_SETTINGS
+
+    def test_slack_and_webhook_hooks_show_what_they_would_post(self):
+        self.save_hooks(record_hook())
+        tried_hooks = {
+            "kinto-slack": {"hooks": [{"channel": "#ops", "template": "New: {new[title]}"}]},
+            "kinto-webhooks": {"hooks": [{"endpoint": "audit", "action": "delete"}]},
+        }
+        new = {"id": "r1", "title": "<b>"}
+        answers = self.preview({"new": new, "metadata": tried_hooks})
+        assert [(a["hook"], a["channel"], a["matched"]) for a in answers] == [
+            ("/buckets/b/collections/c#0", "email", True),
+            ("/buckets/b/collections/c#slack/0", "slack", True),
+            ("/buckets/b/collections/c#webhook/0", "webhook", False),
+        ]
+        assert answers[1]["messages"] == [{"channel": "#ops", "text": "New: &lt;b&gt;"}]
+        assert (
+            answers[2]["reason"] == 'Filter "action" is "delete": the change\'s action is "create"'
+        )
+
+        tried_hooks["kinto-webhooks"]["hooks"][0].pop("action")
+        webhook = self.preview({"new": new, "metadata": tried_hooks})[2]
+        [message] = webhook["messages"]
+        assert message["endpoint"] == "audit"
+        assert message["body"]["type"] == "kinto.record.create"
+        assert message["body"]["data"]["new"]["title"] == "<b>"  # JSON: no escaping.
+        assert self.app.get("/buckets/b/emails", headers=self.headers).json["data"] == []
+
+    def test_tried_hooks_are_refused_as_a_save_would_refuse_them(self):
+        self.create_collection()
+        message = self.refusal({"metadata": {"kinto-webhooks": {"hooks": [{"endpoint": "x"}]}}})
+        assert message == (
+            'data.metadata.kinto-webhooks in body: hooks.0: Unknown endpoint "x" '
+            "(endpoints of bucket b: audit)"
+        )
