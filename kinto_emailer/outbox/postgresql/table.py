@@ -9,7 +9,7 @@ from pyramid.exceptions import ConfigurationError
 
 TABLE = "kinto_emailer_outbox"
 CHANNEL = "kinto_emailer_outbox"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class Migration(PostgreSQLPluginMigration):
