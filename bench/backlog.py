@@ -123,7 +123,7 @@ def drain(args):
 PLANS = {
     "claim (100)": "CLAIM",
     "next due": "NEXT_DUE",
-    "outcomes (100 sent)": "OUTCOMES",
+    "outcomes (100 sent, one statement)": "OUTCOMES",
     "status listing (default sort, first page)": (
         "SELECT id FROM kinto_emailer_outbox WHERE bucket_id = 'bucket-1' "
         "AND status NOT IN ('collecting', 'closing') "
@@ -139,7 +139,8 @@ PLANS = {
         "coalesce(sum(size), 0) FROM kinto_emailer_outbox WHERE status IN "
         "('queued', 'sending', 'retrying', 'collecting', 'closing') GROUP BY bucket_id"
     ),
-    "pending count": (
+    "pending count (a count per status)": "PENDING",
+    "pending count (4.x)": (
         "SELECT count(*) FROM kinto_emailer_outbox WHERE status IN ('queued', 'sending', 'retrying')"
     ),
     "purge (one batch)": "PURGE",
@@ -160,7 +161,7 @@ PLANS = {
 
 
 def plans(args):
-    from kinto_emailer.outbox.postgresql import queries
+    from kinto_emailer.outbox.postgresql import outcomes, queries
 
     with TemporaryDatabase("kinto_emailer_plans") as database:
         migrate(settings(database.url, 25))
@@ -171,12 +172,15 @@ def plans(args):
         sql = {
             "CLAIM": queries.CLAIM,
             "NEXT_DUE": f"SELECT extract(epoch FROM ({queries.NEXT_DUE_AT}) - now())",
-            "OUTCOMES": getattr(queries, "OUTCOMES_EXAMPLE", None),
-            "PURGE": getattr(queries, "PURGE", None),
+            "OUTCOMES": outcomes.WRITE,
+            "PURGE": queries.PURGE,
+            "PENDING": queries.PENDING_COUNT,
         }
+        sent = [outcomes.Outcome(n, "sent", 1, None, None, "[]") for n in range(1, 101)]
+        written = outcomes.write(sent, "bench")[1]
         params = {
             "limit": 100, "worker": "bench", "lease": 60, "batch": 1000,
-            "seconds": 7 * 86400, "start": 1, "stop": 100,
+            "seconds": 7 * 86400, **written,
         }  # fmt: skip
         connection = psycopg2.connect(database.url)
         try:

@@ -3,7 +3,7 @@ when the next email falls due, and the purge. Each reads only what it needs thro
 partial indexes of ``migration_004_005.sql``, so that its cost stays flat however deep the
 backlog and however many ended rows the status views keep."""
 
-from .. import ENDED
+from .. import ENDED, PENDING
 from .admission import PENDING_SQL
 from .table import TABLE
 
@@ -21,15 +21,18 @@ CLAIMABLE = """
 # ``next_attempt = now()``): any one of them says so, without reading them all.
 # Not greatest(0, ...) in SQL: it would turn "nothing pending" (NULL) into 0.
 NEXT_DUE_AT = f"""SELECT least(
-    (SELECT next_attempt FROM {TABLE} WHERE status = 'queued' LIMIT 1),
+    (SELECT next_attempt FROM {TABLE} WHERE status = 'queued' ORDER BY bucket_id LIMIT 1),
     (SELECT min(next_attempt) FROM {TABLE} WHERE status = 'retrying'),
     (SELECT min(lease_until) FROM {TABLE} WHERE status = 'sending'))"""
-PENDING_COUNT = f"SELECT count(*) FROM {TABLE} WHERE status IN {PENDING_SQL}"
+# A count per status: each reads its own partial index, not the ended rows.
+PENDING_COUNT = "SELECT " + " + ".join(
+    f"(SELECT count(*) FROM {TABLE} WHERE status = '{status}')" for status in PENDING
+)
 # One email per bucket and turn: the n-th waiting email of every bucket before any (n+1)-th.
 # The candidates: each bucket's first queued rows (a loose scan finds the buckets, one probe
 # each), then the retries due and the leases expired, the oldest first; never the whole
-# backlog. Twice the limit of each: a worker claiming at the same moment skips the rows
-# another holds, and still finds a burst.
+# backlog. Twice the limit in turn order: a worker claiming at the same moment skips the
+# rows another holds, and still finds a burst.
 CLAIM = f"""
 WITH RECURSIVE buckets(bucket_id) AS (
     (SELECT bucket_id FROM {TABLE} WHERE status = 'queued' ORDER BY bucket_id LIMIT 1)
@@ -41,18 +44,19 @@ WITH RECURSIVE buckets(bucket_id) AS (
     SELECT q.id, q.bucket_id FROM buckets b CROSS JOIN LATERAL (
         SELECT o.id, o.bucket_id FROM {TABLE} o
          WHERE o.status = 'queued' AND o.bucket_id = b.bucket_id
-         ORDER BY o.id LIMIT 2 * %(limit)s
+         ORDER BY o.id LIMIT %(limit)s
     ) q
     UNION ALL (
         SELECT id, bucket_id FROM {TABLE} WHERE status = 'retrying' AND next_attempt <= now()
-         ORDER BY next_attempt LIMIT 2 * %(limit)s
+         ORDER BY next_attempt LIMIT %(limit)s
     )
     UNION ALL (
         SELECT id, bucket_id FROM {TABLE} WHERE status = 'sending' AND lease_until < now()
-         ORDER BY lease_until LIMIT 2 * %(limit)s
+         ORDER BY lease_until LIMIT %(limit)s
     )
 ), ranked AS (
     SELECT id, row_number() OVER (PARTITION BY bucket_id ORDER BY id) AS turn FROM candidates
+     ORDER BY turn, id LIMIT 2 * %(limit)s
 ), picked AS (
     SELECT o.id FROM {TABLE} o JOIN ranked ON ranked.id = o.id
      WHERE {CLAIMABLE}
@@ -79,9 +83,11 @@ UPDATE {TABLE} SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued'
 """
 #: Rows the purge deletes per transaction.
 PURGE_BATCH = 1000
+# The oldest first, through the index of ended rows (whose predicate it repeats): a batch
+# reads what it deletes, not the rows that wait nor those earlier batches left dead.
 PURGE = f"""
 DELETE FROM {TABLE} WHERE id IN (
-    SELECT id FROM {TABLE} WHERE status IN {ENDED_SQL}
+    SELECT id FROM {TABLE} WHERE status NOT IN {PENDING_SQL} AND status IN {ENDED_SQL}
        AND last_modified < now() - make_interval(secs => %(seconds)s)
-     LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
+     ORDER BY last_modified LIMIT %(batch)s FOR UPDATE SKIP LOCKED)
 """
