@@ -141,7 +141,8 @@ PLANS = {
     ),
     "pending count (a count per status)": "PENDING",
     "pending count (4.x)": (
-        "SELECT count(*) FROM kinto_emailer_outbox WHERE status IN ('queued', 'sending', 'retrying')"
+        "SELECT count(*) FROM kinto_emailer_outbox "
+        "WHERE status IN ('queued', 'sending', 'retrying')"
     ),
     "purge (one batch)": "PURGE",
     "one outcome (4.x: a statement per email)": (

@@ -35,7 +35,8 @@ def _rows(status: str, ended_days_ago: float, buckets: int) -> str:
     sent = f"{age}" if status == "sent" else "NULL"
     attempts = "0" if status in ("queued", "cancelled") else "1"
     return f"""
-        SELECT 'bucket-' || mod(n, {buckets}), 'c', '/buckets/bucket-' || mod(n, {buckets}) || '#0',
+        SELECT 'bucket-' || mod(n, {buckets}), 'c',
+               '/buckets/bucket-' || mod(n, {buckets}) || '#0',
                '/buckets/bucket-' || mod(n, {buckets}) || '/collections/c/records/r' || n,
                'create', 'record.create', 'backlog ' || n, 1, {MESSAGE}, 300,
                '{status}', {attempts}, {error}, {age}, {age}, {age}, {age}, {sent}

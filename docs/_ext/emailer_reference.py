@@ -8,7 +8,6 @@ that has no description, or a description of a key the code doesn't have, is a w
 ``make docs`` (``-W``) fails on it.
 """
 
-import dataclasses
 import importlib
 
 from docutils import nodes

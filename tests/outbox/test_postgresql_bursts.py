@@ -24,7 +24,11 @@ pytestmark = [pytest.mark.postgresql]
 
 
 def settings_of(url):
-    return {**postgresql_settings(url), "includes": "kinto_emailer", "kinto_emailer.outbox": "postgresql"}
+    return {
+        **postgresql_settings(url),
+        "includes": "kinto_emailer",
+        "kinto_emailer.outbox": "postgresql",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -223,11 +227,14 @@ def test_an_outbox_of_version_4_with_rows_is_upgraded_and_claims_them(monkeypatc
             "idx_kinto_emailer_outbox_bucket_listed",
             "idx_kinto_emailer_outbox_bucket_hour",
         } <= indexes
-        assert not {
-            "idx_kinto_emailer_outbox_pending",
-            "idx_kinto_emailer_outbox_bucket_created",
-            "idx_kinto_emailer_outbox_bucket_queued",
-        } & indexes
+        assert (
+            not {
+                "idx_kinto_emailer_outbox_pending",
+                "idx_kinto_emailer_outbox_bucket_created",
+                "idx_kinto_emailer_outbox_bucket_queued",
+            }
+            & indexes
+        )
         outbox = PostgreSQLOutbox(outbox_settings(), database.url, drafts)
         try:
             # The rows written before the upgrade, claimed in turn between their buckets.
