@@ -69,7 +69,7 @@ def test_a_server_without_the_outbox_table_stops_until_kinto_migrate_created_it(
             kinto.main(global_config, **settings)
         assert str(error.value) == (
             "kinto_emailer.outbox = postgresql: the database has no outbox table "
-            "(version 5 needed): run 'kinto migrate' with this ini file."
+            "(version 6 needed): run 'kinto migrate' with this ini file."
         )
         migrate(settings)
         app = kinto.main(global_config, **settings)

@@ -204,7 +204,7 @@ def test_a_database_without_the_outbox_table_stops_start_up(outbox):
         server.start()
     assert (
         "pyramid.exceptions.ConfigurationError: kinto_emailer.outbox = postgresql: the database "
-        "has no outbox table (version 5 needed): run 'kinto migrate' with this ini file."
+        "has no outbox table (version 6 needed): run 'kinto migrate' with this ini file."
     ) in server.log()
 
     server.migrate()

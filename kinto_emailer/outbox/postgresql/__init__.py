@@ -34,7 +34,8 @@ from . import status, table, windows
 from .admission import Admission
 from .cursors import Cursor, SessionCursor, StorageCursor, WorkerTransaction
 from .delivering import Deliveries
-from .queries import COLUMNS, ENDED_SQL
+from .outcomes import Outcomes
+from .queries import COLUMNS
 from .table import CHANNEL, TABLE, dsn
 
 
@@ -104,6 +105,8 @@ class PostgreSQLOutbox(Deliveries):
         self._windows_seen_until = 0.0  # ``time.monotonic()``: see ``_saw_windows``.
         #: Until when (``_lease_clock()``) each claimed email is surely still ours.
         self._held: dict[str, float] = {}
+        #: The burst's outcomes, written together (see ``outcomes``).
+        self._outcomes = Outcomes()
 
     # Writing, in the request's transaction.
 
@@ -155,6 +158,7 @@ class PostgreSQLOutbox(Deliveries):
     def gather(self, windows_: list[Window]) -> list[tuple[Window, str]]:
         if not windows_:
             return []
+        self.write_outcomes()  # The bytes this process's worker sent no longer count.
         if self.storage is not None and active_transaction() is not None:
             with self.storage.client.connect() as session:
                 return windows.gather(
@@ -195,36 +199,33 @@ class PostgreSQLOutbox(Deliveries):
         return self._worker_connection(atomic=True)
 
     def emails(self, query: Query) -> list[dict[str, Any]]:
+        self.write_outcomes()  # This process's worker's, that a reader expects to see.
         with self._request_cursor() as cursor:
             return status.emails(cursor, query)
 
     def email(self, bucket_id: str, email_id: str) -> dict[str, Any] | None:
+        self.write_outcomes()
         with self._request_cursor() as cursor:
             return status.email(cursor, bucket_id, email_id)
 
     def change(self, bucket_id: str, email_id: str, wanted: str) -> dict[str, Any] | None:
+        self.write_outcomes()
         with self._request_cursor() as cursor:
             return status.change(cursor, bucket_id, email_id, wanted, self.admission)
 
-    def purge(self) -> int:
-        days = self.settings.outbox_retention_days
-        with self._worker_connection() as cursor:
-            cursor.execute(
-                f"DELETE FROM {TABLE} WHERE status IN {ENDED_SQL} "
-                "AND last_modified < now() - make_interval(secs => %(seconds)s)",
-                {"seconds": days * 86400},
-            )
-            return cursor.rowcount
-
     def flush(self) -> None:
+        self._outcomes.forget()
         with self._worker_connection() as cursor:
             cursor.execute(f"TRUNCATE {TABLE}")
 
     def close(self) -> None:
-        self._close_listener()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        try:
+            self.write_outcomes()
+        finally:
+            self._close_listener()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def reset_after_fork(self) -> None:
         # The parent's connections are the parent's: a child never uses their sockets.

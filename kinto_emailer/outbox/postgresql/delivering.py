@@ -22,11 +22,9 @@ from .. import (
     message_from_json,
     refused_error,
 )
-from . import windows
-from .admission import PENDING_SQL
-from .cursors import WorkerTransaction
-from .queries import CLAIM, NEXT_DUE_AT
-from .table import TABLE
+from . import outcomes, windows
+from .cursors import PsycopgCursor, WorkerTransaction
+from .queries import CLAIM, NEXT_DUE_AT, PENDING_COUNT, PURGE, PURGE_BATCH, RELEASE, RENEW
 from .waiting import Notifications
 
 
@@ -53,6 +51,7 @@ class Deliveries(Notifications):
     _connection: Any
     _remaining: dict[str, list[str]]
     _held: dict[str, float]
+    _outcomes: outcomes.Outcomes
 
     def _saw_windows(self, started: float, due: float | None) -> None:
         raise NotImplementedError
@@ -68,11 +67,34 @@ class Deliveries(Notifications):
             self._connection = psycopg2.connect(self.url, connect_timeout=10)
         return self._connection
 
+    def _with_outcomes(
+        self, cursor: "PsycopgCursor", sql: str | None = None, params: dict[str, Any] | None = None
+    ) -> None:
+        """Run ``sql`` after writing the outcomes that wait: one round trip, one transaction."""
+        waiting = self._outcomes.take()
+        if waiting:
+            write, written = outcomes.write(waiting, self.worker_id)
+            sql = write if sql is None else f"{write};\n{sql}"
+            params = {**written, **(params or {})}
+        if sql is None:
+            return
+        try:
+            cursor.execute(sql, params)
+        except BaseException:
+            self._outcomes.give_back(waiting)  # Written with the next statement.
+            raise
+
+    def write_outcomes(self) -> None:
+        """Write the outcomes that wait, now: before a read that must see them."""
+        if self._outcomes.pending():
+            with self._worker_connection() as cursor:
+                self._with_outcomes(cursor)
+
     def claim(self, limit: int) -> list[Email]:
         params = {"limit": limit, "worker": self.worker_id, "lease": self.settings.outbox_lease}
         held = self._hold_from(_lease_clock())
         with self._worker_connection() as cursor:
-            cursor.execute(CLAIM, params)
+            self._with_outcomes(cursor, CLAIM, params)
             rows = cursor.fetchall()
         emails: list[Email] = []
         for row in sorted(rows, key=lambda r: r[0]):
@@ -114,82 +136,58 @@ class Deliveries(Notifications):
         return start + self.settings.outbox_lease / 2
 
     def renew(self, email: Email) -> bool:
-        # A burst may take longer than one lease: each email is held anew as its turn comes,
-        # once half of its lease has passed (before that, no worker can take it over: only
-        # the lease's end lets one, and the views can't change an email being sent).
+        # A burst may take longer than one lease: once half of it has passed, every email the
+        # burst still holds is held anew, in one statement (before that, no worker can take
+        # them over: only the lease's end lets one, and the views can't change an email being
+        # sent). The outcomes that waited too long are written on the way.
         now = _lease_clock()
         if self._held.get(email.id, now) > now:
+            if self._outcomes.overdue():
+                self.write_outcomes()
             return True
+        ids = {email.id, *list(self._held)}
+        params = {
+            "ids": [int(id_) for id_ in ids],
+            "lease": self.settings.outbox_lease,
+            "worker": self.worker_id,
+        }
         with self._worker_connection() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s) "
-                "WHERE id = %(id)s AND status = 'sending' AND worker = %(worker)s",
-                {
-                    "id": int(email.id),
-                    "lease": self.settings.outbox_lease,
-                    "worker": self.worker_id,
-                },
-            )
-            renewed = cursor.rowcount == 1
-        if renewed:
-            self._held[email.id] = self._hold_from(now)
-        else:
-            self._held.pop(email.id, None)
-        return renewed
+            self._with_outcomes(cursor, RENEW, params)
+            renewed = {str(id_) for (id_,) in cursor.fetchall()}
+        held = self._hold_from(now)
+        for id_ in ids:
+            if id_ in renewed:
+                self._held[id_] = held
+            else:  # Taken over by another worker: its outcome is no longer ours to write.
+                self._held.pop(id_, None)
+        return email.id in renewed
 
-    def _update(self, email: Email, sets: str, **params: Any) -> None:
-        # Only while the claim is ours: past the lease, another worker may hold the row now
-        # (a ``sent`` is recorded whoever holds it: the mail server has the email).
-        mine = "" if email.status == SENT else " AND worker = %(worker)s AND status = 'sending'"
+    def _record(self, email: Email, error: str | None, **outcome: Any) -> None:
+        """Keep ``email``'s outcome, to be written with the burst's others."""
         self._held.pop(email.id, None)
-        with self._worker_connection() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET {sets}, refused = %(refused)s, "
-                "last_modified = clock_timestamp(), lease_until = NULL, worker = NULL "
-                f"WHERE id = %(id)s{mine}",
-                {
-                    "id": int(email.id),
-                    "worker": self.worker_id,
-                    "refused": json.dumps(email.refused),
-                    **params,
-                },
+        self._outcomes.add(
+            outcomes.Outcome(
+                id=int(email.id),
+                status=email.status,
+                attempts=email.attempts,
+                error=error,
+                refused=json.dumps(email.refused),
+                **outcome,
             )
+        )
 
     def sent(self, email: Email) -> None:
         email.status = SENT
-        self._update(
-            email,
-            "status = 'sent', sent = clock_timestamp(), attempts = %(attempts)s, "
-            "error = %(error)s",
-            attempts=email.attempts,
-            error=refused_error(email.refused),
-        )
+        self._record(email, refused_error(email.refused), remaining=None)
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         email.status = RETRYING
-        remaining = _remaining(email)
-        self._update(
-            email,
-            "status = 'retrying', attempts = %(attempts)s, error = %(error)s, "
-            "remaining = %(remaining)s, next_attempt = now() + make_interval(secs => %(delay)s)",
-            attempts=email.attempts,
-            error=error,
-            remaining=remaining,
-            delay=delay,
-        )
+        self._record(email, error, remaining=_remaining(email), delay=delay)
 
     def failed(self, email: Email, error: str) -> None:
         email.status = FAILED
         # Who is still to try, as for a retry: queued again, it goes to them only.
-        remaining = _remaining(email)
-        self._update(
-            email,
-            "status = 'failed', attempts = %(attempts)s, error = %(error)s, "
-            "remaining = %(remaining)s",
-            attempts=email.attempts,
-            error=error,
-            remaining=remaining,
-        )
+        self._record(email, error, remaining=_remaining(email))
 
     def release(self, emails: list[Email]) -> None:
         if not emails:
@@ -197,23 +195,31 @@ class Deliveries(Notifications):
         for email in emails:
             self._held.pop(email.id, None)
         with self._worker_connection() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET status = CASE WHEN attempts > 0 THEN 'retrying' "
-                "ELSE 'queued' END, lease_until = NULL, worker = NULL, next_attempt = now(), "
-                "last_modified = clock_timestamp() WHERE id = ANY(%(ids)s) AND worker = %(w)s",
-                {"ids": [int(e.id) for e in emails], "w": self.worker_id},
+            self._with_outcomes(
+                cursor, RELEASE, {"ids": [int(e.id) for e in emails], "w": self.worker_id}
             )
         for email in emails:
             email.status = RETRYING if email.attempts else QUEUED
 
     def pending(self) -> int:
         with self._worker_connection() as cursor:
-            cursor.execute(f"SELECT count(*) FROM {TABLE} WHERE status IN {PENDING_SQL}")
+            self._with_outcomes(cursor, PENDING_COUNT)
             return cursor.fetchone()[0]
+
+    def purge(self) -> int:
+        # In batches, each its own short transaction: never a long lock, nor a long vacuum
+        # debt for the writers' table; rows locked elsewhere wait for the next purge.
+        seconds, purged = self.settings.outbox_retention_days * 86400, 0
+        while True:
+            with self._worker_connection() as cursor:
+                self._with_outcomes(cursor, PURGE, {"seconds": seconds, "batch": PURGE_BATCH})
+                purged += cursor.rowcount
+            if cursor.rowcount < PURGE_BATCH:
+                return purged
 
     def next_due(self) -> float | None:
         with self._worker_connection() as cursor:
-            cursor.execute(f"SELECT extract(epoch FROM ({NEXT_DUE_AT}) - now())")
+            self._with_outcomes(cursor, f"SELECT extract(epoch FROM ({NEXT_DUE_AT}) - now())")
             due = cursor.fetchone()[0]
         return None if due is None else max(0.0, float(due))
 
@@ -221,9 +227,10 @@ class Deliveries(Notifications):
         # One statement for both: the worker asks before each wait.
         started = time.monotonic()
         with self._worker_connection() as cursor:
-            cursor.execute(
+            self._with_outcomes(
+                cursor,
                 f"SELECT extract(epoch FROM ({NEXT_DUE_AT}) - now()), "
-                f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())"
+                f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())",
             )
             due, window = cursor.fetchone()
         window = None if window is None else max(0.0, float(window))

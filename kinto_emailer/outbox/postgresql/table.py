@@ -9,7 +9,7 @@ from pyramid.exceptions import ConfigurationError
 
 TABLE = "kinto_emailer_outbox"
 CHANNEL = "kinto_emailer_outbox"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class Migration(PostgreSQLPluginMigration):
