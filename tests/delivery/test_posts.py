@@ -106,7 +106,7 @@ def deliver(outbox_settings, receiver):
 
     def deliver(*items, channels=None, **settings):
         channels = channels or Channels(
-            slack_urls={"#ops": receiver.url("/ops")},
+            slack_urls={"ops": receiver.url("/ops")},
             slack_default_url=receiver.url("/default"),
             webhooks={"ops": Endpoint("ops", receiver.url("/webhook"), KEYS)},
         )
@@ -284,7 +284,7 @@ def test_one_connection_serves_a_burst_to_one_url(deliver, receiver):
 
 
 def test_slack_debug_dir_writes_a_file_per_message_instead_of_posting(deliver, receiver, tmp_path):
-    channels = Channels(slack_urls={"#ops": receiver.url()}, slack_debug_dir=str(tmp_path))
+    channels = Channels(slack_urls={"ops": receiver.url()}, slack_debug_dir=str(tmp_path))
     item = slack(text="not posted")
     delivery = deliver(item, channels=channels)
     assert receiver.received == []

@@ -20,7 +20,7 @@ class ChannelStatusScenarios:
     def setUpClass(cls):
         cls.receiver = Receiver()
         channels = Channels(
-            slack_urls={"#ops": cls.receiver.url("/slack")},
+            slack_urls={"ops": cls.receiver.url("/slack")},
             webhooks={"ops": Endpoint("ops", cls.receiver.url("/webhook"), (b"k" * 24,))},
         )
         with mock.patch("kinto_emailer.config.reading.read_channels", return_value=channels):
