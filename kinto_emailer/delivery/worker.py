@@ -19,6 +19,7 @@ from pyramid_mailer.message import Message
 
 from ..log_values import quoted
 from ..outbox import SENDING, Email, Outbox
+from .optouts import OptOuts
 from .outcomes import DROPPED, FAILED, Report
 from .rounds import Sender
 
@@ -56,8 +57,11 @@ class Worker:
         transport: "SMTPTransport",
         render: Callable[[Message], "Outgoing"],
         report: Report,
+        optouts: OptOuts | None = None,
     ):
         self.settings = settings
+        #: Read for each burst, just before it is sent (Kinto's storage, if the app has one).
+        self.optouts = optouts or OptOuts(None)
         self.outbox = outbox
         self.transport = transport
         self.render = render
@@ -197,7 +201,12 @@ class Worker:
         for email, reason in self.outbox.close_windows():
             self.report(DROPPED, email, reason)
         claimed = self._burst = self.outbox.claim(BURST)
-        emails = [email for email in claimed if self._prepare(email)]
+        left = self.optouts.for_burst(claimed, self.outbox, self.report)
+        # Before rendering (the headers name only those left), and after it: who is still
+        # to try after a refusal, or a Maildir file's envelope, is known once rendered.
+        emails = [
+            email for email in claimed if left(email) and self._prepare(email) and left(email)
+        ]
         if emails:
             self.sender.send_burst(emails)
         # A full burst may have left more; after a smaller one, the outbox wakes the worker
