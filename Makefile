@@ -71,8 +71,8 @@ format: install  ## Reformat the code with ruff
 docs: install  ## Build the documentation into docs/_build/html (warnings are errors)
 	$(VENV)/bin/sphinx-build -W --keep-going -E -a -b html -q docs docs/_build/html
 
-bench: install  ## Compare latency with and without the plugin (bench/)
-	$(PYTHON) bench/run.py
+bench: install  ## Compare with and without the plugin (bench/; ONLY=backlog,drain for some groups)
+	$(PYTHON) bench/run.py $(if $(ONLY),--only $(ONLY))
 
 clean:  ## Remove the virtualenvs, builds, caches and debug emails
 	rm -rf $(VENV) $(TEST_VENV) $(DIST) dist.log build *.egg-info .pytest_cache .ruff_cache .hypothesis .import_linter_cache mail docs/_build

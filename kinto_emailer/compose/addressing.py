@@ -1,6 +1,7 @@
 """Who one hook's email reaches: its address fields rendered, groups expanded, kept within
 ``kinto_emailer.recipient_domains`` and ``max_expanded_recipients``; and who is left out
-of it (addresses that opted out, and the author a hook spares)."""
+of it (the author a hook spares; addresses that opted out in a preview only: a write leaves
+them to delivery, ``delivery.optouts``)."""
 
 import logging
 from typing import TYPE_CHECKING, Any
@@ -121,8 +122,9 @@ SPARED_AUTHOR = 'The author of the change, and the hook says "notify_author": fa
 
 
 class LeftOut:
-    """Who a hook's email must not reach: the addresses (lower case) that opted out, and
-    with ``"notify_author": false`` the author's mailbox, when the user id proves it."""
+    """Who a hook's email must not reach: with ``"notify_author": false`` the author's
+    mailbox, when the user id proves it; in a preview, the addresses (lower case) that opted
+    out, as delivery will leave them out (``optouts.opted_out``)."""
 
     def __init__(
         self,

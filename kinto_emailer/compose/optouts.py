@@ -5,6 +5,9 @@ An opt-out is stored with Kinto's storage backend, under a resource of the plugi
 below its bucket (``/buckets/{bid}/emailer``), so it lives where the bucket's data lives
 and goes with the bucket when it is deleted (Kinto deletes everything below it); those of a
 collection's hooks go with the collection (``forget_deleted_collections``).
+
+They are applied at delivery (``delivery.optouts``), just before each email is sent: a write
+reads none, and an unsubscribe stops the emails already waiting too.
 """
 
 import base64
@@ -12,19 +15,20 @@ import binascii
 import hashlib
 import hmac
 import json
-import weakref
 from typing import Any
 
 from kinto.core.events import ResourceChanged
-from kinto.core.storage import Filter, StorageBase, memory
-from kinto.core.storage.exceptions import ObjectNotFoundError, ReadonlyError
+from kinto.core.storage import Filter, StorageBase
+from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
 from .. import uris
+from ..delivery.optouts import RESOURCE_NAME, bucket_of, of_bucket, parent_id, read_by_owner
 from ..hooks.selection import HookFinder, hooks_of
 
 
-RESOURCE_NAME = "kinto_emailer_optout"
+__all__ = ("RESOURCE_NAME", "bucket_of", "of_bucket", "parent_id")
+
 PATH = "emailer/unsubscribe/"
 
 
@@ -72,14 +76,6 @@ def link(key: bytes | None, root_url: str, address: str, owner: str) -> str | No
     return f"{root_url.rstrip('/')}/{PATH}{token(key, address, owner)}"
 
 
-def bucket_of(owner: str) -> str:
-    return owner.split("/")[2]
-
-
-def parent_id(bucket_id: str) -> str:
-    return f"{uris.bucket_uri(bucket_id)}/emailer"
-
-
 def optout_id(address: str, owner: str) -> str:
     # One per address and owner, whatever the case of the address: asking twice is one.
     return hashlib.sha256(f"{owner}\n{address.lower()}".encode()).hexdigest()[:32]
@@ -94,10 +90,6 @@ def add(storage: StorageBase, address: str, owner: str) -> dict[str, Any]:
         object_id=object_id,
         obj=obj,
     )
-
-
-def of_bucket(storage: StorageBase, bucket_id: str) -> list[dict[str, Any]]:
-    return storage.list_all(resource_name=RESOURCE_NAME, parent_id=parent_id(bucket_id))
 
 
 def remove(storage: StorageBase, bucket_id: str, object_id: str) -> dict[str, Any] | None:
@@ -140,55 +132,19 @@ def has_hooks(storage: StorageBase, owner: str) -> bool:
     return bool(metadata and hooks_of(metadata))
 
 
-def by_owner(storage: StorageBase, bucket_id: str) -> dict[str, frozenset[str]]:
-    """The opted-out addresses of a bucket, by owner: ``{owner: addresses}``."""
-    owners: dict[str, set[str]] = {}
-    for optout in of_bucket(storage, bucket_id):
-        owners.setdefault(optout.get("owner", ""), set()).add(optout["address"])
-    return {owner: frozenset(addresses) for owner, addresses in owners.items()}
-
-
-class _MemoryStorageCache:
-    """The opt-outs read from Kinto's memory storage, kept while they don't change.
-
-    That storage lives in this process, and any change to the opt-outs of a bucket (one
-    added, removed, the bucket deleted, the storage flushed) moves their timestamp, which is
-    a dictionary read: listing them again costs more than the rest of a hook's email.
-    Other backends are shared with other processes: they are read on each request.
-    """
-
-    def __init__(self) -> None:
-        self.read: weakref.WeakKeyDictionary[StorageBase, dict[str, Any]] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def by_owner(self, storage: StorageBase, bucket_id: str) -> dict[str, frozenset[str]]:
-        try:
-            stamp = storage.resource_timestamp(RESOURCE_NAME, parent_id(bucket_id))
-        except ReadonlyError:  # None yet, and a read-only server can't make one.
-            return by_owner(storage, bucket_id)
-        known = self.read.setdefault(storage, {})
-        cached = known.get(bucket_id)
-        if cached is None or cached[0] != stamp:
-            cached = known[bucket_id] = (stamp, by_owner(storage, bucket_id))
-        return cached[1]
-
-
-_memory = _MemoryStorageCache()
-
-
 def opted_out(finder: HookFinder, owner: str) -> frozenset[str]:
-    """The addresses (lower case) that asked to stop ``owner``'s emails; read once a request."""
+    """The addresses (lower case) that asked to stop ``owner``'s emails, read once a request;
+    none but where the finder composes a preview (its ``reads_optouts``): writes leave them
+    to delivery, and the preview says what delivery would do."""
     storage = getattr(finder, "storage", None)
-    if storage is None or not owner.startswith("/buckets/"):
+    if (
+        not getattr(finder, "reads_optouts", False)
+        or storage is None
+        or not owner.startswith("/buckets/")
+    ):
         return frozenset()
 
     def read() -> frozenset[str]:
-        bucket_id = bucket_of(owner)
-        if isinstance(storage, memory.Storage):
-            owners = _memory.by_owner(storage, bucket_id)
-        else:
-            owners = by_owner(storage, bucket_id)
-        return owners.get(owner, frozenset())
+        return read_by_owner(storage, bucket_of(owner)).get(owner, frozenset())
 
     return finder.remember(("optouts", owner), read)

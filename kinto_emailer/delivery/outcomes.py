@@ -24,12 +24,13 @@ logger = logging.getLogger("kinto_emailer.outcomes")
 addresses_logger = logging.getLogger("kinto_emailer.outcomes.addresses")
 
 QUEUED, SENT, RETRIED = Outcome.QUEUED, Outcome.SENT, Outcome.RETRIED
-FAILED, DROPPED = Outcome.FAILED, Outcome.DROPPED
+FAILED, CANCELLED, DROPPED = Outcome.FAILED, Outcome.CANCELLED, Outcome.DROPPED
 LEVELS: dict[str, int] = {
     QUEUED: logging.INFO,
     SENT: logging.INFO,
     RETRIED: logging.WARNING,
     FAILED: logging.ERROR,
+    CANCELLED: logging.INFO,
     DROPPED: logging.ERROR,
 }
 REDACTED = "[recipient]"

@@ -19,6 +19,7 @@ from ..outbox import DraftCompleter, Email, Outbox, Window
 from ..outbox.backends import open_outbox
 from ..smtp import mime
 from ..smtp.connection import SMTPTransport
+from .optouts import OptOuts
 from .outcomes import DROPPED, FAILED, QUEUED, SENT, Counter, Report
 from .worker import Worker
 
@@ -69,6 +70,7 @@ class Delivery:
     ):
         self.settings = emailer_settings
         self.transport = SMTPTransport(emailer_settings)
+        self.storage = storage  # Kinto's: where the worker reads the opt-outs.
         self.report = Report(count)
         self.debug_mailer: DebugFiles | None = None
         #: Where emails wait; ``None`` with the debug mailer, which writes them at once.
@@ -91,7 +93,10 @@ class Delivery:
         """A worker for this outbox, transport and report: this process's (``worker``), or
         that of ``kinto-emailer worker``."""
         assert self.outbox is not None  # The debug mailer writes at once: no worker.
-        return Worker(self.settings, self.outbox, self.transport, self.render, self.report)
+        optouts = OptOuts(self.storage)
+        return Worker(
+            self.settings, self.outbox, self.transport, self.render, self.report, optouts
+        )
 
     @property
     def transactional(self) -> bool:

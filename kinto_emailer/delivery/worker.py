@@ -20,6 +20,7 @@ from pyramid_mailer.message import Message
 
 from ..log_values import quoted
 from ..outbox import SENDING, Email, Outbox
+from .optouts import OptOuts
 from .outcomes import DROPPED, FAILED, Report
 from .posts import POSTED, Poster
 from .rounds import Sender
@@ -58,8 +59,11 @@ class Worker:
         transport: "SMTPTransport",
         render: Callable[[Message], "Outgoing"],
         report: Report,
+        optouts: OptOuts | None = None,
     ):
         self.settings = settings
+        #: Read for each burst, just before it is sent (Kinto's storage, if the app has one).
+        self.optouts = optouts or OptOuts(None)
         self.outbox = outbox
         self.transport = transport
         self.render = render
@@ -202,7 +206,11 @@ class Worker:
             self.report(DROPPED, email, reason)
         claimed = self._burst = self.outbox.claim(BURST)
         posts = [item for item in claimed if item.channel in POSTED]
-        emails = [e for e in claimed if e.channel not in POSTED and self._prepare(e)]
+        mails = [item for item in claimed if item.channel not in POSTED]
+        left = self.optouts.for_burst(mails, self.outbox, self.report)
+        # Before rendering (the headers name only those left), and after it: who is still
+        # to try after a refusal, or a Maildir file's envelope, is known once rendered.
+        emails = [email for email in mails if left(email) and self._prepare(email) and left(email)]
         if emails:
             self.sender.send_burst(emails)
         if posts:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from pyramid_mailer.message import Message
 
 from . import (
+    CANCELLED,
     DROPPED,
     FAILED,
     QUEUED,
@@ -147,6 +148,10 @@ class MemoryOutbox(MemoryStatus):
     def failed(self, email: Email, error: str) -> None:
         with self._condition:
             self._forget(email, FAILED, error)
+
+    def cancelled(self, email: Email, reason: str) -> None:
+        with self._condition:
+            self._forget(email, CANCELLED, reason)
 
     def retry(self, email: Email, delay: float, error: str) -> None:
         with self._condition:

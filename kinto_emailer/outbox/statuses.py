@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     SENT = Status.SENT.value
     RETRIED = "retried"
     FAILED = Status.FAILED.value
+    CANCELLED = Status.CANCELLED.value
     DROPPED = Status.DROPPED.value
 
 

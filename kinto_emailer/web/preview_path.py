@@ -16,6 +16,9 @@ class PreviewFinder(selection.HookFinder):
     """Reads as the listener does, but the tried metadata instead of the saved, and only
     the groups that the caller may read (the others are noted in ``unreadable``)."""
 
+    #: Opt-outs are applied at delivery: the preview reads them to say what it would do.
+    reads_optouts = True
+
     def __init__(self, request: Request, tried: dict[str, Any], tried_on: str):
         super().__init__(request.registry.storage)
         self.request = request

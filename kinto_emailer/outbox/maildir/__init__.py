@@ -14,7 +14,18 @@ from typing import TYPE_CHECKING
 from pyramid_mailer.message import Message
 
 from ...log_values import quoted
-from .. import FAILED, QUEUED, RETRYING, SENDING, SENT, DraftCompleter, Email, Outbox, probes
+from .. import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    SENT,
+    DraftCompleter,
+    Email,
+    Outbox,
+    probes,
+)
 from ..limits import HourlyLimit
 from . import files
 from .queue import MaildirQueue
@@ -131,6 +142,11 @@ class MaildirOutbox(Outbox):
     def failed(self, email: Email, error: str) -> None:
         email.status, email.error = FAILED, error
         self._remove(email, self._claimed(email)[0].fail)
+
+    def cancelled(self, email: Email, reason: str) -> None:
+        # Nothing to keep it for: this outbox keeps no status, and nobody is left to send to.
+        email.status, email.error = CANCELLED, reason
+        self._remove(email, self._claimed(email)[0].done)
 
     def _remove(self, email: Email, how: Callable[[str], None]) -> None:
         _, filename = self._claimed(email)
