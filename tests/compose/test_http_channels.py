@@ -5,7 +5,6 @@ transaction as emails."""
 import datetime
 
 import transaction
-
 from standardwebhooks import Webhook
 
 from tests.http_receiver import SECRET, HTTPChannelsMixin

@@ -18,8 +18,8 @@ from kinto.plugins.accounts.scripts import create_user
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
 from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
-from tests.http_receiver import HTTPChannelsMixin
 from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
+from tests.http_receiver import HTTPChannelsMixin
 from tests.support import (
     ALICE,
     EmailerWebTest,
