@@ -63,5 +63,29 @@ class ChannelStatusScenarios:
         (sent,) = self.list("?channel=webhook")
         assert (sent["status"], sent["attempts"]) == ("sent", 1)
 
+    def test_a_slack_refusal_is_retried_then_delivered(self):
+        self.create_collection(data=SLACK)
+        self.posted()
+        self.receiver.clear()
+        self.receiver.script(Reply(500, body=b"rollup_error"))
+        record = self.create_record().json["data"]
+        first, second = self.posted()
+        assert first.path == second.path == "/ops"
+        assert first.json == second.json == {"channel": "#ops", "text": record["id"]}
+        sent = [e for e in self.list("?channel=slack") if e["uri"].endswith(record["id"])]
+        assert [(e["status"], e["attempts"]) for e in sent] == [("sent", 2)]
+
+    def test_a_503_is_retried_with_the_same_webhook_id_and_body(self):
+        self.create_collection(data=WEBHOOK)
+        self.receiver.script(Reply(503, {"Retry-After": "0"}, b"busy"))
+        self.create_record()
+        first, second = self.posted()
+        assert first.headers["webhook-id"] == second.headers["webhook-id"]
+        assert first.body == second.body
+        for request in (first, second):  # Each attempt signed anew, both verify.
+            Webhook(SECRET).verify(request.body, request.headers)
+        (sent,) = self.list("?channel=webhook")
+        assert (sent["status"], sent["attempts"]) == ("sent", 2)
+
 
 per_outbox(ChannelStatusScenarios, type("Base", (HTTPChannelsMixin, HookWebTest), {}), globals())
