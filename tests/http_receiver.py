@@ -1,10 +1,15 @@
 """A loopback HTTP receiver for the Slack and webhook tests: records each POST, answers as
-scripted (a status, headers, a delay), then 200 "ok"."""
+scripted (a status, headers, a delay), then 200 "ok"; ``HTTPChannelsMixin`` points a web
+test's Slack channels and webhook endpoints at one."""
 
+import base64
+import json
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.support import FAST_RETRIES
 
 
 @dataclass
@@ -14,6 +19,10 @@ class Received:
     body: bytes
     #: The client's address and port: one value per connection.
     peer: tuple
+
+    @property
+    def json(self):
+        return json.loads(self.body)
 
 
 @dataclass
@@ -89,6 +98,11 @@ class Receiver:
         with self.condition:
             self.replies.extend(replies)
 
+    def clear(self):
+        with self.condition:
+            self.received.clear()
+            self.replies.clear()
+
     def wait_for(self, count, timeout=10):
         """The requests received, once there are ``count`` (or ``timeout`` seconds passed)."""
         with self.condition:
@@ -98,3 +112,58 @@ class Receiver:
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
+
+
+SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
+def channel_settings(receiver):
+    """Slack: ``#ops`` to ``/ops``, every other channel to ``/default``; webhook endpoints
+    ``audit`` (any bucket) to ``/audit`` and ``reserved`` (bucket ``other`` only) to
+    ``/reserved``, signed with ``SECRET``."""
+    return {
+        "slack.webhook_url": receiver.url("/default"),
+        "slack.ops.webhook_url": receiver.url("/ops"),
+        "kinto_emailer.webhooks.audit.url": receiver.url("/audit"),
+        "kinto_emailer.webhooks.audit.secret": SECRET,
+        "kinto_emailer.webhooks.reserved.url": receiver.url("/reserved"),
+        "kinto_emailer.webhooks.reserved.secret": SECRET,
+        "kinto_emailer.webhooks.reserved.buckets": "other",
+    }
+
+
+class HTTPChannelsMixin:
+    """A web test whose Slack messages and webhooks reach a receiver of its class
+    (``channel_settings``), retried at once. Put it before the web test base class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.receiver = Receiver()
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.receiver.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.receiver.stop()
+
+    @classmethod
+    def extra_settings(cls):
+        return {**super().extra_settings(), **FAST_RETRIES, **channel_settings(cls.receiver)}
+
+    def setUp(self):
+        super().setUp()
+        # What the class's earlier tests handed over is not this test's.
+        self.drain()
+        outbox = self.app.app.registry.emailer.delivery.outbox
+        if outbox is not None and outbox.keeps_status:
+            outbox.flush()
+        self.receiver.clear()
+
+    def posted(self, path=None):
+        """The POSTs received (to ``path``), once everything handed over was delivered."""
+        self.drain()
+        return [r for r in self.receiver.received if path is None or r.path == path]

@@ -1,9 +1,13 @@
-"""Slack and webhook hooks, from a change to the items the outbox receives, through the real
-Kinto app: the same filters, placeholders and transaction as emails."""
+"""Slack and webhook hooks, from a change to what a loopback receiver gets and what the status
+views say, through the real Kinto app and outbox: the same filters, placeholders and
+transaction as emails."""
 
 import datetime
 
-from tests.compose.http_items import HTTP_SETTINGS, HTTPItemsMixin
+import transaction
+from standardwebhooks import Webhook
+
+from tests.http_receiver import SECRET, HTTPChannelsMixin
 from tests.support import HookWebTest, per_outbox, record_hook
 from tests.test_review import SOURCE, ReviewWebTest
 
@@ -18,6 +22,10 @@ def webhook(**fields):
     return {"endpoint": "audit", "resource_name": "record", **fields}
 
 
+def texts(posted):
+    return [request.json["text"] for request in posted]
+
+
 def metadata(slack_hooks=(), webhook_hooks=()):
     found = {}
     if slack_hooks:
@@ -27,27 +35,47 @@ def metadata(slack_hooks=(), webhook_hooks=()):
     return found
 
 
-class SlackTest(HTTPItemsMixin, HookWebTest):
-    def test_a_record_change_makes_one_slack_message_for_its_channel(self):
+class ListedMixin:
+    def listed(self, channel, bucket_id="b"):
+        """The status views' records of ``channel``."""
+        url = f"/buckets/{bucket_id}/emails?channel={channel}"
+        return self.app.get(url, headers=self.headers).json["data"]
+
+
+class SlackTest(ListedMixin, HTTPChannelsMixin, HookWebTest):
+    def test_a_record_change_posts_one_slack_message_to_its_channel_s_url(self):
         template = "{user_id} {action}d {resource_name} {id} in {bucket_id}/{collection_id}"
         self.create_collection(data=metadata([slack(template=template + ": {new[title]}")]))
         record = self.create_record(data={"title": "Hello"}).json["data"]
         user_id = self.app.get("/", headers=self.headers).json["user"]["id"]
-        [item] = self.received()
+        [request] = self.posted()
+        assert request.path == "/ops"  # Its channel's URL, not the default.
         text = f"{user_id} created record {record['id']} in b/c: Hello"
-        assert item.payload == {"channel": "#ops", "text": text}
-        assert (item.channel, item.destination, item.message) == ("slack", "#ops", None)
-        assert item.location == "/buckets/b/collections/c#slack/0"
-        assert (item.bucket_id, item.collection_id, item.action) == ("b", "c", "create")
-        assert item.uri == f"/buckets/b/collections/c/records/{record['id']}"
-        assert item.event == "kinto.core.events.AfterResourceChanged"
+        assert request.json == {"channel": "#ops", "text": text}
+        assert request.headers["Content-Type"] == "application/json"
+        [listed] = self.listed("slack")
+        uri = f"/buckets/b/collections/c/records/{record['id']}"
+        assert {k: listed[k] for k in ("destination", "status", "hook", "uri", "action")} == {
+            "destination": "#ops",
+            "status": "sent",
+            "hook": "/buckets/b/collections/c#slack/0",
+            "uri": uri,
+            "action": "create",
+        }
+        assert (listed["bucket_id"], listed["collection_id"]) == ("b", "c")
+        assert listed["event"] == "kinto.core.events.AfterResourceChanged"
+
+    def test_a_channel_without_a_url_of_its_own_is_posted_to_the_default(self):
+        self.create_collection(data=metadata([slack(channel="#General-News")]))
+        self.create_record()
+        [request] = self.posted()
+        assert (request.path, request.json["channel"]) == ("/default", "#General-News")
 
     def test_placeholder_values_are_escaped_for_slack_and_the_template_is_not(self):
         self.create_collection(data=metadata([slack(template="<{uri}|{new[title]}> &")]))
         record = self.create_record(data={"title": "<!channel> & <https://x|bank>"}).json["data"]
-        [item] = self.received()
         uri = f"/buckets/b/collections/c/records/{record['id']}"
-        assert item.payload["text"] == f"<{uri}|&lt;!channel&gt; &amp; &lt;https://x|bank&gt;> &"
+        assert texts(self.posted()) == [f"<{uri}|&lt;!channel&gt; &amp; &lt;https://x|bank&gt;> &"]
 
     def test_filters_and_patterns_choose_as_for_emails(self):
         hooks = [
@@ -56,12 +84,12 @@ class SlackTest(HTTPItemsMixin, HookWebTest):
             slack(channel="#general", record_id="^nope", template="never"),
         ]
         self.create_collection(data=metadata(hooks))
-        self.received()
-        self.items.clear()
+        assert len(self.posted()) == 1  # The collection's creation.
+        self.receiver.clear()
         self.create_record()
-        assert [(i.location, i.payload["text"]) for i in self.received()] == [
-            ("/buckets/b/collections/c#slack/1", "first")
-        ]
+        assert texts(self.posted()) == ["first"]
+        on_records = [e["hook"] for e in self.listed("slack") if "/records/" in e["uri"]]
+        assert on_records == ["/buckets/b/collections/c#slack/1"]
 
     def test_each_key_falls_back_on_the_bucket_on_its_own(self):
         # The collection has email hooks only: the bucket's Slack hooks apply to it.
@@ -69,8 +97,8 @@ class SlackTest(HTTPItemsMixin, HookWebTest):
         self.app.patch_json("/buckets/b", {"data": bucket_hooks}, headers=self.headers)
         self.create_collection(data=self.hooked(record_hook()))
         self.create_record()
-        [item] = self.received()
-        assert (item.location, item.payload["text"]) == ("/buckets/b#slack/0", "from the bucket")
+        assert texts(self.posted()) == ["from the bucket"]
+        assert [e["hook"] for e in self.listed("slack")] == ["/buckets/b#slack/0"]
         self.emails(1)  # And the collection's email.
 
     def test_a_digest_posts_one_message_per_request_with_its_items(self):
@@ -84,22 +112,23 @@ class SlackTest(HTTPItemsMixin, HookWebTest):
             ],
         }
         self.app.post_json("/batch", body, headers=self.headers)
-        [item] = self.received()
-        assert item.payload["text"] == "2 changes\n\n<r1> &lt;b&gt;\n<r2> &lt;b&gt;"
-        assert item.location == "/buckets/b/collections/c#slack/0"
+        assert texts(self.posted()) == ["2 changes\n\n<r1> &lt;b&gt;\n<r2> &lt;b&gt;"]
+        assert [e["hook"] for e in self.listed("slack")] == ["/buckets/b/collections/c#slack/0"]
 
 
-class WebhookTest(HTTPItemsMixin, HookWebTest):
-    def test_a_record_change_makes_a_webhook_whose_body_describes_it(self):
+class WebhookTest(ListedMixin, HTTPChannelsMixin, HookWebTest):
+    def test_a_record_change_posts_a_signed_webhook_whose_body_describes_it(self):
         self.create_collection(data=metadata(webhook_hooks=[webhook()]))
         record = self.create_record(data={"title": "Hello"}).json["data"]
         user_id = self.app.get("/", headers=self.headers).json["user"]["id"]
-        [item] = self.received()
-        assert (item.channel, item.destination, item.message) == ("webhook", "audit", None)
-        assert item.location == "/buckets/b/collections/c#webhook/0"
-        assert set(item.payload) == {"id", "body"}
-        assert item.payload["id"].startswith("msg_") and "." not in item.payload["id"]
-        body = item.payload["body"]
+        [request] = self.posted()
+        assert request.path == "/audit"
+        assert request.headers["Content-Type"] == "application/json"
+        webhook_id = request.headers["webhook-id"]
+        assert webhook_id.startswith("msg_") and "." not in webhook_id
+        # As a receiver checks it, with the spec's reference library.
+        body = Webhook(SECRET).verify(request.body, request.headers)
+        assert set(body) == {"type", "timestamp", "data"}
         assert body["type"] == "kinto.record.create"
         moment = datetime.datetime.fromtimestamp(
             record["last_modified"] / 1000, datetime.timezone.utc
@@ -119,30 +148,32 @@ class WebhookTest(HTTPItemsMixin, HookWebTest):
             "old": {},
             "event": "kinto.core.events.AfterResourceChanged",
         }
+        [listed] = self.listed("webhook")
+        assert (listed["destination"], listed["status"]) == ("audit", "sent")
+        assert listed["hook"] == "/buckets/b/collections/c#webhook/0"
+        assert "127.0.0.1" not in str(listed) and SECRET not in str(listed)
 
     def test_a_deletion_carries_the_tombstone_and_the_old_record(self):
         self.create_collection(data=metadata(webhook_hooks=[webhook(action="delete")]))
         record = self.create_record(data={"title": "Gone"}).json["data"]
         self.app.delete(f"/buckets/b/collections/c/records/{record['id']}", headers=self.headers)
-        [item] = self.received()
-        data = item.payload["body"]["data"]
-        assert item.payload["body"]["type"] == "kinto.record.delete"
-        assert data["new"]["deleted"] is True and data["old"] == record
+        [request] = self.posted()
+        body = Webhook(SECRET).verify(request.body, request.headers)
+        assert body["type"] == "kinto.record.delete"
+        assert body["data"]["new"]["deleted"] is True and body["data"]["old"] == record
 
     def test_each_change_and_hook_has_an_id_of_its_own(self):
         hooks = [webhook(), webhook(resource_name="record")]
         self.create_collection(data=metadata(webhook_hooks=hooks))
-        self.received()
-        self.items.clear()
         self.create_record()
         self.create_record()
-        ids = [item.payload["id"] for item in self.received()]
+        ids = [request.headers["webhook-id"] for request in self.posted()]
         assert len(ids) == 4 == len(set(ids))
 
     def test_a_collection_change_is_a_collection_type(self):
         self.create_collection(data=metadata(webhook_hooks=[webhook(resource_name="collection")]))
         self.app.patch_json("/buckets/b/collections/c", {"data": {"x": 1}}, headers=self.headers)
-        types = [item.payload["body"]["type"] for item in self.received()]
+        types = sorted(request.json["type"] for request in self.posted())
         assert types == ["kinto.collection.create", "kinto.collection.update"]
 
 
@@ -160,33 +191,38 @@ class EveryChannelScenarios:
         }
         self.create_collection(data=hooks)
 
-    def test_one_change_makes_an_email_a_slack_message_and_a_webhook(self):
+    def test_one_change_sends_an_email_a_slack_message_and_a_webhook(self):
         self.hook_everything()
         self.create_record()
         self.emails(1)
-        assert sorted(item.channel for item in self.received()) == ["slack", "webhook"]
+        assert sorted(request.path for request in self.posted()) == ["/audit", "/ops"]
 
-    def test_a_rolled_back_write_puts_nothing(self):
+    def test_a_rolled_back_write_posts_nothing(self):
         self.hook_everything()
-        self.create_record(data={"explode": True}, status=500)
+        # In the event, after the listener ran; then at commit, once the outbox's rows (on
+        # PostgreSQL) were written in the transaction.
+        for explosion in (True, "at commit"):
+            self.create_record(data={"explode": explosion}, status=500)
+            transaction.abort()  # As the thread's next request does: a failed commit stays.
         body = {
             "defaults": {"method": "POST", "path": "/buckets/b/collections/c/records"},
             "requests": [{"body": {"data": {}}}, {"body": {"data": {"explode": True}}}],
         }
         self.app.post_json("/batch", body, headers=self.headers, status=500)
-        assert self.received() == []
+        assert self.posted() == []
         self.no_email()
+        listed = self.app.get("/buckets/b/emails", headers=self.headers).json["data"]
+        assert listed == []
+        # The next write posts as usual.
+        self.create_record()
+        assert sorted(request.path for request in self.posted()) == ["/audit", "/ops"]
 
 
-per_outbox(EveryChannelScenarios, type("Base", (HTTPItemsMixin, HookWebTest), {}), globals())
+per_outbox(EveryChannelScenarios, type("Base", (HTTPChannelsMixin, HookWebTest), {}), globals())
 
 
-class ReviewTest(HTTPItemsMixin, ReviewWebTest):
+class ReviewTest(HTTPChannelsMixin, ReviewWebTest):
     """kinto-signer's review events, to Slack and to a webhook."""
-
-    @classmethod
-    def extra_settings(cls):
-        return {**super().extra_settings(), **HTTP_SETTINGS}
 
     def source_metadata(self):
         requested = "kinto_signer.events.ReviewRequested"
@@ -202,15 +238,17 @@ class ReviewTest(HTTPItemsMixin, ReviewWebTest):
         )
 
     def test_review_events_post_to_slack_and_to_the_webhook_with_their_own_type(self):
-        self.received()
-        self.items.clear()
         self.request_review("Three <new> entries")
         self.app.patch_json(SOURCE, {"data": {"status": "to-sign"}}, headers=self.bob)
-        items = self.received()
+        posted = self.posted()
         user_id = self.app.get("/", headers=self.headers).json["user"]["id"]
-        [message] = [item.payload for item in items if item.channel == "slack"]
+        [message] = [request.json for request in posted if request.path == "/ops"]
         assert message == {"channel": "#ops", "text": f"{user_id} asks: Three &lt;new&gt; entries"}
-        bodies = [item.payload["body"] for item in items if item.channel == "webhook"]
+        bodies = [
+            Webhook(SECRET).verify(request.body, request.headers)
+            for request in posted
+            if request.path == "/audit"
+        ]
         assert [body["type"] for body in bodies] == [
             "kinto.review.requested",
             "kinto.review.approved",
@@ -222,7 +260,7 @@ class ReviewTest(HTTPItemsMixin, ReviewWebTest):
         assert requested["new"]["status"] == "to-review"
 
 
-class StoredBeforeValidationTest(HTTPItemsMixin, HookWebTest):
+class StoredBeforeValidationTest(HTTPChannelsMixin, HookWebTest):
     def test_a_hook_that_cannot_be_built_is_skipped_and_the_write_succeeds(self):
         self.create_collection(data=self.hooked(record_hook()))
         stored = {
@@ -231,9 +269,6 @@ class StoredBeforeValidationTest(HTTPItemsMixin, HookWebTest):
         }
         self.store_unchecked(stored, collection_id="c")
         record = self.create_record().json["data"]
-        [item] = self.received()
-        assert (item.location, item.payload["text"]) == (
-            "/buckets/b/collections/c#slack/1",
-            f"create {record['id']}",
-        )
+        [request] = self.posted()
+        assert (request.path, request.json["text"]) == ("/ops", f"create {record['id']}")
         self.emails(1)

@@ -9,6 +9,7 @@ from kinto_http import Client
 from kinto_signer.generate_keypair import generate_keypair
 
 from tests.functional.server import KintoServer
+from tests.http_receiver import channel_settings
 from tests.support import SMTPServer, TemporaryDatabase, free_port, hooked, record_hook
 
 
@@ -134,10 +135,15 @@ class Deployment:
         self.smtp_port = smtp_port
         self.migrated = False
 
-    def web(self, name="web", **settings):
-        """A ``kinto start`` (not started yet) whose ini adds ``settings`` to the outbox's."""
+    def web(self, name="web", receiver=None, **settings):
+        """A ``kinto start`` (not started yet) whose ini adds ``settings`` to the outbox's;
+        with ``receiver``, its Slack channels and webhook endpoints post there
+        (``channel_settings``)."""
         directory = self.directory / name
         directory.mkdir()
+        if receiver is not None:
+            channels = {f"kinto.{k}": v for k, v in channel_settings(receiver).items()}
+            settings = {**channels, **settings}
         server = KintoServer(
             directory, self.database.url, self.smtp_port, **{**OUTBOX_SETTINGS, **settings}
         )

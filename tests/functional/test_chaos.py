@@ -1,8 +1,10 @@
 """Chaos: web processes on one PostgreSQL outbox, killed with SIGKILL at random moments during
-1,000 writes. Every committed record gets its email at least once; an email is sent twice
-only where its process died holding it, and the duplicates are reported.
+1,000 writes. Every committed record gets its email and its webhook at least once; one is
+sent twice only where its process died holding it, a webhook's repeats with its first's id
+and body; the duplicates are reported.
 """
 
+import json
 import random
 import threading
 import time
@@ -10,9 +12,11 @@ from collections import Counter
 
 import pytest
 import requests
+from standardwebhooks import Webhook
 
 from tests.functional.conftest import AUTH
 from tests.functional.test_outbox import hooked_collection, mailed
+from tests.http_receiver import SECRET, Receiver
 from tests.support import SMTPServer
 
 
@@ -21,6 +25,8 @@ pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
 WRITES = 1000
 CLIENTS = 4
 KILLS = 6
+#: Beside each record's email, a webhook to a loopback receiver.
+WEBHOOKS = {"kinto-webhooks": {"hooks": [{"endpoint": "audit", "resource_name": "record"}]}}
 
 
 class Writers:
@@ -74,17 +80,19 @@ class Writers:
                 self.acknowledged.append(id_)
 
 
-def test_sigkills_during_1000_writes_lose_no_committed_email(outbox, record_property):
+def test_sigkills_during_1000_writes_lose_no_committed_email_nor_webhook(outbox, record_property):
     seed = random.randrange(2**32)
     record_property("seed", seed)
     chance = random.Random(seed)
     smtp = SMTPServer(port=outbox.smtp_port).start()
+    receiver = Receiver()
     try:
-        servers = [outbox.web(name).start() for name in ("first", "second")]
-        hooked_collection(servers[0])
+        servers = [outbox.web(name, receiver=receiver).start() for name in ("first", "second")]
+        hooked_collection(servers[0], metadata=WEBHOOKS)
         writers = Writers(servers)
         kill_at = sorted(chance.sample(range(50, WRITES - 50), KILLS))
         in_flight = 0  # The rows each killed process held: the only ones sent twice.
+        held = set()
         writers.start()
         for progress in kill_at:
             while writers.done < progress:
@@ -93,7 +101,9 @@ def test_sigkills_during_1000_writes_lose_no_committed_email(outbox, record_prop
             victim = chance.choice(servers)
             writers.up.remove(victim)
             victim.kill()
-            in_flight += len(outbox.claimed_by(victim))
+            claimed = outbox.claimed_by(victim)
+            in_flight += len(claimed)
+            held |= set(claimed)
             victim.start()
             writers.up.append(victim)
         writers.join(timeout=300)
@@ -101,27 +111,54 @@ def test_sigkills_during_1000_writes_lose_no_committed_email(outbox, record_prop
         statuses = outbox.wait_delivered(timeout=120)
     finally:
         smtp.stop()
+        receiver.stop()
     committed = outbox.records("b", "c")
     emails = mailed(smtp.inbox)
-    duplicates = sum(emails.values()) - len(emails)
+    email_duplicates = sum(emails.values()) - len(emails)
+    # Every webhook received verifies; its id -> the bodies received with it.
+    bodies = {}
+    for request in receiver.received:
+        Webhook(SECRET).verify(request.body, request.headers)
+        bodies.setdefault(request.headers["webhook-id"], []).append(request.body)
+    webhooks = sum(len(repeats) for repeats in bodies.values())
+    webhook_duplicates = webhooks - len(bodies)
+    hooked_ids = Counter(json.loads(repeats[0])["data"]["id"] for repeats in bodies.values())
+    # What the killed processes held, by what identifies it on arrival.
+    rows = outbox.sql(
+        "SELECT channel, subject, payload->>'id' FROM kinto_emailer_outbox WHERE id = ANY(%s)",
+        (sorted(held),),
+    )
+    held_emails = {subject for channel, subject, _ in rows if channel == "email"}
+    held_webhooks = {webhook_id for channel, _, webhook_id in rows if channel == "webhook"}
     summary = (
         f"chaos (seed {seed}): {len(committed)} records committed, {KILLS} SIGKILLs, "
-        f"{sum(emails.values())} emails, {duplicates} duplicate(s), {in_flight} in flight"
+        f"{sum(emails.values())} emails, {email_duplicates} duplicate(s), "
+        f"{webhooks} webhooks, {webhook_duplicates} duplicate(s), {in_flight} in flight"
     )
     print(summary)
     for name, value in [
         ("committed", len(committed)),
         ("kills", KILLS),
         ("emails", sum(emails.values())),
-        ("duplicates", duplicates),
+        ("duplicates", email_duplicates),
+        ("webhooks", webhooks),
+        ("webhook_duplicates", webhook_duplicates),
         ("in_flight", in_flight),
     ]:
         record_property(name, value)
 
     assert set(writers.acknowledged) <= committed and len(writers.acknowledged) == WRITES
-    # One row per committed record: a retried write that had committed added none.
-    assert statuses == {"sent": len(committed)}, summary
+    # One email row and one webhook row per committed record: a retried write that had
+    # committed added none.
+    assert statuses == {"sent": 2 * len(committed)}, summary
     assert set(emails) == committed, summary
-    # Sent twice: held by a killed process, at most the one under way on its SMTP connection.
-    assert duplicates <= min(in_flight, KILLS), summary
+    # One webhook-id per record, every committed record's posted at least once.
+    assert set(hooked_ids) == committed and set(hooked_ids.values()) == {1}, summary
+    # Sent twice: held by a killed process (the one under way, and those whose outcome it
+    # had not written yet: a burst's outcomes are written together).
+    assert {id_ for id_, count in emails.items() if count > 1} <= held_emails, summary
+    assert {id_ for id_, repeats in bodies.items() if len(repeats) > 1} <= held_webhooks
+    assert email_duplicates + webhook_duplicates <= in_flight, summary
     assert Counter(emails.values()).keys() <= {1, 2}, summary
+    # A webhook sent again is the same delivery: its id and body, byte for byte.
+    assert all(len(set(repeats)) == 1 for repeats in bodies.values()), summary

@@ -37,12 +37,14 @@ def paced_smtp(outbox):
     server.stop()
 
 
-def hooked_collection(server, bucket="b", collection="c"):
+def hooked_collection(server, bucket="b", collection="c", metadata=None):
+    """``bucket/collection`` with ``RECORD_HOOK``, and ``metadata`` (other channels' hooks)."""
     client = Client(
         server_url=server.url, auth=AUTH, bucket=bucket, collection=collection, timeout=30
     )
     client.create_bucket(id=bucket, if_not_exists=True)
-    client.create_collection(id=collection, data=hooked(RECORD_HOOK), if_not_exists=True)
+    data = {**hooked(RECORD_HOOK), **(metadata or {})}
+    client.create_collection(id=collection, data=data, if_not_exists=True)
     return client
 
 

@@ -3,7 +3,7 @@ are saved: 400s (errno 107) that name the field and the fix."""
 
 from kinto.core.testing import get_user_headers
 
-from tests.compose.http_items import HTTP_SETTINGS
+from tests.http_receiver import HTTPChannelsMixin
 from tests.support import HookWebTest, MaildirQueueMixin
 
 
@@ -19,11 +19,7 @@ def webhooks(*hooks):
     return {"kinto-webhooks": {"hooks": list(hooks)}}
 
 
-class HTTPHookTest(HookWebTest):
-    @classmethod
-    def extra_settings(cls):
-        return HTTP_SETTINGS
-
+class HTTPHookTest(HTTPChannelsMixin, HookWebTest):
     def refused_metadata(self, data, key, bucket_id="b"):
         response = self.app.put_json(
             f"/buckets/{bucket_id}/collections/c", {"data": data}, headers=self.headers, status=400
@@ -98,7 +94,7 @@ class SlackHooksTest(HTTPHookTest):
 class SlackWithoutDefaultTest(HTTPHookTest):
     @classmethod
     def extra_settings(cls):
-        return {"slack.ops.webhook_url": "https://hooks.slack.example/ops"}
+        return {"slack.ops.webhook_url": cls.receiver.url("/ops")}
 
     def test_a_channel_with_no_url_and_no_default_is_refused(self):
         message = self.refused_slack({"channel": "#general", "template": "x"})
@@ -107,7 +103,7 @@ class SlackWithoutDefaultTest(HTTPHookTest):
             "slack.general.webhook_url nor slack.webhook_url (channels with a URL: #ops); "
             "name one of those, or ask the server's operator to add it"
         )
-        assert "hooks.slack.example" not in message
+        assert "127.0.0.1" not in message
 
     def test_a_channel_with_its_own_url_is_accepted(self):
         self.create_collection(data=slack({"channel": "ops", "template": "x"}, SLACK_HOOK))
@@ -156,7 +152,7 @@ class WebhookHooksTest(HTTPHookTest):
 class HookWritePrincipalsTest(HTTPHookTest):
     @classmethod
     def extra_settings(cls):
-        return {**HTTP_SETTINGS, "kinto_emailer.hook_write_principals": "account:admin"}
+        return {**super().extra_settings(), "kinto_emailer.hook_write_principals": "account:admin"}
 
     def test_only_the_principals_write_slack_and_webhook_hooks(self):
         for data, key in (

@@ -18,8 +18,8 @@ from kinto.plugins.accounts.scripts import create_user
 from kinto_emailer.compose import optouts
 from kinto_emailer.compose.email import SPARED_AUTHOR
 from kinto_emailer.web.preview import PATH, UNREADABLE_GROUP
-from tests.compose.http_items import HTTP_SETTINGS
 from tests.hooks.test_selection import ATTACK_ID, CATASTROPHIC
+from tests.http_receiver import HTTPChannelsMixin
 from tests.support import (
     ALICE,
     EmailerWebTest,
@@ -478,12 +478,8 @@ class NotifyAuthorPreviewTest(EmailerWebTest):
             ]
 
 
-class HTTPChannelsPreviewTest(PreviewWebTest):
+class HTTPChannelsPreviewTest(HTTPChannelsMixin, PreviewWebTest):
     """Slack and webhook hooks, saved or tried, previewed with the emails' path."""
-
-    @classmethod
-    def extra_settings(cls):
-        return HTTP_SETTINGS
 
     def test_slack_and_webhook_hooks_show_what_they_would_post(self):
         self.save_hooks(record_hook())
