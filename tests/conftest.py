@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import kinto_emailer
+from tests.http_receiver import Receiver
 from tests.support import postgresql_unreachable
 
 
@@ -61,3 +62,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"{len(affected)} postgresql/functional tests {outcome}: {problem}"
         )
+
+
+@pytest.fixture
+def receiver():
+    """A loopback HTTP server that records what Slack messages and webhooks post to it."""
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()

@@ -92,13 +92,6 @@ def outbox_settings(request):
 
 
 @pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
 def deliver(outbox_settings, receiver):
     """``deliver(*items, **settings)``: a delivery of its own puts them in its outbox, and
     waits until each was sent or given up; returns the delivery."""

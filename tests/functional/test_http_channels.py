@@ -7,20 +7,13 @@ from kinto_http import Client
 from standardwebhooks import Webhook
 
 from tests.functional.conftest import AUTH
-from tests.http_receiver import SECRET, Receiver
+from tests.http_receiver import SECRET
 
 
 pytestmark = [pytest.mark.functional, pytest.mark.postgresql]
 
 SLACK = {"channel": "#ops", "template": "{action}d {id}", "resource_name": "record"}
 WEBHOOK = {"endpoint": "audit", "resource_name": "record"}
-
-
-@pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
 
 
 def test_a_separate_worker_posts_the_slack_message_and_the_signed_webhook(outbox, receiver):

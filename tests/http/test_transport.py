@@ -23,13 +23,6 @@ CA = trustme.CA()
 
 
 @pytest.fixture
-def receiver():
-    receiver = Receiver()
-    yield receiver
-    receiver.stop()
-
-
-@pytest.fixture
 def transport():
     transport = HTTPTransport(timeout=5)
     yield transport
