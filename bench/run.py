@@ -13,7 +13,9 @@ import time
 
 from outbox_scenarios import Backlog, drain, smtp_floor
 from processes import Database, EmailerWorker, Inbox, Kinto, migrate, write_ini
+from receiver import Receiver
 from scenarios import CLIENTS, Saturation, at_rest, percentile
+import webhook_scenarios as webhooks
 
 
 ROUNDS = 500  # Writes per server for (a) and (b).
@@ -31,6 +33,8 @@ BACKLOG_DEPTHS = (0, 10_000, 100_000)  # (l): pending rows.
 BACKLOG_WRITES = 200  # (l): hooked writes per depth, interleaved with Kinto alone's.
 BACKLOG_DRAINED = 3000  # (l): emails of the backlog drained per depth for the rate.
 DRAINED = 5000  # (m)
+WEBHOOK_ROUNDS = 300  # (n1)
+WEBHOOKS_DRAINED = 2000  # (n2): per drain, two of webhooks and two of emails.
 
 
 def hook(tag, recipients=("reader@example.com",)):
@@ -130,6 +134,7 @@ GROUPS = {
     "postgresql": "(h) to (k): PostgreSQL, a separate kinto-emailer worker",
     "backlog": "(l): PostgreSQL, a hooked write and the drain with a deep backlog",
     "drain": "(m): one worker's CPU per email beside a bare SMTP socket's",
+    "webhooks": "(n1), (n2): PostgreSQL, a hooked write and the drain of signed webhooks",
 }
 
 
@@ -156,7 +161,8 @@ def main(argv=None):
     directory = tempfile.mkdtemp(prefix="kinto-emailer-bench-")
     databases, processes = [], []
     rows = []
-    pg_groups = groups & {"postgresql", "backlog", "drain"}
+    pg_groups = groups & {"postgresql", "backlog", "drain", "webhooks"}
+    receiver = Receiver(webhooks.SECRET) if "webhooks" in groups else None
     try:
         servers = []
         if "memory" in groups:
@@ -170,7 +176,10 @@ def main(argv=None):
         if pg_groups:
             databases += [Database("alone"), Database("plugin")]
             pg_alone_ini = write_ini(directory, "pg-alone", database=databases[0])
-            pg_plugin_ini = write_ini(directory, "pg-plugin", outbox_inbox.port, databases[1])
+            endpoints = receiver and (receiver.port, webhooks.SECRET, webhooks.ENDPOINTS)
+            pg_plugin_ini = write_ini(
+                directory, "pg-plugin", outbox_inbox.port, databases[1], endpoints
+            )
             with open(os.path.join(directory, "migrate.log"), "w") as log:
                 migrate(pg_alone_ini, log)
                 migrate(pg_plugin_ini, log)
@@ -183,6 +192,8 @@ def main(argv=None):
             servers += [pg_alone, pg_plugin]
         for server in servers:
             set_up(server)
+        if receiver is not None:
+            webhooks.set_up([pg_alone, pg_plugin])
         for _ in range(50):  # Warm-up, emails included.
             for server in servers:
                 server.create("plain")
@@ -197,18 +208,23 @@ def main(argv=None):
             rows += memory_scenarios(alone, plugin, plugin_slow, fast, slow, warm)
         if "postgresql" in groups:
             rows += postgresql_scenarios(pg_alone, pg_plugin, worker, outbox_inbox, warm)
-        if "backlog" in groups or "drain" in groups:
+        if "webhooks" in groups:
+            n1 = webhooks.hooked_writes(pg_alone, pg_plugin, receiver, WEBHOOK_ROUNDS)
+        if groups & {"backlog", "drain", "webhooks"}:
             worker.stop()  # (l) and (m) start workers of their own.
             processes.remove(worker)
         if "backlog" in groups:
             rows += backlog_rows(directory, databases[1], pg_plugin, pg_alone, outbox_inbox)
         if "drain" in groups:
             rows += drain_rows(directory, databases[1], pg_plugin, outbox_inbox)
+        if "webhooks" in groups:
+            rows += webhook_rows(n1, directory, databases[1], pg_plugin, outbox_inbox, receiver)
     finally:
         for process in reversed(processes):
             process.stop()
-        for inbox in (fast, slow, outbox_inbox):
-            inbox.stop()
+        for inbox in (fast, slow, outbox_inbox, receiver):
+            if inbox is not None:
+                inbox.stop()
         for database in databases:
             database.drop()
     print_table(rows, load, os.getloadavg(), groups)
@@ -358,6 +374,32 @@ def drain_rows(directory, database, pg_plugin, inbox):
     ]  # fmt: skip
 
 
+def webhook_rows(n1, directory, database, pg_plugin, inbox, receiver):
+    """(n1) measured while the bench's worker ran; (n2) with workers of its own."""
+    samples, received, all_in = n1
+    write = latency_row("(n1) PostgreSQL, one webhook hook", samples["alone"],
+                        samples["plugin"], "Kinto alone +8%", 0.08, received)  # fmt: skip
+    write["met"] = write["met"] and all_in
+    drained = webhooks.drains(directory, database, pg_plugin, inbox, receiver, WEBHOOKS_DRAINED)
+    email, webhook = drained["email"], drained["webhook"]
+
+    def cpu(result):
+        return f"{result['cpu'] * 1000:.3f} ms (+{result['pg'] * 1000:.3f} PostgreSQL)"
+
+    rates = [r["rate"] for r in (email, webhook)]
+    rate = "-" if None in rates else f"{rates[1] / rates[0]:.2f}x"
+    return [
+        write,
+        row("(n2) drain: worker CPU/delivery, webhook vs email", cpu(email), cpu(webhook),
+            f"{webhook['cpu'] / email['cpu']:.2f}x", "-", True,
+            f"{2 * WEBHOOKS_DRAINED} each"),
+        row("(n2) drain: deliveries/s per worker, webhook vs email",
+            "-" if rates[0] is None else f"{rates[0]:.0f}",
+            "-" if rates[1] is None else f"{rates[1]:.0f}", rate, "all drained",
+            None not in rates, ""),
+    ]  # fmt: skip
+
+
 def machine():
     model = ""
     try:
@@ -391,6 +433,11 @@ def print_table(rows, load_before, load_after, groups):
         "MAIL/RCPT/DATA\nin one write, the message in a second) then one worker draining "
         f"{DRAINED} rows: CPU per email of the socket's thread and of the worker process,\n"
         "in brackets PostgreSQL's backends of that database (/proc).\n"
+        f"(n1): {WEBHOOK_ROUNDS} writes to a collection with one webhook hook, paired with Kinto "
+        "alone's; the worker posts to a loopback receiver\n(http.server, its own process, 200 "
+        "at once) that verifies each signature. (n2): one worker drains "
+        f"{WEBHOOKS_DRAINED} rows, emails then webhooks\nthen webhooks then emails (means of "
+        "two): CPU per delivery of the worker, in brackets PostgreSQL's; deliveries/s.\n"
         "Emails: arrived/expected, +seconds waited for the last after the writes."
     )
     header = {"name": "scenario", "alone": "Kinto alone", "plugin": "plugin", "ratio": "ratio",
