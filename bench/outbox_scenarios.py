@@ -9,7 +9,6 @@ import time
 import psycopg2
 from processes import EmailerWorker, cpu_seconds
 
-
 from tests.backlog import fill  # After ``processes``: it puts the checkout on the path.
 
 

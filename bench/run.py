@@ -11,11 +11,11 @@ import sys
 import tempfile
 import time
 
+import webhook_scenarios as webhooks
 from outbox_scenarios import Backlog, drain, smtp_floor
 from processes import Database, EmailerWorker, Inbox, Kinto, migrate, write_ini
 from receiver import Receiver
 from scenarios import CLIENTS, Saturation, at_rest, percentile
-import webhook_scenarios as webhooks
 
 
 ROUNDS = 500  # Writes per server for (a) and (b).
