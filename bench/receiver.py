@@ -100,7 +100,7 @@ class Receiver(Inbox):
     SCRIPT, SERVE = __file__, "--http"
 
     def __init__(self, secret):
-        super().__init__(secret)
+        super().__init__(secret)  # The process's argument: the mail server's is its delay.
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import argparse
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -15,7 +14,8 @@ import webhook_scenarios as webhooks
 from outbox_scenarios import Backlog, drain, smtp_floor
 from processes import Database, EmailerWorker, Inbox, Kinto, migrate, write_ini
 from receiver import Receiver
-from scenarios import CLIENTS, Saturation, at_rest, percentile
+from scenarios import CLIENTS, Saturation, at_rest
+from table import delivered, latency_row, machine, ms, rest_row, row, saturation_rows
 
 
 ROUNDS = 500  # Writes per server for (a) and (b).
@@ -76,57 +76,6 @@ def equalize(first, second):
         behind.server.batch("plain", count)
         behind.padding += count
         missing -= count
-
-
-def ms(seconds):
-    return f"{seconds * 1000:.2f} ms"
-
-
-def row(name, alone, plugin, ratio, target, met, emails):
-    return {"name": name, "alone": alone, "plugin": plugin, "ratio": ratio,
-            "target": target, "met": met, "emails": emails}  # fmt: skip
-
-
-def latency_row(name, base, value, target, limit, emails):
-    p0, p1 = statistics.median(base), statistics.median(value)
-    ratio = p1 / p0 - 1
-    return row(name, ms(p0), ms(p1), f"{ratio:+.1%}", target, ratio <= limit, emails)
-
-
-def delivered(inbox, tag, expected, timeout=120):
-    waited = inbox.wait_for(tag, expected, timeout)
-    text = f"{inbox.counts.get(tag, 0)}/{expected}"
-    return (text if waited is None else f"{text} +{waited:.2f}s"), waited is not None
-
-
-def saturation_rows(label, alone, plugin, inbox, cpu_limit=None, rate_limit=0.90):
-    emails, all_in = delivered(inbox, "t", plugin.writes)
-    ratio = plugin.rate / alone.rate
-    rows = [row(f"{label}, {CLIENTS} clients: writes/s", f"{alone.rate:.0f}",
-                f"{plugin.rate:.0f}", f"{ratio:.2f}x", f">= {rate_limit:.2f}x",
-                ratio >= rate_limit and all_in, emails)]  # fmt: skip
-    cpu = plugin.cpu_per_write / alone.cpu_per_write
-    helper = f"+{plugin.sink_cpu_per_write * 1000:.2f} mail server"
-    if plugin.helper is not None:
-        helper = f"+{plugin.helper_cpu_per_write * 1000:.2f} worker, {helper}"
-    helper = f" ({helper})"
-    rows.append(
-        row(f"{label}, {CLIENTS} clients: web CPU/write", ms(alone.cpu_per_write),
-            ms(plugin.cpu_per_write) + helper, f"{cpu:.2f}x",
-            "-" if cpu_limit is None else f"<= {cpu_limit:.2f}x",
-            cpu_limit is None or cpu <= cpu_limit, "")
-    )  # fmt: skip
-    return rows
-
-
-def rest_row(name, latencies):
-    arrived = [s for s in latencies if s is not None]
-    if not arrived:
-        return row(name, "-", "none arrived", "-", "p50 < 100 ms", False, f"0/{len(latencies)}")
-    p50, p99 = statistics.median(arrived), percentile(arrived, 0.99)
-    met = p50 < 0.1 and len(arrived) == len(latencies)
-    emails = f"{len(arrived)}/{len(latencies)}"
-    return row(name, "-", f"p50 {ms(p50)}, p99 {ms(p99)}", "-", "p50 < 100 ms", met, emails)
 
 
 GROUPS = {
@@ -218,7 +167,9 @@ def main(argv=None):
         if "drain" in groups:
             rows += drain_rows(directory, databases[1], pg_plugin, outbox_inbox)
         if "webhooks" in groups:
-            rows += webhook_rows(n1, directory, databases[1], pg_plugin, outbox_inbox, receiver)
+            rows += webhooks.rows(
+                n1, directory, databases[1], pg_plugin, outbox_inbox, receiver, WEBHOOKS_DRAINED
+            )
     finally:
         for process in reversed(processes):
             process.stop()
@@ -372,42 +323,6 @@ def drain_rows(directory, database, pg_plugin, inbox):
             "-" if drained["rate"] is None else f"{drained['rate'] / floor_rate:.2f}x", "-",
             drained["rate"] is not None, ""),
     ]  # fmt: skip
-
-
-def webhook_rows(n1, directory, database, pg_plugin, inbox, receiver):
-    """(n1) measured while the bench's worker ran; (n2) with workers of its own."""
-    samples, received, all_in = n1
-    write = latency_row("(n1) PostgreSQL, one webhook hook", samples["alone"],
-                        samples["plugin"], "Kinto alone +8%", 0.08, received)  # fmt: skip
-    write["met"] = write["met"] and all_in
-    drained = webhooks.drains(directory, database, pg_plugin, inbox, receiver, WEBHOOKS_DRAINED)
-    email, webhook = drained["email"], drained["webhook"]
-
-    def cpu(result):
-        return f"{result['cpu'] * 1000:.3f} ms (+{result['pg'] * 1000:.3f} PostgreSQL)"
-
-    rates = [r["rate"] for r in (email, webhook)]
-    rate = "-" if None in rates else f"{rates[1] / rates[0]:.2f}x"
-    return [
-        write,
-        row("(n2) drain: worker CPU/delivery, webhook vs email", cpu(email), cpu(webhook),
-            f"{webhook['cpu'] / email['cpu']:.2f}x", "-", True,
-            f"{2 * WEBHOOKS_DRAINED} each"),
-        row("(n2) drain: deliveries/s per worker, webhook vs email",
-            "-" if rates[0] is None else f"{rates[0]:.0f}",
-            "-" if rates[1] is None else f"{rates[1]:.0f}", rate, "all drained",
-            None not in rates, ""),
-    ]  # fmt: skip
-
-
-def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} CPUs {model}".strip()
 
 
 def print_table(rows, load_before, load_after, groups):

@@ -9,6 +9,7 @@ import statistics
 
 import psycopg2
 from outbox_scenarios import TABLE, drain
+from table import latency_row, row
 
 
 #: The endpoints' secret (Standard Webhooks: ``whsec_`` and the base64 of 24 to 64 bytes).
@@ -105,3 +106,30 @@ def drains(directory, database, pg_plugin, inbox, receiver, count):
         }
         for kind, results in runs.items()
     }
+
+
+def rows(n1, directory, database, pg_plugin, inbox, receiver, count):
+    """(n1) measured while the bench's worker ran (``hooked_writes``); (n2) with workers of
+    its own, ``count`` rows per drain."""
+    samples, received, all_in = n1
+    write = latency_row("(n1) PostgreSQL, one webhook hook", samples["alone"],
+                        samples["plugin"], "Kinto alone +8%", 0.08, received)  # fmt: skip
+    write["met"] = write["met"] and all_in
+    drained = drains(directory, database, pg_plugin, inbox, receiver, count)
+    email, webhook = drained["email"], drained["webhook"]
+
+    def cpu(result):
+        return f"{result['cpu'] * 1000:.3f} ms (+{result['pg'] * 1000:.3f} PostgreSQL)"
+
+    rates = [r["rate"] for r in (email, webhook)]
+    rate = "-" if None in rates else f"{rates[1] / rates[0]:.2f}x"
+    return [
+        write,
+        row("(n2) drain: worker CPU/delivery, webhook vs email", cpu(email), cpu(webhook),
+            f"{webhook['cpu'] / email['cpu']:.2f}x", "-", True,
+            f"{2 * count} each"),
+        row("(n2) drain: deliveries/s per worker, webhook vs email",
+            "-" if rates[0] is None else f"{rates[0]:.0f}",
+            "-" if rates[1] is None else f"{rates[1]:.0f}", rate, "all drained",
+            None not in rates, ""),
+    ]  # fmt: skip
