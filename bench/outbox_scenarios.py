@@ -9,11 +9,7 @@ import time
 import psycopg2
 from processes import EmailerWorker, cpu_seconds
 
-
-try:  # The bursts branch's filler (issue 23, items 2-3), once merged.
-    from tests.backlog import fill
-except ImportError:  # pragma: no cover - until then, the same rows, made here.
-    fill = None
+from tests.backlog import fill  # After ``processes``: it puts the checkout on the path.
 
 
 TABLE = "kinto_emailer_outbox"
@@ -21,37 +17,6 @@ TABLE = "kinto_emailer_outbox"
 
 #: The subject's tag of the rows that ``fill`` writes: ``backlog {n}``.
 TAG = "backlog"
-
-
-def _fill_here(url, pending, ended=0):
-    """``tests.backlog.fill``'s pending rows (queued emails to alice, claimable now, over 10
-    buckets, subject ``backlog {n}``), for as long as that module is not merged here."""
-    message = (
-        "jsonb_build_object('subject', 'backlog ' || n, 'sender', 'kinto@example.com', "
-        "'recipients', jsonb_build_array('alice@example.com'), 'cc', '[]'::jsonb, "
-        "'bcc', '[]'::jsonb, 'body', 'A record was created.', 'html', NULL, "
-        "'headers', jsonb_build_object('Message-ID', '<backlog.' || n || '@kinto-emailer>'))"
-    )
-    connection = psycopg2.connect(url)
-    connection.autocommit = True
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {TABLE} (bucket_id, collection_id, hook, uri, action, event, "
-                "subject, recipients_count, message, size, status) "
-                "SELECT 'bucket-' || mod(n, 10), 'c', '/buckets/bucket-' || mod(n, 10) || '#0', "
-                "'/buckets/bucket-' || mod(n, 10) || '/collections/c/records/r' || n, "
-                f"'create', 'record.create', 'backlog ' || n, 1, {message}, 300, 'queued' "
-                "FROM generate_series(1, %(pending)s) AS n",
-                {"pending": pending},
-            )
-            cursor.execute(f"VACUUM ANALYZE {TABLE}")
-    finally:
-        connection.close()
-
-
-if fill is None:
-    fill = _fill_here
 
 
 def forget(inbox, tag=TAG):
@@ -197,16 +162,17 @@ def smtp_floor(port, count, size=300):
     return cpu / count, count / elapsed
 
 
-def drain(directory, database, web, inbox, count):
-    """(m): one worker drains ``count`` emails; its CPU and PostgreSQL's per email, its rate."""
+def drain(directory, database, web, inbox, count, fill=fill, tag=TAG):
+    """(m): one worker drains ``count`` rows that ``fill(url, count, 0)`` writes (emails, or
+    (n2)'s webhooks); its CPU and PostgreSQL's per row, its rate."""
     empty_outbox(database.url)
     worker = EmailerWorker(directory, web.ini)
     try:
         idle(worker)  # Started, its imports done: only the drain is counted.
         cpu, pg = cpu_seconds(worker.pid), postgres_cpu(database)
-        forget(inbox)
+        forget(inbox, tag)
         fill(database.url, count, 0)
-        rate = drain_rate(inbox, TAG, count)
+        rate = drain_rate(inbox, tag, count)
         idle(worker, 0.1)  # Its last outcomes written.
         cpu, pg = cpu_seconds(worker.pid) - cpu, postgres_cpu(database) - pg
     finally:

@@ -80,10 +80,13 @@ class Inbox:
     A thread reads the sink's lines as they come: a full pipe would stall the mail server.
     """
 
+    #: The server's process: ``script --smtp PORT ARGUMENT``, which prints ``tag id n time``.
+    SCRIPT, SERVE = __file__, "--smtp"
+
     def __init__(self, delay=0.0):
         self.port = free_port()
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--smtp", str(self.port), str(delay)],
+            [sys.executable, self.SCRIPT, self.SERVE, str(self.port), str(delay)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
@@ -193,11 +196,22 @@ kinto_emailer.queue_bytes = 1000000000
 """
 
 
-def write_ini(directory, name, smtp_port=None, database=None):
+#: Signed-webhook endpoints of (n1) and (n2), on one receiver (its path is the tag).
+WEBHOOKS = """
+kinto_emailer.webhooks.{name}.url = http://127.0.0.1:{port}/{name}
+kinto_emailer.webhooks.{name}.secret = {secret}
+"""
+
+
+def write_ini(directory, name, smtp_port=None, database=None, webhooks=None):
+    """``webhooks``: (receiver port, secret, endpoint names), for the plugin's."""
     backend = POSTGRESQL.format(url=database.url) if database else MEMORY
     plugin = ""
     if smtp_port:
         plugin = PLUGIN.format(smtp_port=smtp_port) + (OUTBOX if database else "")
+    if smtp_port and webhooks:
+        port, secret, names = webhooks
+        plugin += "".join(WEBHOOKS.format(name=n, port=port, secret=secret) for n in names)
     path = os.path.join(directory, f"{name}.ini")
     with open(path, "w") as f:
         f.write(INI.format(port=free_port(), backend=backend, plugin=plugin))

@@ -6,14 +6,16 @@ import argparse
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
 
+import webhook_scenarios as webhooks
 from outbox_scenarios import Backlog, drain, smtp_floor
 from processes import Database, EmailerWorker, Inbox, Kinto, migrate, write_ini
-from scenarios import CLIENTS, Saturation, at_rest, percentile
+from receiver import Receiver
+from scenarios import CLIENTS, Saturation, at_rest
+from table import delivered, latency_row, machine, ms, rest_row, row, saturation_rows
 
 
 ROUNDS = 500  # Writes per server for (a) and (b).
@@ -31,6 +33,8 @@ BACKLOG_DEPTHS = (0, 10_000, 100_000)  # (l): pending rows.
 BACKLOG_WRITES = 200  # (l): hooked writes per depth, interleaved with Kinto alone's.
 BACKLOG_DRAINED = 3000  # (l): emails of the backlog drained per depth for the rate.
 DRAINED = 5000  # (m)
+WEBHOOK_ROUNDS = 300  # (n1)
+WEBHOOKS_DRAINED = 2000  # (n2): per drain, two of webhooks and two of emails.
 
 
 def hook(tag, recipients=("reader@example.com",)):
@@ -74,62 +78,12 @@ def equalize(first, second):
         missing -= count
 
 
-def ms(seconds):
-    return f"{seconds * 1000:.2f} ms"
-
-
-def row(name, alone, plugin, ratio, target, met, emails):
-    return {"name": name, "alone": alone, "plugin": plugin, "ratio": ratio,
-            "target": target, "met": met, "emails": emails}  # fmt: skip
-
-
-def latency_row(name, base, value, target, limit, emails):
-    p0, p1 = statistics.median(base), statistics.median(value)
-    ratio = p1 / p0 - 1
-    return row(name, ms(p0), ms(p1), f"{ratio:+.1%}", target, ratio <= limit, emails)
-
-
-def delivered(inbox, tag, expected, timeout=120):
-    waited = inbox.wait_for(tag, expected, timeout)
-    text = f"{inbox.counts.get(tag, 0)}/{expected}"
-    return (text if waited is None else f"{text} +{waited:.2f}s"), waited is not None
-
-
-def saturation_rows(label, alone, plugin, inbox, cpu_limit=None, rate_limit=0.90):
-    emails, all_in = delivered(inbox, "t", plugin.writes)
-    ratio = plugin.rate / alone.rate
-    rows = [row(f"{label}, {CLIENTS} clients: writes/s", f"{alone.rate:.0f}",
-                f"{plugin.rate:.0f}", f"{ratio:.2f}x", f">= {rate_limit:.2f}x",
-                ratio >= rate_limit and all_in, emails)]  # fmt: skip
-    cpu = plugin.cpu_per_write / alone.cpu_per_write
-    helper = f"+{plugin.sink_cpu_per_write * 1000:.2f} mail server"
-    if plugin.helper is not None:
-        helper = f"+{plugin.helper_cpu_per_write * 1000:.2f} worker, {helper}"
-    helper = f" ({helper})"
-    rows.append(
-        row(f"{label}, {CLIENTS} clients: web CPU/write", ms(alone.cpu_per_write),
-            ms(plugin.cpu_per_write) + helper, f"{cpu:.2f}x",
-            "-" if cpu_limit is None else f"<= {cpu_limit:.2f}x",
-            cpu_limit is None or cpu <= cpu_limit, "")
-    )  # fmt: skip
-    return rows
-
-
-def rest_row(name, latencies):
-    arrived = [s for s in latencies if s is not None]
-    if not arrived:
-        return row(name, "-", "none arrived", "-", "p50 < 100 ms", False, f"0/{len(latencies)}")
-    p50, p99 = statistics.median(arrived), percentile(arrived, 0.99)
-    met = p50 < 0.1 and len(arrived) == len(latencies)
-    emails = f"{len(arrived)}/{len(latencies)}"
-    return row(name, "-", f"p50 {ms(p50)}, p99 {ms(p99)}", "-", "p50 < 100 ms", met, emails)
-
-
 GROUPS = {
     "memory": "(a) to (g): the memory backend, the delivery thread in the web process",
     "postgresql": "(h) to (k): PostgreSQL, a separate kinto-emailer worker",
     "backlog": "(l): PostgreSQL, a hooked write and the drain with a deep backlog",
     "drain": "(m): one worker's CPU per email beside a bare SMTP socket's",
+    "webhooks": "(n1), (n2): PostgreSQL, a hooked write and the drain of signed webhooks",
 }
 
 
@@ -156,7 +110,8 @@ def main(argv=None):
     directory = tempfile.mkdtemp(prefix="kinto-emailer-bench-")
     databases, processes = [], []
     rows = []
-    pg_groups = groups & {"postgresql", "backlog", "drain"}
+    pg_groups = groups & {"postgresql", "backlog", "drain", "webhooks"}
+    receiver = Receiver(webhooks.SECRET) if "webhooks" in groups else None
     try:
         servers = []
         if "memory" in groups:
@@ -170,7 +125,10 @@ def main(argv=None):
         if pg_groups:
             databases += [Database("alone"), Database("plugin")]
             pg_alone_ini = write_ini(directory, "pg-alone", database=databases[0])
-            pg_plugin_ini = write_ini(directory, "pg-plugin", outbox_inbox.port, databases[1])
+            endpoints = receiver and (receiver.port, webhooks.SECRET, webhooks.ENDPOINTS)
+            pg_plugin_ini = write_ini(
+                directory, "pg-plugin", outbox_inbox.port, databases[1], endpoints
+            )
             with open(os.path.join(directory, "migrate.log"), "w") as log:
                 migrate(pg_alone_ini, log)
                 migrate(pg_plugin_ini, log)
@@ -183,6 +141,8 @@ def main(argv=None):
             servers += [pg_alone, pg_plugin]
         for server in servers:
             set_up(server)
+        if receiver is not None:
+            webhooks.set_up([pg_alone, pg_plugin])
         for _ in range(50):  # Warm-up, emails included.
             for server in servers:
                 server.create("plain")
@@ -197,18 +157,25 @@ def main(argv=None):
             rows += memory_scenarios(alone, plugin, plugin_slow, fast, slow, warm)
         if "postgresql" in groups:
             rows += postgresql_scenarios(pg_alone, pg_plugin, worker, outbox_inbox, warm)
-        if "backlog" in groups or "drain" in groups:
+        if "webhooks" in groups:
+            n1 = webhooks.hooked_writes(pg_alone, pg_plugin, receiver, WEBHOOK_ROUNDS)
+        if groups & {"backlog", "drain", "webhooks"}:
             worker.stop()  # (l) and (m) start workers of their own.
             processes.remove(worker)
         if "backlog" in groups:
             rows += backlog_rows(directory, databases[1], pg_plugin, pg_alone, outbox_inbox)
         if "drain" in groups:
             rows += drain_rows(directory, databases[1], pg_plugin, outbox_inbox)
+        if "webhooks" in groups:
+            rows += webhooks.rows(
+                n1, directory, databases[1], pg_plugin, outbox_inbox, receiver, WEBHOOKS_DRAINED
+            )
     finally:
         for process in reversed(processes):
             process.stop()
-        for inbox in (fast, slow, outbox_inbox):
-            inbox.stop()
+        for inbox in (fast, slow, outbox_inbox, receiver):
+            if inbox is not None:
+                inbox.stop()
         for database in databases:
             database.drop()
     print_table(rows, load, os.getloadavg(), groups)
@@ -358,16 +325,6 @@ def drain_rows(directory, database, pg_plugin, inbox):
     ]  # fmt: skip
 
 
-def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} CPUs {model}".strip()
-
-
 def print_table(rows, load_before, load_after, groups):
     print(
         f"kinto-emailer bench, {time.strftime('%Y-%m-%d')}, {platform.node()}, {machine()}, "
@@ -391,6 +348,11 @@ def print_table(rows, load_before, load_after, groups):
         "MAIL/RCPT/DATA\nin one write, the message in a second) then one worker draining "
         f"{DRAINED} rows: CPU per email of the socket's thread and of the worker process,\n"
         "in brackets PostgreSQL's backends of that database (/proc).\n"
+        f"(n1): {WEBHOOK_ROUNDS} writes to a collection with one webhook hook, paired with Kinto "
+        "alone's; the worker posts to a loopback receiver\n(http.server, its own process, 200 "
+        "at once) that verifies each signature. (n2): one worker drains "
+        f"{WEBHOOKS_DRAINED} rows, emails then webhooks\nthen webhooks then emails (means of "
+        "two): CPU per delivery of the worker, in brackets PostgreSQL's; deliveries/s.\n"
         "Emails: arrived/expected, +seconds waited for the last after the writes."
     )
     header = {"name": "scenario", "alone": "Kinto alone", "plugin": "plugin", "ratio": "ratio",
