@@ -8,6 +8,7 @@ wrong, never the URL: a Slack URL is a secret.
 """
 
 import email.utils
+import os
 import re
 import threading
 import time
@@ -57,6 +58,12 @@ class EndpointGone(PostFailure):
     permanent = True
 
 
+def ca_bundle() -> str | bool:
+    """The certificates TLS is verified with: those requests reads from the environment
+    (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``), else its own."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+
+
 class HTTPTransport:
     """The POSTs of one worker thread; ``abandon`` and ``close`` may be called from another."""
 
@@ -78,6 +85,12 @@ class HTTPTransport:
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
+                # The environment (proxies, ``REQUESTS_CA_BUNDLE``) read once per URL, not on
+                # every POST as requests does by default: a sixth of a POST's time in the
+                # bench's profile.
+                session.trust_env = False
+                session.proxies.update(requests.utils.get_environ_proxies(url))
+                session.verify = ca_bundle()
             return session
 
     def post(
@@ -102,7 +115,6 @@ class HTTPTransport:
                     timeout=(timeout, timeout),
                     allow_redirects=False,
                     stream=True,  # The body is read up to a bound (``BODY_BOUND``).
-                    verify=True,
                 )
                 try:
                     text = _read_text(response, deadline)
