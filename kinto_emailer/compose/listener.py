@@ -91,6 +91,8 @@ def collect_emails(
         owner = hooks_owner(event, impacted)
         context: dict[str, Any] | None = None
         for kind in KINDS:
+            if not settings.channels.offers(kind.channel):
+                continue
             hooks, location = finder.hooks(*owner, key=kind.key)
             if not hooks:
                 continue

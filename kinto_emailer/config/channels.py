@@ -81,6 +81,17 @@ class Channels:
     #: (``kinto_emailer.http_timeout``).
     http_timeout: float = 15.0
 
+    def offers(self, channel: str) -> bool:
+        """Whether hooks of ``channel`` can be delivered here: emails always, Slack with a
+        URL or ``slack.debug_dir``, webhooks with an endpoint. A write doesn't look for the
+        other channels' hooks: reading them would cost a bucket's read on every write to a
+        collection that has hooks of its own (each metadata key falls back on its own)."""
+        if channel == "slack":
+            return bool(self.slack_urls or self.slack_default_url or self.slack_debug_dir)
+        if channel == "webhook":
+            return bool(self.webhooks)
+        return True
+
     def slack_url(self, channel: str) -> str | None:
         """The URL a message to ``channel`` (as a hook writes it, ``#ops``) is posted to;
         ``None``: nowhere configured."""

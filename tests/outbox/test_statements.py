@@ -72,3 +72,23 @@ class TestStatementsOfAHookedWrite(PostgreSQLOutboxMixin, HookWebTest):
         assert len(ours) == 1 and ours[0].lstrip().startswith("INSERT"), ours
         outbox = self.app.app.registry.emailer.delivery.outbox
         assert outbox.pending() == 10
+
+
+def bucket_reads(statements):
+    return [(q, p) for q, p in statements if "'bucket'" in p and "objects" in q]
+
+
+class TestStatementsWithoutHTTPChannels(TestStatementsOfAHookedWrite):
+    def test_a_collection_with_hooks_of_its_own_reads_no_bucket(self):
+        # Neither Slack nor webhooks are configured: no hook of theirs is looked for.
+        assert not bucket_reads(self.statements(lambda: self.create_record()))
+
+
+class TestStatementsWithSlack(TestStatementsOfAHookedWrite):
+    @classmethod
+    def extra_settings(cls):
+        return {**super().extra_settings(), "slack.webhook_url": "http://127.0.0.1:9/slack"}
+
+    def test_the_bucket_is_read_for_its_slack_hooks(self):
+        # The collection has no kinto-slack key: its bucket's may have hooks.
+        assert len(bucket_reads(self.statements(lambda: self.create_record()))) == 1
