@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from ..http import signing
 from ..http.transport import HTTPTransport, PostFailure
 from ..outbox import Email, Outbox
-from .outcomes import FAILED, RETRIED, SENT, Report
-from .rounds import backoff
+from .outcomes import FAILED, SENT, Report
+from .retries import after_failure
 
 
 if TYPE_CHECKING:
@@ -127,27 +127,16 @@ class Poster:
         self.outbox.sent(item)
 
     def failed(self, item: Email, failure: PostFailure) -> None:
-        item.attempts += 1
-        settings = self.settings
-        if failure.permanent:
-            reason = f"permanent: {failure}"
-            self.report(FAILED, item, reason, attempts=item.attempts)
-            self.outbox.failed(item, reason)
-        elif item.attempts >= settings.retry_max_attempts:
-            reason = f"gave up after {item.attempts} attempt(s): {failure}"
-            self.report(FAILED, item, reason, attempts=item.attempts)
-            self.outbox.failed(item, reason)
-        elif self.deadline is not None:
-            item.attempts -= 1  # Not an attempt of its own: the next process tries it.
-            self.outbox.release([item])
-        else:
-            delay = backoff(settings, item.attempts)
-            if failure.retry_after is not None:
-                # The receiver's wish, within the retry bounds: never past retry_max_delay.
-                delay = max(delay, min(failure.retry_after, settings.retry_max_delay))
-            attempt = f"{item.attempts}/{settings.retry_max_attempts}"
-            self.report(RETRIED, item, failure, attempt=attempt, retry_in=f"{delay:.2f}s")
-            self.outbox.retry(item, delay, str(failure))
+        after_failure(
+            self.settings,
+            self.outbox,
+            self.report,
+            item,
+            failure,
+            permanent=failure.permanent,
+            stopping=self.deadline is not None,
+            retry_after=failure.retry_after,
+        )
 
 
 def _json(payload: object) -> bytes:

@@ -2,7 +2,6 @@
 again later with exponential backoff and jitter, or given up; each told to the outbox and
 to the report."""
 
-import random
 import smtplib
 import threading
 import time
@@ -19,7 +18,8 @@ from ..smtp.connection import (
     classify,
 )
 from ..smtp.deadline import Clock
-from .outcomes import FAILED, RETRIED, SENT, Report
+from .outcomes import FAILED, SENT, Report
+from .retries import after_failure
 
 
 if TYPE_CHECKING:
@@ -165,35 +165,18 @@ class Sender:
                 email.refused.append(refusal(rcpt, code, message))
 
     def failed(self, email: Email, failure: Exception, hide: Iterable[str] = ()) -> None:
-        email.attempts += 1
-        if isinstance(failure, PermanentFailure):
-            reason = f"permanent: {failure}"
-            self.report(FAILED, email, reason, hide=hide, attempts=email.attempts)
-            self.outbox.failed(email, self.report.redact(reason, email, hide))
-            return
-        if email.attempts >= self.settings.retry_max_attempts:
-            reason = f"gave up after {email.attempts} attempt(s): {failure}"
-            self.report(FAILED, email, reason, hide=hide, attempts=email.attempts)
-            self.outbox.failed(email, self.report.redact(reason, email, hide))
-        elif self.deadline is not None:
-            email.attempts -= 1  # Not an attempt of its own: the next process tries it.
-            self.outbox.release([email])
-        else:
-            delay = self.backoff(email.attempts)
-            attempt = f"{email.attempts}/{self.settings.retry_max_attempts}"
-            again = f"{delay:.2f}s"
-            self.report(RETRIED, email, failure, hide=hide, attempt=attempt, retry_in=again)
-            self.outbox.retry(email, delay, self.report.redact(str(failure), email, hide))
-
-    def backoff(self, attempts: int) -> float:
-        return backoff(self.settings, attempts)
-
-
-def backoff(settings: "EmailerSettings", attempts: int) -> float:
-    """Seconds before the next of ``attempts`` attempts: exponential, within the settings."""
-    delay = min(settings.retry_max_delay, settings.retry_base_delay * 2 ** (attempts - 1))
-    # Jitter: processes that failed together don't all come back at the same instant.
-    return random.uniform(delay / 2, delay)
+        permanent = isinstance(failure, PermanentFailure)
+        stopping = self.deadline is not None
+        after_failure(
+            self.settings,
+            self.outbox,
+            self.report,
+            email,
+            failure,
+            permanent=permanent,
+            stopping=stopping,
+            hide=hide,
+        )
 
 
 def _reasons(refused: Mapping[str, tuple[int, str | bytes]], recipients: list[str]) -> str:
