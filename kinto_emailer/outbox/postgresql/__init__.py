@@ -21,7 +21,6 @@ from pyramid.config import Configurator
 from pyramid_mailer.message import Message
 
 from .. import (
-    CANCELLED,
     DROPPED,
     QUEUED,
     DraftCompleter,
@@ -191,19 +190,6 @@ class PostgreSQLOutbox(Deliveries):
     def _saw_windows(self, started: float, due: float | None) -> None:
         """Until when no window can close, from a look at them begun at ``started``."""
         self._windows_seen_until = started + min(WINDOW_LOOK, WINDOW_LOOK if due is None else due)
-
-    def cancelled(self, email: Email, reason: str) -> None:
-        # Rare (every recipient opted out since the write): a statement of its own, while the
-        # claim is still this worker's.
-        email.status, email.error = CANCELLED, reason
-        self._held.pop(email.id, None)
-        with self._worker_connection() as cursor:
-            cursor.execute(
-                f"UPDATE {TABLE} SET status = 'cancelled', error = %(error)s, "
-                "last_modified = clock_timestamp(), lease_until = NULL, worker = NULL "
-                "WHERE id = %(id)s AND worker = %(worker)s AND status = 'sending'",
-                {"id": int(email.id), "error": reason, "worker": self.worker_id},
-            )
 
     # The status views, in the request's transaction.
 

@@ -13,6 +13,7 @@ import psycopg2.extras
 from pyramid_mailer.message import Message
 
 from .. import (
+    CANCELLED,
     FAILED,
     QUEUED,
     RETRYING,
@@ -188,6 +189,10 @@ class Deliveries(Notifications):
         email.status = FAILED
         # Who is still to try, as for a retry: queued again, it goes to them only.
         self._record(email, error, remaining=_remaining(email))
+
+    def cancelled(self, email: Email, reason: str) -> None:
+        email.status = CANCELLED
+        self._record(email, reason, remaining=None)  # The row's is kept: queued again, as it was.
 
     def release(self, emails: list[Email]) -> None:
         if not emails:

@@ -1,6 +1,7 @@
-"""A burst's outcomes, written together: each ``sent``, ``retry`` and ``failed`` waits in
-the worker's memory, and one statement writes them all, in the same round trip as the
-worker's next statement (its next claim, or its look at what falls due next).
+"""A burst's outcomes, written together: each ``sent``, ``retry``, ``failed`` and
+``cancelled`` waits in the worker's memory, and one statement writes them all, in the same
+round trip as the worker's next statement (its next claim, or its look at what falls due
+next).
 
 An outcome waits ``OUTCOMES_WAIT`` seconds at most before the next email is sent: a worker
 killed meanwhile leaves those rows claimed, and another worker sends them again once their
@@ -25,7 +26,8 @@ OUTCOMES_WAIT = 0.05
 WRITE = f"""
 UPDATE {TABLE} o
    SET status = v.status, attempts = v.attempts, error = v.error,
-       remaining = CASE WHEN v.status = 'sent' THEN o.remaining ELSE v.remaining END,
+       remaining = CASE WHEN v.status IN ('sent', 'cancelled') THEN o.remaining
+                        ELSE v.remaining END,
        refused = v.refused,
        sent = CASE WHEN v.status = 'sent' THEN clock_timestamp() ELSE o.sent END,
        next_attempt = CASE WHEN v.status = 'retrying'
@@ -43,10 +45,10 @@ UPDATE {TABLE} o
 @dataclass
 class Outcome:
     id: int
-    status: str  # ``sent``, ``retrying`` or ``failed``.
+    status: str  # ``sent``, ``retrying``, ``failed`` or ``cancelled``.
     attempts: int
     error: str | None
-    remaining: str | None  # JSON; a ``sent`` keeps the row's.
+    remaining: str | None  # JSON; a ``sent`` or ``cancelled`` keeps the row's.
     refused: str  # JSON.
     delay: float | None = None  # A retry's.
 
