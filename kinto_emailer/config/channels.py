@@ -210,7 +210,7 @@ def _read_webhooks(settings: Mapping[str, Any]) -> dict[str, Endpoint]:
                 f"Settings '{prefix}*': an endpoint's name is 1 to 64 letters, digits, "
                 f"'-' and '_', starting with a letter or digit; got {name!r}."
             )
-        values = {name: _value(settings, prefix + name) for name in WEBHOOK_FIELDS}
+        values = {field_: _value(settings, prefix + field_) for field_ in WEBHOOK_FIELDS}
         for required in WEBHOOK_REQUIRED:
             if values[required] is None:
                 raise ConfigurationError(
