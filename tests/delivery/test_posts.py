@@ -225,9 +225,10 @@ def test_a_redirect_is_not_followed(deliver, receiver):
 
 def test_a_time_out_is_retried(deliver, receiver):
     channels = Channels(
-        webhooks={"ops": Endpoint("ops", receiver.url("/webhook"), KEYS)}, http_timeout=0.3
+        webhooks={"ops": Endpoint("ops", receiver.url("/webhook"), KEYS)}, http_timeout=1.0
     )
-    receiver.script(Reply(delay=1.5))
+    # The time-out leaves a loaded machine time for the second, prompt reply.
+    receiver.script(Reply(delay=2.5))
     item = webhook()
     delivery = deliver(item, channels=channels)
     first, second = receiver.wait_for(2)
