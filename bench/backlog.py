@@ -171,9 +171,9 @@ def plans(args):
         print(f"filled {args.pending} pending, {args.ended} ended in "
               f"{time.monotonic() - started:.0f}s")  # fmt: skip
         sql = {
-            "CLAIM": queries.CLAIM,
+            "CLAIM": queries.CLAIM.sql,
             "NEXT_DUE": f"SELECT extract(epoch FROM ({queries.NEXT_DUE_AT}) - now())",
-            "OUTCOMES": outcomes.WRITE,
+            "OUTCOMES": outcomes.WRITE.sql,
             "PURGE": queries.PURGE,
             "PENDING": queries.PENDING_COUNT,
         }

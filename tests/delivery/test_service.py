@@ -2,11 +2,14 @@
 
 import logging
 import threading
+import time
 
 import pytest
 from pyramid.exceptions import ConfigurationError
 
 from kinto_emailer.config import read_settings
+from kinto_emailer.delivery import worker as worker_module
+from kinto_emailer.outbox.testing import email
 from tests.support import ALICE, FAST_RETRIES, EmailerWebTest, SMTPServer, free_port, record_hook
 
 
@@ -93,6 +96,43 @@ class SlowServerTest(OwnServerTest):
         self.drain()
         assert len(self.inbox.messages) == 20
         assert self.inbox.sessions == 1
+
+
+class SteadyStreamTest(OwnServerTest):
+    def claims(self):
+        """The size of each claim that took emails, from now on."""
+        outbox = self.app.app.registry.emailer.delivery.worker.outbox
+        sizes, claim = [], outbox.claim
+
+        def counted(limit):
+            claimed = claim(limit)
+            if claimed:
+                sizes.append(len(claimed))
+            return claimed
+
+        outbox.claim = counted
+        self.addCleanup(delattr, outbox, "claim")
+        return sizes
+
+    def test_a_steady_stream_is_sent_in_a_few_rounds_not_one_per_email(self):
+        self.start_server()
+        delivery = self.app.app.registry.emailer.delivery
+        self.drain()
+        sizes = self.claims()
+        for n in range(200):  # One email every 5 ms or so: a round ends, the next comes.
+            delivery.put([email(subject=f"s{n}", to=RECIPIENT)])
+            time.sleep(0.005)
+        self.drain()
+        assert len(self.inbox.messages) == 200
+        # One round per email without the steady linger; with it, ~a round per 0.1 s.
+        assert len(sizes) <= 40, sizes
+
+    def test_after_a_quiet_spell_the_worker_lingers_only_briefly(self):
+        worker = self.app.app.registry.emailer.delivery.worker
+        worker._round_ended = time.monotonic()
+        assert worker._linger() == worker_module.LINGER_STEADY
+        worker._round_ended = time.monotonic() - 1
+        assert worker._linger() == worker_module.LINGER
 
 
 class ServerDownThenUpTest(OwnServerTest):

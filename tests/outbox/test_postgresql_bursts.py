@@ -39,15 +39,16 @@ def database():
 
 
 class Statements:
-    """The statements an outbox sends on its worker connection, one per round trip."""
+    """The statements an outbox sends on its worker connection, one per round trip; those
+    that prepare one (once per connection) apart."""
 
     def __init__(self, outbox):
-        self.sent = []
-        sent = self.sent
+        self.sent, self.prepared = [], []
+        sent, prepared = self.sent, self.prepared
 
         class Cursor(psycopg2.extensions.cursor):
             def execute(self, sql, params=None):
-                sent.append(str(sql))
+                (prepared if str(sql).startswith("PREPARE ") else sent).append(str(sql))
                 return super().execute(sql, params)
 
         class Connection(psycopg2.extensions.connection):
@@ -95,6 +96,41 @@ def test_a_burst_is_claimed_and_its_outcomes_written_in_one_statement_each(make_
     assert outbox.claim(50) == []
     assert len(statements) == 2  # The 50 outcomes and the next claim: one round trip.
     assert {status for _, status in rows(outbox)} == {"sent"}
+
+
+def test_a_connection_prepares_each_statement_once_then_only_executes_it(make_outbox):
+    outbox = make_outbox()
+    outbox.put([email(subject=f"m{n}") for n in range(4)])
+    statements = Statements(outbox)
+    for _ in range(2):
+        for claimed in outbox.claim(2):
+            outbox.sent(claimed)
+        outbox.next_wake()
+    assert sorted(sql.split()[1] for sql in statements.prepared) == [
+        "kinto_emailer_claim", "kinto_emailer_next_wake", "kinto_emailer_outcomes",
+    ]  # fmt: skip
+    assert all(sql.startswith("EXECUTE ") for sql in statements.sent), statements.sent
+    assert {subject for subject, status in rows(outbox) if status == "sent"} == {
+        "m0", "m1", "m2", "m3",
+    }  # fmt: skip
+    # A new connection (the database restarted, say) prepares them again.
+    with pytest.raises(psycopg2.OperationalError):
+        with outbox._worker_connection() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+    outbox.put([email(subject="m4")])
+    assert [e.subject for e in outbox.claim(10)] == ["m4"]
+
+
+def test_without_prepared_statements_each_is_sent_whole(make_outbox):
+    outbox = make_outbox(outbox_prepared=False)
+    outbox.put([email(subject="m0")])
+    statements = Statements(outbox)
+    for claimed in outbox.claim(2):
+        outbox.sent(claimed)
+    outbox.next_wake()
+    assert statements.prepared == []
+    assert not any(sql.startswith("EXECUTE ") for sql in statements.sent), statements.sent
+    assert rows(outbox) == [("m0", "sent")]
 
 
 def test_every_kind_of_outcome_of_a_burst_is_recorded(make_outbox):

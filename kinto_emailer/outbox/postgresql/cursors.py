@@ -3,7 +3,9 @@ a time, or Kinto's connection, in the request's transaction; both with psycopg2'
 ``%(name)s`` placeholders."""
 
 import threading
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -13,6 +15,51 @@ import psycopg2.extras
 
 if TYPE_CHECKING:
     from kinto.core.storage.postgresql import Storage
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement of the worker's that PostgreSQL parses and plans once per connection
+    (``PREPARE``), then only executes: a claim's plan costs PostgreSQL more than its run.
+
+    ``sql`` takes psycopg2's ``%(name)s`` placeholders, each of a type in ``types``; it is
+    sent whole each time when the connection doesn't prepare (``outbox_prepared``).
+    """
+
+    name: str
+    sql: str
+    types: tuple[tuple[str, str], ...]  # (placeholder, PostgreSQL type), in order.
+
+    def prepare(self) -> str:
+        body = self.sql
+        for number, (placeholder, _) in enumerate(self.types, 1):
+            body = body.replace(f"%({placeholder})s", f"${number}")
+        kinds = ", ".join(kind for _, kind in self.types)
+        return f"PREPARE {self.name}{f' ({kinds})' if kinds else ''} AS {body}"
+
+    def execute(self) -> str:
+        casts = ", ".join(f"%({placeholder})s::{kind}" for placeholder, kind in self.types)
+        return f"EXECUTE {self.name}{f' ({casts})' if casts else ''}"
+
+
+#: The statements each connection has prepared (a new connection: none).
+_prepared: "weakref.WeakKeyDictionary[Any, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def statement_text(
+    connection: Any, cursor: Any, statement: "Statement | str", prepared: bool
+) -> str:
+    """What to send for ``statement`` on ``connection``: ``EXECUTE`` once it is prepared there
+    (preparing it first, alone: a failed ``EXECUTE`` never leaves it prepared but unknown)."""
+    if isinstance(statement, str):
+        return statement
+    if not prepared:
+        return statement.sql
+    names = _prepared.setdefault(connection, set())
+    if statement.name not in names:
+        cursor.execute(statement.prepare())
+        names.add(statement.name)
+    return statement.execute()
 
 
 class Cursor(Protocol):
@@ -49,8 +96,14 @@ class WorkerTransaction:
     trip of its own, three where one does.
     """
 
-    def __init__(self, lock: threading.Lock, connect: Callable[[], Any], atomic: bool = False):
-        self.lock, self.connect, self.atomic = lock, connect, atomic
+    def __init__(
+        self,
+        lock: threading.Lock,
+        connect: Callable[[], Any],
+        atomic: bool = False,
+        prepared: bool = False,
+    ):
+        self.lock, self.connect, self.atomic, self.prepared = lock, connect, atomic, prepared
 
     def __enter__(self) -> "PsycopgCursor":
         self.lock.acquire()
@@ -61,7 +114,7 @@ class WorkerTransaction:
         except BaseException:
             self.lock.release()
             raise
-        return PsycopgCursor(self.cursor)
+        return PsycopgCursor(self.cursor, self.prepared)
 
     def __exit__(
         self,
@@ -83,8 +136,8 @@ class WorkerTransaction:
 
 
 class PsycopgCursor:
-    def __init__(self, cursor: Any):
-        self.cursor = cursor
+    def __init__(self, cursor: Any, prepared: bool = False):
+        self.cursor, self.prepared = cursor, prepared
         self.rowcount = 0
 
     def execute(self, sql: str, params: dict[str, Any] | None = None) -> None:
@@ -93,6 +146,10 @@ class PsycopgCursor:
 
     def insert_many(self, sql: str, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         return psycopg2.extras.execute_values(self.cursor, sql, rows, fetch=True)
+
+    def text(self, statement: Statement | str) -> str:
+        """The text that runs ``statement`` on this connection."""
+        return statement_text(self.cursor.connection, self.cursor, statement, self.prepared)
 
     def fetchone(self) -> Any:
         return self.cursor.fetchone()

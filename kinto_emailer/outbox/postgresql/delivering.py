@@ -24,7 +24,7 @@ from .. import (
     refused_error,
 )
 from . import outcomes, windows
-from .cursors import PsycopgCursor, WorkerTransaction
+from .cursors import PsycopgCursor, Statement, WorkerTransaction
 from .queries import CLAIM, NEXT_DUE_AT, PENDING_COUNT, PURGE, PURGE_BATCH, RELEASE, RENEW
 from .waiting import Notifications
 
@@ -61,7 +61,7 @@ class Deliveries(Notifications):
 
     def _worker_connection(self, atomic: bool = False) -> "WorkerTransaction":
         """The worker's connection: ``atomic`` for several statements in one transaction."""
-        return WorkerTransaction(self._lock, self._connect, atomic)
+        return WorkerTransaction(self._lock, self._connect, atomic, self.settings.outbox_prepared)
 
     def _connect(self) -> Any:
         if self._connection is None or self._connection.closed:
@@ -69,18 +69,21 @@ class Deliveries(Notifications):
         return self._connection
 
     def _with_outcomes(
-        self, cursor: "PsycopgCursor", sql: str | None = None, params: dict[str, Any] | None = None
+        self,
+        cursor: "PsycopgCursor",
+        sql: Statement | str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> None:
         """Run ``sql`` after writing the outcomes that wait: one round trip, one transaction."""
         waiting = self._outcomes.take()
-        if waiting:
-            write, written = outcomes.write(waiting, self.worker_id)
-            sql = write if sql is None else f"{write};\n{sql}"
-            params = {**written, **(params or {})}
-        if sql is None:
-            return
         try:
-            cursor.execute(sql, params)
+            texts = [] if sql is None else [cursor.text(sql)]
+            if waiting:
+                write, written = outcomes.write(waiting, self.worker_id)
+                texts.insert(0, cursor.text(write))
+                params = {**written, **(params or {})}
+            if texts:
+                cursor.execute(";\n".join(texts), params)
         except BaseException:
             self._outcomes.give_back(waiting)  # Written with the next statement.
             raise
@@ -232,15 +235,20 @@ class Deliveries(Notifications):
         # One statement for both: the worker asks before each wait.
         started = time.monotonic()
         with self._worker_connection() as cursor:
-            self._with_outcomes(
-                cursor,
-                f"SELECT extract(epoch FROM ({NEXT_DUE_AT}) - now()), "
-                f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())",
-            )
+            self._with_outcomes(cursor, NEXT_WAKE)
             due, window = cursor.fetchone()
         window = None if window is None else max(0.0, float(window))
         self._saw_windows(started, window)
         return min((max(0.0, float(w)) for w in (due, window) if w is not None), default=None)
+
+
+#: When the next email falls due and the next window closes, in seconds from now.
+NEXT_WAKE = Statement(
+    "kinto_emailer_next_wake",
+    f"SELECT extract(epoch FROM ({NEXT_DUE_AT}) - now()), "
+    f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())",
+    (),
+)
 
 
 def _remaining(email: Email) -> str | None:

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from .cursors import Statement
 from .table import TABLE
 
 
@@ -23,7 +24,7 @@ OUTCOMES_WAIT = 0.05
 #: One row per outcome, from arrays (``unnest``): the statement's text never changes. A
 #: ``sent`` is written whoever holds the row now (the mail server has the email); the others
 #: only while the claim is still this worker's.
-WRITE = f"""
+WRITE_SQL = f"""
 UPDATE {TABLE} o
    SET status = v.status, attempts = v.attempts, error = v.error,
        remaining = CASE WHEN v.status IN ('sent', 'cancelled') THEN o.remaining
@@ -40,6 +41,20 @@ UPDATE {TABLE} o
  WHERE o.id = v.id
    AND (v.status = 'sent' OR (o.worker = %(o_worker)s AND o.status = 'sending'))
 """
+WRITE = Statement(
+    "kinto_emailer_outcomes",
+    WRITE_SQL,
+    (
+        ("o_ids", "bigint[]"),
+        ("o_statuses", "text[]"),
+        ("o_attempts", "int[]"),
+        ("o_errors", "text[]"),
+        ("o_remaining", "jsonb[]"),
+        ("o_refused", "jsonb[]"),
+        ("o_delays", "float8[]"),
+        ("o_worker", "text"),
+    ),
+)
 
 
 @dataclass
@@ -93,7 +108,7 @@ class Outcomes:
         self.take()
 
 
-def write(outcomes: list[Outcome], worker: str) -> tuple[str, dict[str, Any]]:
+def write(outcomes: list[Outcome], worker: str) -> tuple[Statement, dict[str, Any]]:
     """The statement that writes ``outcomes`` of ``worker``'s claims, and its parameters."""
     return WRITE, {
         "o_ids": [o.id for o in outcomes],

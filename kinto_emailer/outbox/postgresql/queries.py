@@ -1,10 +1,11 @@
 """The SQL of the worker's side of the outbox table: claims in turn between buckets, leases,
 when the next email falls due, and the purge. Each reads only what it needs through the
-partial indexes of ``migration_004_005.sql``, so that its cost stays flat however deep the
+partial indexes of ``migration_005_006.sql``, so that its cost stays flat however deep the
 backlog and however many ended rows the status views keep."""
 
 from .. import ENDED, PENDING
 from .admission import PENDING_SQL
+from .cursors import Statement
 from .table import TABLE
 
 
@@ -33,7 +34,7 @@ PENDING_COUNT = "SELECT " + " + ".join(
 # each), then the retries due and the leases expired, the oldest first; never the whole
 # backlog. Twice the limit in turn order: a worker claiming at the same moment skips the
 # rows another holds, and still finds a burst.
-CLAIM = f"""
+CLAIM_SQL = f"""
 WITH RECURSIVE buckets(bucket_id) AS (
     (SELECT bucket_id FROM {TABLE} WHERE status = 'queued' ORDER BY bucket_id LIMIT 1)
     UNION ALL
@@ -72,11 +73,20 @@ RETURNING o.id, o.bucket_id, o.collection_id, o.hook, o.uri, o.action, o.event, 
           o.remaining, o.size, o.attempts, extract(epoch FROM o.created) AS created, o.refused,
           o.channel, o.destination, o.payload
 """
+CLAIM = Statement(
+    "kinto_emailer_claim",
+    CLAIM_SQL,
+    (("limit", "int"), ("worker", "text"), ("lease", "float8")),
+)
 # The leases of a whole burst, renewed together: those that come back are still ours.
-RENEW = f"""
+RENEW = Statement(
+    "kinto_emailer_renew",
+    f"""
 UPDATE {TABLE} SET lease_until = now() + make_interval(secs => %(lease)s)
  WHERE id = ANY(%(ids)s) AND status = 'sending' AND worker = %(worker)s RETURNING id
-"""
+""",
+    (("lease", "float8"), ("ids", "bigint[]"), ("worker", "text")),
+)
 RELEASE = f"""
 UPDATE {TABLE} SET status = CASE WHEN attempts > 0 THEN 'retrying' ELSE 'queued' END,
        lease_until = NULL, worker = NULL, next_attempt = now(), last_modified = clock_timestamp()

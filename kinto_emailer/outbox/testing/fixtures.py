@@ -18,6 +18,7 @@ DEFAULTS = {
     "queue_bytes": 0,
     "max_emails_per_hour": 0,
     "outbox_lease": 60.0,
+    "outbox_prepared": True,
     "outbox_retention_days": 7,
     "queue_poll_interval": 0.05,
 }
