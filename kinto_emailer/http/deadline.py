@@ -2,8 +2,12 @@
 trickles it. At the deadline, or when the process stops, the connection's socket is shut,
 which ends a blocked read at once (``requests`` bounds each read only, not their sum)."""
 
+import heapq
+import itertools
+import os
 import socket
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
@@ -16,20 +20,65 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 _local = threading.local()
 
 
+class Watchdog:
+    """One thread that ends the POSTs whose deadline passed, for every POST of the process: a
+    thread started for each (``threading.Timer``) cost 0.26 ms of CPU, a quarter of a POST's.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)  # The parent's thread isn't there.
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._due: list[tuple[float, int, Watch]] = []  # A heap, the soonest first.
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: "Watch", seconds: float) -> None:
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="kinto-emailer-http-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), watch))
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                now = time.monotonic()
+                expired = []
+                # Ended POSTs leave when they come first: a heap has no cheap removal.
+                while self._due and (self._due[0][2].ended or self._due[0][0] <= now):
+                    _, _, watch = heapq.heappop(self._due)
+                    if not watch.ended:
+                        expired.append(watch)
+                if not expired:
+                    self._condition.wait(self._due[0][0] - now if self._due else None)
+                    continue
+            for watch in expired:  # Outside the lock: each takes its own.
+                watch.expire()
+
+
+_watchdog = Watchdog()
+
+
 class Watch:
     """One POST's deadline; ``abandon`` may be called from another thread."""
 
     def __init__(self, seconds: float):
+        self.seconds = seconds
         self.expired = False
         self.abandoned = False
+        self.ended = False  # The POST is over: its deadline no longer matters.
         self._lock = threading.Lock()
         self._connection: Any = None
-        self._timer = threading.Timer(seconds, self.expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> "Watch":
         _local.watch = self
-        self._timer.start()
+        _watchdog.add(self, self.seconds)
         return self
 
     def __exit__(
@@ -39,8 +88,8 @@ class Watch:
         tb: TracebackType | None,
     ) -> None:
         _local.watch = None
-        self._timer.cancel()
-        with self._lock:  # A timer that fires now leaves the connection, back in its pool.
+        with self._lock:  # A deadline that passes now leaves the connection, back in its pool.
+            self.ended = True
             self._connection = None
 
     def attach(self, connection: Any) -> None:
@@ -51,6 +100,8 @@ class Watch:
 
     def expire(self) -> None:
         with self._lock:
+            if self.ended:
+                return
             self.expired = True
             _shut(self._connection)
 

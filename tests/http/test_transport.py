@@ -2,6 +2,7 @@
 verified, the reply's body read up to a bound, ``Retry-After`` in both its forms."""
 
 import ssl
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 
@@ -142,3 +143,57 @@ def test_abandon_ends_the_post_under_way_at_once(transport, receiver):
     threading.Timer(0.3, transport.abandon).start()
     with pytest.raises(PostFailure, match="abandoned: the process stops"):
         transport.post(receiver.url(), b"{}")
+
+
+def test_posts_share_one_deadline_thread_whatever_their_number(transport, receiver):
+    import threading
+
+    transport.post(receiver.url(), b"{}")
+    before = threading.active_count()
+    for _ in range(20):
+        transport.post(receiver.url(), b"{}")
+    assert threading.active_count() == before
+    names = [thread.name for thread in threading.enumerate()]
+    assert names.count("kinto-emailer-http-deadlines") == 1
+
+
+def test_a_short_deadline_behind_a_long_one_ends_its_post_on_time(receiver):
+    import threading
+
+    # A POST of 5 s waits in another thread; one of 0.3 s, added after it, still ends first.
+    patient, hasty = HTTPTransport(timeout=5), HTTPTransport(timeout=0.3)
+    receiver.script(Reply(delay=1))
+    first = threading.Thread(target=patient.post, args=(receiver.url(), b"{}"))
+    first.start()
+    while not receiver.received:  # The receiver holds the first POST now.
+        time.sleep(0.01)
+    started = time.monotonic()
+    late = failure(hasty, receiver, Reply(trickle=0.05))
+    # Ended by its own deadline, not when the thread woke for the first POST's (5 s).
+    assert str(late) == "no reply within 0.3s" and time.monotonic() - started < 3
+    first.join()
+    assert receiver.received[0].path == receiver.received[1].path  # Both got there.
+    patient.close()
+    hasty.close()
+
+
+def test_a_forked_child_s_posts_end_at_their_deadline(receiver):
+    import os
+
+    transport = HTTPTransport(timeout=0.5)
+    transport.post(receiver.url(), b"{}")  # The parent's deadline thread is running.
+    receiver.script(Reply(trickle=0.05))
+    pid = os.fork()
+    if pid == 0:  # The child has no deadline thread of its own until it posts.
+        child, started = HTTPTransport(timeout=0.5), time.monotonic()
+        try:
+            child.post(receiver.url(), b"{}")
+            os._exit(1)
+        except PostFailure as e:
+            on_time = time.monotonic() - started < 3  # Not at the trickle's end, much later.
+            os._exit(0 if str(e) == "no reply within 0.5s" and on_time else 2)
+        except BaseException:
+            os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    transport.close()
