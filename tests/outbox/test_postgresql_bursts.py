@@ -6,6 +6,7 @@ import json
 import time
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extensions
 import pytest
 
@@ -119,6 +120,23 @@ def test_a_connection_prepares_each_statement_once_then_only_executes_it(make_ou
             cursor.execute("SELECT pg_terminate_backend(pg_backend_pid())")
     outbox.put([email(subject="m4")])
     assert [e.subject for e in outbox.claim(10)] == ["m4"]
+
+
+def test_a_table_changed_under_a_prepared_claim_costs_one_failed_claim():
+    with TemporaryDatabase() as database:
+        migrate(settings_of(database.url))
+        outbox = PostgreSQLOutbox(outbox_settings(), database.url, drafts)
+        try:
+            outbox.put([email(subject="m0")])
+            assert [e.subject for e in outbox.claim(10)] == ["m0"]  # Prepared, and run.
+            with outbox._worker_connection() as cursor:  # As a migration might.
+                cursor.execute("ALTER TABLE kinto_emailer_outbox ALTER COLUMN hook TYPE varchar")
+            outbox.put([email(subject="m1")])
+            with pytest.raises(psycopg2.errors.FeatureNotSupported):
+                outbox.claim(10)  # Its plan's result type changed.
+            assert [e.subject for e in outbox.claim(10)] == ["m1"]  # Prepared anew.
+        finally:
+            outbox.close()
 
 
 def test_without_prepared_statements_each_is_sent_whole(make_outbox):

@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg2
+import psycopg2.errors
 import psycopg2.extras
 
 
@@ -125,6 +126,11 @@ class WorkerTransaction:
         try:
             if exc_type is None:
                 self.connection.commit()  # Nothing to do in autocommit.
+            elif isinstance(exc, psycopg2.errors.FeatureNotSupported):
+                # "cached plan must not change result type": the table changed under a
+                # prepared statement (``kinto migrate`` while it runs). A new connection
+                # prepares them anew.
+                self.connection.close()
             else:
                 try:
                     self.connection.rollback()
