@@ -125,10 +125,7 @@ def main(argv=None):
         if pg_groups:
             databases += [Database("alone"), Database("plugin")]
             pg_alone_ini = write_ini(directory, "pg-alone", database=databases[0])
-            endpoints = receiver and (receiver.port, webhooks.SECRET, webhooks.ENDPOINTS)
-            pg_plugin_ini = write_ini(
-                directory, "pg-plugin", outbox_inbox.port, databases[1], endpoints
-            )
+            pg_plugin_ini = write_ini(directory, "pg-plugin", outbox_inbox.port, databases[1])
             with open(os.path.join(directory, "migrate.log"), "w") as log:
                 migrate(pg_alone_ini, log)
                 migrate(pg_plugin_ini, log)
@@ -136,13 +133,25 @@ def main(argv=None):
             processes.append(pg_alone)
             pg_plugin = Kinto(directory, "pg-plugin", pg_plugin_ini)
             processes.append(pg_plugin)
-            worker = EmailerWorker(directory, pg_plugin_ini)
+            worker_ini = pg_plugin_ini
+            if receiver is not None:
+                # (n1) and (n2) on a server of their own, on the same database: with an HTTP
+                # channel configured, a write also looks for that channel's hooks, which
+                # falls back to the bucket where the collection has none ((h) to (k) would
+                # pay that read, which their deployment doesn't).
+                endpoints = (receiver.port, webhooks.SECRET, webhooks.ENDPOINTS)
+                worker_ini = write_ini(
+                    directory, "pg-webhooks", outbox_inbox.port, databases[1], endpoints
+                )
+                pg_webhooks = Kinto(directory, "pg-webhooks", worker_ini)
+                processes.append(pg_webhooks)
+            worker = EmailerWorker(directory, worker_ini)  # It posts (n1)'s webhooks too.
             processes.append(worker)
             servers += [pg_alone, pg_plugin]
         for server in servers:
             set_up(server)
         if receiver is not None:
-            webhooks.set_up([pg_alone, pg_plugin])
+            webhooks.set_up([pg_alone, pg_webhooks])
         for _ in range(50):  # Warm-up, emails included.
             for server in servers:
                 server.create("plain")
@@ -158,7 +167,7 @@ def main(argv=None):
         if "postgresql" in groups:
             rows += postgresql_scenarios(pg_alone, pg_plugin, worker, outbox_inbox, warm)
         if "webhooks" in groups:
-            n1 = webhooks.hooked_writes(pg_alone, pg_plugin, receiver, WEBHOOK_ROUNDS)
+            n1 = webhooks.hooked_writes(pg_alone, pg_webhooks, receiver, WEBHOOK_ROUNDS)
         if groups & {"backlog", "drain", "webhooks"}:
             worker.stop()  # (l) and (m) start workers of their own.
             processes.remove(worker)
@@ -168,7 +177,7 @@ def main(argv=None):
             rows += drain_rows(directory, databases[1], pg_plugin, outbox_inbox)
         if "webhooks" in groups:
             rows += webhooks.rows(
-                n1, directory, databases[1], pg_plugin, outbox_inbox, receiver, WEBHOOKS_DRAINED
+                n1, directory, databases[1], pg_webhooks, outbox_inbox, receiver, WEBHOOKS_DRAINED
             )
     finally:
         for process in reversed(processes):
