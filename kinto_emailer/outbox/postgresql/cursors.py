@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Statement:
-    """A statement of the worker's that PostgreSQL parses and plans once per connection
-    (``PREPARE``), then only executes: a claim's plan costs PostgreSQL more than its run.
+    """A statement of the worker's that PostgreSQL parses once per connection (``PREPARE``),
+    then only executes, planned once where one plan serves every call: on a short queue, a
+    claim's plan costs PostgreSQL more than its run.
 
     ``sql`` takes psycopg2's ``%(name)s`` placeholders, each of a type in ``types``; it is
     sent whole each time when the connection doesn't prepare (``outbox_prepared``).
