@@ -104,8 +104,8 @@ class EmailerSettings:
     outbox: str = setting("kinto_emailer.outbox", "memory", outbox_choice)
     outbox_worker: bool = setting("kinto_emailer.outbox_worker", "true", boolean)
     outbox_lease: float = setting("kinto_emailer.outbox_lease", "60", UP_TO_A_DAY)
-    # Statements PostgreSQL plans once per connection; ``false`` behind a pooler that hands a
-    # transaction any server connection (PgBouncer's transaction mode).
+    # The worker's statements prepared once per connection; ``false`` behind a pooler that
+    # hands a transaction any server connection (PgBouncer's transaction mode).
     outbox_prepared: bool = setting("kinto_emailer.outbox_prepared", "true", boolean)
     outbox_retention_days: float = setting(
         "kinto_emailer.outbox_retention_days",
