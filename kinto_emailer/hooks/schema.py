@@ -136,6 +136,11 @@ def check_texts(
             if UNSUBSCRIBE_URL in templates.names(text):
                 _check_unsubscribe_url(node[field], field, hook)
                 extra = (*extra, UNSUBSCRIBE_URL)
+        elif used := templates.names(text) & set(RECIPIENT_PLACEHOLDERS):
+            # Whatever the event: a plugin's own would otherwise let it through, unknown.
+            raise colander.Invalid(
+                node[field], f'Invalid placeholder "{{{min(used)}}}" in "{field}"'
+            )
         unusable = templates.names(text) & set(templates.DIGEST_PLACEHOLDERS) - set(extra)
         if strict and unusable and field != "item_template":
             raise colander.Invalid(

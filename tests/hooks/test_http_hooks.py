@@ -71,6 +71,11 @@ class SlackHooksTest(HTTPHookTest):
         assert 'Invalid placeholder "{unsubscribe_url}" in "template"' in self.refused_slack(
             {"channel": "#ops", "template": "{unsubscribe_url}"}
         )
+        # On a plugin's own event too (where unknown placeholders are accepted).
+        review = {"channel": "#ops", "event": "kinto_signer.events.ReviewRequested"}
+        assert 'Invalid placeholder "{unsubscribe_url}" in "template"' in self.refused_slack(
+            {**review, "template": "{unsubscribe_url}"}
+        )
 
     def test_digest_placeholders_need_a_digest_and_windows_are_refused(self):
         message = self.refused_slack({"channel": "#ops", "template": "{count} changes"})
