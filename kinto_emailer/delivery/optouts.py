@@ -114,11 +114,7 @@ class OptOuts:
     ) -> Callable[[Email], bool]:
         """Whether someone is left to send each email of ``claimed`` to, once the addresses
         that opted out (read now) are out of it; an email with nobody left is cancelled."""
-        try:
-            optouts = self.of(claimed) if claimed else {}
-        except Exception:
-            outbox.release(claimed)  # For the next round: not held until their lease ends.
-            raise
+        optouts = self.of(claimed)
 
         def left(email: Email) -> bool:
             owner = owner_of(email)

@@ -214,7 +214,11 @@ class Worker:
         claimed = self._burst = self.outbox.claim(BURST)
         posts = [item for item in claimed if item.channel in POSTED]
         mails = [item for item in claimed if item.channel not in POSTED]
-        left = self.optouts.for_burst(mails, self.outbox, self.report)
+        try:
+            left = self.optouts.for_burst(mails, self.outbox, self.report)
+        except Exception:
+            self.outbox.release(claimed)  # For the next round, posts too: not held for a lease.
+            raise
         # Before rendering (the headers name only those left), and after it: who is still
         # to try after a refusal, or a Maildir file's envelope, is known once rendered.
         emails = [email for email in mails if left(email) and self._prepare(email) and left(email)]

@@ -362,3 +362,27 @@ def test_the_debug_mailer_writes_slack_messages_and_webhooks_to_files_too(tmp_pa
         [{"channel": "#ops", "text": "written"}, item.payload], key=str
     )
     assert receiver.received == []  # Nothing leaves with the debug mailer.
+
+
+def test_a_failed_opt_outs_read_gives_back_the_burst_s_posts_too(deliver, receiver, monkeypatch):
+    from kinto_emailer.delivery.optouts import OptOuts
+    from kinto_emailer.outbox.testing import email
+
+    failures = []
+    of = OptOuts.of
+
+    def fails_once(self, emails):
+        if not failures:
+            failures.append(emails)
+            raise RuntimeError("the storage is unreachable")
+        return of(self, emails)
+
+    monkeypatch.setattr(OptOuts, "of", fails_once)
+    item = slack()
+    # Without a mail server, the email is given up; the Slack message is posted once the
+    # round that failed gave it back (on the memory outbox, it would be held for good).
+    delivery = deliver(email(subject="m0"), item, retry_max_attempts=2)
+    assert failures and [json.loads(r.body)["text"] for r in receiver.wait_for(1)] == [
+        "Record created"
+    ]
+    assert record(delivery, item)["status"] == "sent"
