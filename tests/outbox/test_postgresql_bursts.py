@@ -139,6 +139,39 @@ def test_a_table_changed_under_a_prepared_claim_costs_one_failed_claim():
             outbox.close()
 
 
+def test_a_reply_holding_a_nul_byte_is_recorded_without_it(make_outbox):
+    outbox = make_outbox()
+    outbox.put([email(subject="m0"), email(subject="m1")])
+    first, second = outbox.claim(10)
+    first.attempts = second.attempts = 1
+    first.refused = [{"address": "a@example.com", "code": 550, "message": "no\x00such"}]
+    outbox.sent(first)
+    outbox.failed(second, "554 refused\x00 here")
+    assert outbox.claim(10) == []  # The outcomes written with it.
+    assert rows(outbox, "status, error") == [
+        ("m0", "sent", "refused for some recipients: 550 nosuch (1 recipient(s))"),
+        ("m1", "failed", "554 refused here"),
+    ]
+
+
+def test_outcomes_that_can_t_be_written_are_dropped_not_kept_for_every_statement(
+    make_outbox, caplog
+):
+    outbox = make_outbox()
+    outbox.put([email(subject="m0"), email(subject="m1")])
+    poisoned = outbox.claim(1)[0]
+    poisoned.attempts = 1
+    outbox.retry(poisoned, 60, "try later")
+    outbox._outcomes.take()  # As if PostgreSQL couldn't take what it carries:
+    outbox._outcomes.add(outcomes.Outcome(int(poisoned.id), "retrying", 1, "x", "{", "[]", 60))
+    with pytest.raises(psycopg2.DataError):
+        outbox.claim(10)
+    assert "Could not record the outcomes of 1 email(s)" in caplog.text
+    (other,) = outbox.claim(10)  # Not failed again: the worker goes on.
+    assert other.subject == "m1"
+    assert dict(rows(outbox)) == {"m0": "sending", "m1": "sending"}  # m0 back after its lease.
+
+
 def test_without_prepared_statements_each_is_sent_whole(make_outbox):
     outbox = make_outbox(outbox_prepared=False)
     outbox.put([email(subject="m0")])

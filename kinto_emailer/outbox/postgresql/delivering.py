@@ -3,6 +3,7 @@ lease, each outcome recorded while the claim is still this worker's, what falls 
 
 import functools
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import psycopg2
 import psycopg2.extras
 from pyramid_mailer.message import Message
 
+from ...log_values import quoted
 from .. import (
     CANCELLED,
     FAILED,
@@ -27,6 +29,9 @@ from . import outcomes, windows
 from .cursors import PsycopgCursor, Statement, WorkerTransaction
 from .queries import CLAIM, NEXT_DUE_AT, PENDING_COUNT, PURGE, PURGE_BATCH, RELEASE, RENEW
 from .waiting import Notifications
+
+
+logger = logging.getLogger("kinto_emailer.outbox")
 
 
 if TYPE_CHECKING:
@@ -84,6 +89,14 @@ class Deliveries(Notifications):
                 params = {**written, **(params or {})}
             if texts:
                 cursor.execute(";\n".join(texts), params)
+        except (ValueError, psycopg2.DataError) as e:
+            # What the outcomes carry can't be written: given back, they would fail every
+            # later statement. Their rows go back to the queue once their leases end.
+            if waiting:
+                logger.warning(
+                    "Could not record the outcomes of %d email(s): %s", len(waiting), quoted(e)
+                )
+            raise
         except BaseException:
             self._outcomes.give_back(waiting)  # Written with the next statement.
             raise
@@ -174,8 +187,9 @@ class Deliveries(Notifications):
                 id=int(email.id),
                 status=email.status,
                 attempts=email.attempts,
-                error=error,
-                refused=json.dumps(email.refused),
+                # A mail server's reply may hold a NUL byte, which PostgreSQL's text refuses.
+                error=None if error is None else _without_nul(error),
+                refused=json.dumps(_without_nul(email.refused)),
                 **outcome,
             )
         )
@@ -249,6 +263,17 @@ NEXT_WAKE = Statement(
     f"extract(epoch FROM ({windows.NEXT_WINDOW_AT}) - now())",
     (),
 )
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` (text, or lists and objects of it) without its NUL characters."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, (list, tuple)):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _remaining(email: Email) -> str | None:
