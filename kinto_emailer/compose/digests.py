@@ -1,5 +1,6 @@
-"""The objects that a ``"digest": true`` hook matched: one email per request and hook, or,
-with ``"digest_window"``, one per time window, gathered in the outbox.
+"""The objects that a ``"digest": true`` hook matched: one message per request and hook (an
+email or a Slack message), or, with ``"digest_window"``, one email per time window,
+gathered in the outbox.
 
 Each object's line is rendered when its event comes (inside the transaction, like any
 email); the draft of the email is composed once every event of the request is in.

@@ -23,11 +23,9 @@ from kinto.core.storage.exceptions import ObjectNotFoundError
 from kinto.core.utils import COMPARISON
 
 from .. import uris
-from ..delivery.optouts import RESOURCE_NAME, bucket_of, of_bucket, parent_id, read_by_owner
+from ..delivery.optouts import RESOURCE_NAME, bucket_of, parent_id, read_by_owner
 from ..hooks.selection import HookFinder, hooks_of
 
-
-__all__ = ("RESOURCE_NAME", "bucket_of", "of_bucket", "parent_id")
 
 PATH = "emailer/unsubscribe/"
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..http import signing
 from ..http.transport import HTTPTransport, PostFailure
 from ..outbox import Email, Outbox
-from .outcomes import FAILED, SENT, Report
+from .outcomes import SENT, Report
 from .retries import after_failure
 
 
@@ -63,11 +63,10 @@ class Poster:
                 self._write_debug_file(item, self.channels.slack_debug_dir)
                 return
             url, body, headers = self._request(item)
-        except Unroutable as e:
-            item.attempts += 1
-            reason = f"permanent: {e}"
-            self.report(FAILED, item, reason, attempts=item.attempts)
-            self.outbox.failed(item, reason)
+        except Unroutable as e:  # Its URL or endpoint left the settings: no later try helps.
+            after_failure(
+                self.settings, self.outbox, self.report, item, e, permanent=True, stopping=False
+            )
             return
         left = None if self.deadline is None else max(0.001, self.deadline - time.monotonic())
         try:

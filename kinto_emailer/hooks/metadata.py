@@ -16,7 +16,7 @@ from .patterns import (
     PatternError,
     pattern_size,
 )
-from .schema import EmailerMetadata, Hook, HookList
+from .schema import Hook, HookList
 
 
 if TYPE_CHECKING:
@@ -27,11 +27,8 @@ def fields_of(hook_schema: type[colander.MappingSchema]) -> tuple[str, ...]:
     return tuple(child.name for child in hook_schema().children)
 
 
-HOOK_FIELDS = fields_of(Hook)
-
-
 def _unknown_fields(
-    node: colander.SchemaNode, value: dict[str, Any], known: tuple[str, ...] = HOOK_FIELDS
+    node: colander.SchemaNode, value: dict[str, Any], known: tuple[str, ...]
 ) -> None:
     """Typos first: ``"templat"`` would otherwise be reported as a missing ``"template"``."""
     hooks = value.get("hooks")
@@ -87,8 +84,6 @@ def messages(error: colander.Invalid) -> str:
 
 
 def _metadata_schema(hook_schema: type[colander.MappingSchema]) -> colander.SchemaNode:
-    if hook_schema is Hook:
-        return EmailerMetadata()
     hooks = HookList(hook_schema(name="hook"), name="hooks", missing_msg='Missing "hooks"')
     return colander.SchemaNode(colander.Mapping(), hooks)
 

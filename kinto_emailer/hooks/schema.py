@@ -185,11 +185,3 @@ class HookList(colander.SequenceSchema):
             raise colander.Invalid(
                 node, f"Too many hooks: {len(value)} (kinto_emailer.max_hooks is {limit})"
             )
-
-
-class Hooks(HookList):
-    hook = Hook()
-
-
-class EmailerMetadata(colander.MappingSchema):
-    hooks = Hooks(missing_msg='Missing "hooks"')

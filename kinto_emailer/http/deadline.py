@@ -43,7 +43,8 @@ class Watchdog:
                 )
                 self._thread.start()
             heapq.heappush(self._due, (time.monotonic() + seconds, next(self._order), watch))
-            self._condition.notify()
+            if self._due[0][2] is watch:  # Sooner than what the thread waits for.
+                self._condition.notify()
 
     def _run(self) -> None:
         while True:

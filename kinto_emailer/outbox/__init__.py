@@ -158,10 +158,10 @@ class Outbox(abc.ABC):
     def failed(self, email: Email, error: str) -> None:
         """``email`` is given up: refused for good, or out of attempts."""
 
+    @abc.abstractmethod
     def cancelled(self, email: Email, reason: str) -> None:
         """Claimed ``email`` is not sent, for ``reason``: every recipient opted out since
         it was written (``delivery.optouts``)."""
-        self.failed(email, reason)
 
     @abc.abstractmethod
     def release(self, emails: list[Email]) -> None:

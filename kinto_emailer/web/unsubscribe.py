@@ -28,6 +28,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 
 from .. import uris
 from ..compose import optouts
+from ..delivery.optouts import of_bucket
 from ..permissions import has_permission
 from .emails import checked_bucket_id
 
@@ -116,7 +117,7 @@ def _check_writer(request: Request) -> str:
 
 @bucket_optouts.get(permission=NO_PERMISSION_REQUIRED)
 def list_optouts(request: Request) -> dict[str, Any]:
-    listed = optouts.of_bucket(request.registry.storage, _check_writer(request))
+    listed = of_bucket(request.registry.storage, _check_writer(request))
     return {"data": sorted(listed, key=lambda o: (o["owner"], o["address"]))}
 
 
