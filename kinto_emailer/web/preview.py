@@ -155,7 +155,11 @@ def preview_hooks(request: Request) -> dict[str, Any]:
     check_tried(request, finder, described)
     change = described.change
     owner = hooks_owner(change, change.impacted_objects[0])
-    applying = [(kind, *finder.hooks(*owner, key=kind.key)) for kind in KINDS]
+    # As the listener: a channel the server doesn't offer sends nothing, whatever is stored.
+    offered = [
+        kind for kind in KINDS if request.registry.emailer.settings.channels.offers(kind.channel)
+    ]
+    applying = [(kind, *finder.hooks(*owner, key=kind.key)) for kind in offered]
     for _, hooks, location in applying:
         if hooks:
             check_reader(request, location)

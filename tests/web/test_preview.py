@@ -312,6 +312,22 @@ class PreviewTest(PreviewWebTest):
         assert capability["preview"] == PATH
 
 
+class UnofferedChannelPreviewTest(PreviewWebTest):
+    def test_hooks_of_a_channel_the_server_doesn_t_offer_are_left_out_as_the_listener_does(self):
+        # Saved before the server lost its Slack URL (or under kinto-slack): never posted.
+        self.store_unchecked(
+            {
+                **self.hooked(record_hook()),
+                "kinto-slack": {"hooks": [{"channel": "#ops", "template": "New"}]},
+            },
+            collection_id="c",
+        )
+        answers = self.preview({"new": {"id": "r1"}})
+        assert [(a["hook"], a["channel"]) for a in answers] == [
+            ("/buckets/b/collections/c#0", "email")
+        ]
+
+
 class PrivateHookPreviewTest(PreviewWebTest):
     @classmethod
     def extra_settings(cls):
