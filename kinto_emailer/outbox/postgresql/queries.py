@@ -1,7 +1,8 @@
 """The SQL of the worker's side of the outbox table: claims in turn between buckets, leases,
 when the next email falls due, and the purge. Each reads only what it needs through the
 partial indexes of ``migration_005_006.sql``, so that its cost stays flat however deep the
-backlog and however many ended rows the status views keep."""
+backlog and however many ended rows the status views keep. A claim's cost grows with the
+number of buckets that have emails waiting: each gives up to a burst of candidates."""
 
 from .. import ENDED, PENDING
 from .admission import PENDING_SQL
